@@ -1,0 +1,288 @@
+"""fit, evaluate and predict as Python functions that return data; cli.py renders them.
+
+Library code never prints and never exits: it returns values and raises DltrainError.
+"""
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dltrain.config.loader import parse
+from dltrain.config.resolve import dump
+from dltrain.errors import CheckpointError, ConfigError, DataError
+from dltrain.experiment import Experiment, relative_paths
+from dltrain.training import checkpoint, rundir
+from dltrain.training.trainer import Trainer
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    history: list
+    trainer: Trainer = field(repr=False)
+    test: dict = None
+
+
+def _tune_allocator():
+    """Keep large freed blocks in the heap: returning them to the system and faulting them back
+    in every step costs up to half an epoch on dense networks (glibc only; harmless elsewhere)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-1, 1 << 30)   # M_TRIM_THRESHOLD
+        libc.mallopt(-3, 1 << 30)   # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=()):
+    """Train the model a config describes; write the run directory; return the history."""
+    _tune_allocator()
+    experiment = Experiment(config, overrides)
+    splits = experiment.load_data()
+    experiment.fit_pipeline(splits["train"])
+    model = experiment.build()
+    _check_labels(experiment, splits)
+    run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
+    rundir.prepare(run_dir, overwrite)
+    resolved = relative_paths(experiment.config, experiment.base, run_dir)
+    from dltrain.training.files import write_text
+
+    write_text(run_dir / "config.yaml", dump(resolved))
+    record = rundir.manifest(experiment.seed, _fingerprints(experiment))
+    rundir.write_manifest(run_dir, record)
+    meta = {"config": resolved, "class_names": experiment.class_names,
+            "input_shape": list(model.input_shape), "metrics": experiment.metric_names()}
+    trainer = Trainer(
+        model, experiment.loss, experiment.optimizer, experiment.metric_specs, experiment.pipeline,
+        experiment.streams, epochs=experiment.training["epochs"],
+        batch_size=experiment.training["batch_size"], shuffle=experiment.training["shuffle"],
+        callbacks=[*experiment.callbacks, rundir.MetricsLog(run_dir), *callbacks],
+        run_dir=run_dir, meta=meta, target_fn=experiment.target_fn())
+    try:
+        history = trainer.fit(splits["train"], splits["validation"])
+    except BaseException as error:
+        record.update(status="failed", error=type(error).__name__,
+                      finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        _quiet_manifest(run_dir, record)
+        raise
+    test = trainer.evaluate(splits["test"]) if splits["test"] is not None else None
+    record.update(status="completed", epochs=trainer.epoch, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  restored_epoch=trainer.restored_epoch, parameters=model.count_params())
+    rundir.write_manifest(run_dir, record)
+    return FitResult(run_dir, history, trainer, test)
+
+
+def _quiet_manifest(run_dir, record):
+    try:
+        rundir.write_manifest(run_dir, record)
+    except CheckpointError:
+        pass
+
+
+def _fingerprints(experiment):
+    prints = {}
+    for split, source in experiment.sources.items():
+        path = getattr(source, "path", None)
+        if path and (experiment.base / path).is_file():
+            prints[split] = rundir.fingerprint(experiment.base / path)
+    return prints
+
+
+def _check_labels(experiment, splits):
+    """Labels outside the model's classes are a data error before the first epoch."""
+    if experiment.loss.target != "sparse":
+        return
+    classes = experiment.model.output_shape[-1]
+    for name, split in splits.items():
+        if split is None or split.y is None:
+            continue
+        y = np.asarray(split.y)[split.indices]
+        if y.size and (y.min() < 0 or y.max() >= classes):
+            bad = int(y.min() if y.min() < 0 else y.max())
+            raise DataError(
+                f"the {name} labels include {bad}, outside the model's {classes} classes (0..{classes - 1})",
+                fix=f"give the last layer {int(y.max()) + 1} units, or fix the labels.")
+
+
+# -- loading a run ---------------------------------------------------------------------------
+
+def checkpoint_path(run, which="best"):
+    """The checkpoint file for a run directory (best, else last) or a checkpoint path."""
+    run = Path(run)
+    if run.is_file():
+        return run
+    if not run.exists():
+        raise ConfigError(f"run {str(run)!r} does not exist",
+                          fix="give a run directory written by `dltrain fit` (e.g. runs/NAME).")
+    if which not in ("best", "last"):
+        path = Path(which)
+        if not path.exists():
+            raise CheckpointError(f"checkpoint {which!r} does not exist")
+        return path
+    folder = run / "checkpoints"
+    for name in ([f"{which}.npz", "last.npz"] if which == "best" else ["last.npz"]):
+        if (folder / name).exists():
+            return folder / name
+    raise CheckpointError(f"run {str(run)!r} has no checkpoint ({which}.npz)",
+                          fix="train it with `dltrain fit` first.")
+
+
+class LoadedRun:
+    """A run's model, preprocessing and config, restored from a checkpoint."""
+
+    def __init__(self, run, which="best"):
+        self.path = checkpoint_path(run, which)
+        self.run_dir = self.path.parent.parent if self.path.parent.name == "checkpoints" else self.path.parent
+        arrays, self.meta = checkpoint.load(self.path)
+        document = parse(dump(self.meta["config"]), str(self.run_dir / "config.yaml"))
+        self.experiment = Experiment(document)
+        self.model = self.experiment.build()
+        try:
+            self.model.load_state_dict(checkpoint.section(arrays, "model"))
+        except (KeyError, ValueError) as error:
+            raise CheckpointError(f"{self.path} does not match its config: {error}") from None
+        self.experiment.pipeline.load_state_dict(checkpoint.section(arrays, "preprocessing"))
+        self.class_names = self.meta.get("class_names")
+
+    def trainer(self):
+        e = self.experiment
+        return Trainer(self.model, e.loss, e.optimizer, e.metric_specs, e.pipeline, e.streams,
+                       batch_size=e.training["batch_size"], target_fn=e.target_fn())
+
+
+def evaluate(run, which="best", data=None):
+    """{metric: value} of a run on its config's test split, or on ``data`` (a file or a spec)."""
+    loaded = LoadedRun(run, which)
+    experiment = loaded.experiment
+    if data is not None:
+        split = _data_split(data, experiment)
+    else:
+        if experiment.sources.get("test") is None:
+            raise ConfigError(f"the config of {loaded.run_dir} has no test split",
+                              fix="pass --data FILE, or add `test: {split: 0.2}` under data.")
+        split = experiment.load_data()["test"]
+    _check_labels(experiment, {"test": split})
+    return loaded.trainer().evaluate(split)
+
+
+def _data_split(data, experiment):
+    from dltrain.data.dataset import Split
+    from dltrain.data.sources import for_file
+    from dltrain.registry import build
+
+    text = str(data).strip()
+    if text.startswith("{"):
+        source = build("source", parse(text, "--data").data, "--data")
+    else:
+        source = for_file(text, experiment.sources.get("train"))
+    x, y = source.load(Path.cwd())
+    if y is None:
+        raise DataError(f"{data}: no labels to evaluate against",
+                        fix="give a file that holds labels as the training data did.")
+    split = Split(x, y, name="test")
+    experiment.check_data({"test": split})
+    return split
+
+
+@dataclass
+class Predictions:
+    outputs: np.ndarray                      # (N, ...) model outputs
+    sources: list                            # (file, row) of each output
+    class_names: list = None                 # names of the classes, for a classifier
+    classifier: bool = False
+
+    def top(self, k):
+        """(indices, probabilities) of the k most probable classes per row."""
+        probs = self.outputs.reshape(len(self.outputs), -1)
+        if probs.shape[1] == 1:
+            probs = np.concatenate([1 - probs, probs], axis=1)
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return order, np.take_along_axis(probs, order, axis=1)
+
+    def label(self, index):
+        return self.class_names[index] if self.class_names else int(index)
+
+    def records(self, top_k=None):
+        """One dict per input: file, row, and the predicted class and probabilities, or outputs."""
+        rows = []
+        if self.classifier:
+            k = top_k or 1
+            order, probs = self.top(k)
+            classes = self.outputs.reshape(len(self.outputs), -1).shape[1]
+            classes = 2 if classes == 1 else classes
+            full = self.top(classes)
+            for i, (file, row) in enumerate(self.sources):
+                record = {"file": file, "row": row, "prediction": self.label(order[i, 0])}
+                if top_k:
+                    for j in range(k):
+                        record[f"top{j + 1}"] = self.label(order[i, j])
+                        record[f"top{j + 1}_probability"] = float(probs[i, j])
+                else:
+                    by_class = dict(zip(full[0][i], full[1][i]))
+                    for c in range(classes):
+                        record[f"p_{self.label(c)}"] = float(by_class[c])
+                rows.append(record)
+        else:
+            flat = self.outputs.reshape(len(self.outputs), -1)
+            for i, (file, row) in enumerate(self.sources):
+                rows.append({"file": file, "row": row,
+                             **{f"output_{j}" if flat.shape[1] > 1 else "output": float(v)
+                                for j, v in enumerate(flat[i])}})
+        return rows
+
+
+def predict(run, files, which="best"):
+    """The model's outputs for every sample of every file, with the saved preprocessing applied."""
+    from dltrain.data.sources import for_file
+
+    loaded = LoadedRun(run, which)
+    experiment, model = loaded.experiment, loaded.model
+    expected = tuple(model.input_shape)
+    outputs, sources = [], []
+    for file in files:
+        source = for_file(file, experiment.sources.get("train"))
+        x = source.load_features(Path.cwd(), expected_features=expected[0] if len(expected) == 1 else None)
+        if tuple(x.shape[1:]) != expected:
+            raise DataError(f"{file}: each sample has shape {tuple(x.shape[1:])}, the model expects {expected}",
+                            fix="give inputs shaped like the training data.")
+        x = experiment.pipeline.transform(x)
+        outputs.append(model.predict(x, batch_size=experiment.training["batch_size"] * 8))
+        names = getattr(source, "sample_names", None)
+        sources += [(str(file), names[i] if names else i) for i in range(len(x))]
+    loss = experiment.loss
+    classifier = loss.fuses is not None or loss.target == "sparse"
+    class_names = loaded.class_names or getattr(experiment.sources.get("train"), "class_names", None)
+    return Predictions(np.concatenate(outputs), sources, class_names, classifier)
+
+
+def write_predictions(predictions, output, format=None, top_k=None):
+    """Write predictions to ``output`` as csv, json or npy (by ``format`` or the extension)."""
+    import csv
+
+    from dltrain.training.files import atomic_open
+
+    output = Path(output)
+    format = format or (output.suffix.lstrip(".").lower() or "csv")
+    if format not in ("csv", "json", "npy"):
+        raise ConfigError(f"unknown output format {format!r}", expected="csv, json or npy")
+    try:
+        if format == "npy":
+            with atomic_open(output) as f:
+                np.save(f, predictions.outputs)
+            return output
+        records = predictions.records(top_k)
+        with atomic_open(output, "w") as f:
+            if format == "json":
+                json.dump(records, f, indent=1)
+            else:
+                writer = csv.DictWriter(f, fieldnames=list(records[0]) if records else ["file"],
+                                        lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(records)
+    except CheckpointError as error:
+        raise CheckpointError(f"cannot write predictions to {output}: {error.message}") from None
+    return output

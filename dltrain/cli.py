@@ -1,0 +1,168 @@
+"""The command line: thin click commands over api.py, rendering with rich.
+
+Heavy imports (numpy, rich, the catalogue) happen inside the commands, so `dltrain --help`
+answers at once. Errors a user can cause print a message and exit with the contract's code; only
+a bug (or --debug) shows a traceback.
+"""
+import functools
+import json
+import sys
+
+import click
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def handle_errors(command):
+    """Map DltrainError to its exit code and message; KeyboardInterrupt to 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return command(*args, **kwargs)
+        except click.exceptions.Exit:
+            raise
+        except Exception as error:
+            from dltrain.errors import DltrainError
+
+            if isinstance(error, DltrainError) and not debug:
+                _stderr().print(error.render(), markup=False)
+                sys.exit(error.exit_code)
+            raise
+        except KeyboardInterrupt:
+            _stderr().print("Interrupted.")
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="dltrain")
+@click.option("--debug", is_flag=True, help="Show a traceback for every error.")
+def main(debug):
+    """Train neural networks written in numpy from YAML config files.
+
+    \b
+    dltrain fit configs/digits_mlp.yaml        train; writes runs/NAME/
+    dltrain evaluate runs/digits-mlp --json    score on the test split
+    dltrain predict runs/digits-mlp x.csv      apply to new data
+    """
+
+
+def set_option(command):
+    return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                        help="Override a config value, e.g. model.layers[1].units=128 (repeatable).")(command)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("config", type=click.Path(dir_okay=False))
+@set_option
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Where to write the run (default runs/NAME).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty run directory.")
+@click.option("--quiet", is_flag=True, help="No progress bar; one line per epoch, for logs.")
+@handle_errors
+def fit(config, overrides, run_dir, overwrite, quiet):
+    """Train the model described by CONFIG."""
+    from rich.console import Console
+
+    from dltrain import api
+    from dltrain.progress import ProgressDisplay
+
+    console = Console(stderr=False, highlight=False)
+    result = api.fit(config, overrides, run_dir=run_dir, overwrite=overwrite,
+                     callbacks=[ProgressDisplay(console, live=not quiet)])
+    _print_fit_summary(console, result)
+
+
+def _print_fit_summary(console, result):
+    from rich.table import Table
+
+    from dltrain.progress import format_value
+
+    if not result.history:
+        return
+    last = result.history[-1]
+    table = Table(title=f"{result.run_dir}  ({len(result.history)} epochs)", title_justify="left")
+    table.add_column("metric")
+    table.add_column("train", justify="right")
+    table.add_column("validation", justify="right")
+    if result.test:
+        table.add_column("test", justify="right")
+    for key, value in last.items():
+        if key in ("epoch", "lr", "seconds") or key.startswith("val_"):
+            continue
+        row = [key, format_value(value), format_value(last.get(f"val_{key}", ""))]
+        if result.test:
+            row.append(format_value(result.test.get(key, "")))
+        table.add_row(*row)
+    console.print(table)
+    if result.trainer.restored_epoch:
+        console.print(f"restored the weights of epoch {result.trainer.restored_epoch} (early stopping)")
+    console.print(f"next: dltrain evaluate {result.run_dir}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run", type=click.Path())
+@click.option("--checkpoint", "which", default="best", show_default=True,
+              help="best, last, or a checkpoint file.")
+@click.option("--data", help="A data file (or a source spec in YAML) instead of the test split.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
+@handle_errors
+def evaluate(run, which, data, as_json):
+    """Score the run RUN on its test split (or --data)."""
+    from dltrain import api
+
+    scores = api.evaluate(run, which, data)
+    if as_json:
+        click.echo(json.dumps(scores))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from dltrain.progress import format_value
+
+    table = Table(title=f"{run}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in scores.items():
+        table.add_row(key, format_value(value))
+    Console().print(table)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run", type=click.Path())
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--checkpoint", "which", default="best", show_default=True,
+              help="best, last, or a checkpoint file.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write predictions to this file.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "npy"]),
+              help="Output format (default: from --output's extension, else csv).")
+@click.option("--top-k", type=click.IntRange(min=1), help="The k most probable classes per sample.")
+@handle_errors
+def predict(run, files, which, output, fmt, top_k):
+    """Apply the run RUN to FILES (.csv, .npy, .npz, ...)."""
+    from dltrain import api
+
+    predictions = api.predict(run, files, which)
+    if output:
+        api.write_predictions(predictions, output, fmt, top_k)
+        _stderr().print(f"wrote {len(predictions.outputs)} predictions to {output}")
+        return
+    if fmt == "npy":
+        raise click.UsageError("--format npy needs --output FILE")
+    records = predictions.records(top_k)
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=1))
+        return
+    import csv
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(records[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)

@@ -1,0 +1,1 @@
+"""Config loading (with line numbers), composition and validation."""

@@ -1,0 +1,128 @@
+"""The resolved config: overrides applied, sections checked, defaults filled in.
+
+What the run directory stores is this resolved form, so ``dltrain fit runs/X/config.yaml``
+reproduces run X.
+"""
+import copy
+import re
+
+import yaml
+
+from dltrain.config.loader import Document, format_path, load, parse
+from dltrain.errors import ConfigError
+from dltrain.registry import suggest
+
+SECTIONS = {
+    "name": None,
+    "seed": 0,
+    "precision": "float32",
+    "data": None,
+    "model": None,
+    "loss": None,
+    "optimizer": "rmsprop",
+    "metrics": [],
+    "training": {},
+    "callbacks": [],
+    "base": None,
+}
+REQUIRED = ("data", "model", "loss")
+TRAINING_DEFAULTS = {"epochs": 10, "batch_size": 32, "shuffle": True}
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
+
+
+def parse_override(text):
+    """'model.layers[1].units=128' -> (('model', 'layers', 1, 'units'), 128)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r} has no '='", fix="write --set KEY=VALUE, e.g. "
+                          "--set training.epochs=5.")
+    key, value = text.split("=", 1)
+    path, position = [], 0
+    for match in _PATH_PART.finditer(key):
+        if match.start() != position and key[position:match.start()] != ".":
+            break
+        path.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
+        position = match.end()
+    if not path or position != len(key) or isinstance(path[0], int):
+        raise ConfigError(f"--set {text!r}: {key!r} is not a key path",
+                          fix="use dotted keys and [i] for list items, e.g. model.layers[1].units=128.")
+    try:
+        parsed = parse(value, "--set").data if value.strip() else None
+    except ConfigError as error:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML", fix=error.fix) from None
+    return tuple(path), parsed
+
+
+def apply_override(document, text):
+    path, value = parse_override(text)
+    node = document.data
+    for i, part in enumerate(path[:-1]):
+        nxt = path[i + 1]
+        if isinstance(part, int):
+            if not isinstance(node, list) or not -len(node) <= part < len(node):
+                raise ConfigError(f"--set {text!r}: {format_path(path[:i + 1])} does not exist",
+                                  fix=f"{format_path(path[:i])} has "
+                                      f"{len(node) if isinstance(node, list) else 0} items.")
+            node = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {text!r}: {format_path(path[:i])} is not a mapping")
+            if part not in node or node[part] is None:
+                node[part] = [] if isinstance(nxt, int) else {}
+            node = node[part]
+    last = path[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or not -len(node) <= last < len(node):
+            raise ConfigError(f"--set {text!r}: {format_path(path)} does not exist")
+        node[last] = value
+    else:
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {text!r}: {format_path(path[:-1])} is not a mapping")
+        if isinstance(node.get(last), str) and isinstance(value, dict) and "type" not in value:
+            value = {"type": node[last], **value}
+        node[last] = value
+    document.lines[path] = "--set"
+    return document
+
+
+def resolve(path_or_document, overrides=()):
+    """Load (if given a path), apply overrides, check the sections and fill in defaults."""
+    document = path_or_document if isinstance(path_or_document, Document) else load(path_or_document)
+    if not isinstance(document.data, dict):
+        raise ConfigError("a config must be a mapping of sections (data, model, loss, ...)",
+                          where=document.file)
+    for text in overrides:
+        apply_override(document, text)
+    data = document.data
+    errors = []
+    for key in data:
+        if key not in SECTIONS:
+            errors.append(ConfigError(
+                f"unknown section {key!r}", where=document.where((key,)),
+                expected=", ".join(k for k in SECTIONS if k != "base"),
+                fix=suggest(key, list(SECTIONS))))
+    for key in REQUIRED:
+        if data.get(key) is None:
+            errors.append(ConfigError(f"the config has no {key!r} section", where=document.file,
+                                      fix=f"add a `{key}:` section."))
+    from dltrain.errors import join_errors
+
+    join_errors(errors)
+    for key, default in SECTIONS.items():
+        if key not in data and default is not None:
+            data[key] = copy.deepcopy(default)
+    if data.get("name") is None:
+        from pathlib import Path
+
+        data["name"] = Path(document.file).stem.replace("_", "-")
+    training = data["training"]
+    if not isinstance(training, dict):
+        raise ConfigError("training must be a mapping", where=document.where(("training",)))
+    for key, default in TRAINING_DEFAULTS.items():
+        training.setdefault(key, default)
+    return document
+
+
+def dump(data):
+    """The config as YAML text, keys in the order given."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)

@@ -1,0 +1,222 @@
+"""An experiment: every piece a config describes, built and checked, ready to train or score.
+
+``Experiment(document)`` builds the model graph, loss, optimizer, metrics and callbacks (cheap,
+no arrays); ``load_data()`` reads the sources and makes the splits; ``build()`` creates the
+parameters. fit, evaluate, predict, check and summary all start here.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+
+from dltrain.backend import dtype_of
+from dltrain.config.resolve import resolve
+from dltrain.data.dataset import Pipeline, Split, split_off
+from dltrain.errors import ConfigError, DataError, join_errors
+from dltrain.model import Model
+from dltrain.random import Streams
+from dltrain.registry import build, registry, split_spec
+from dltrain.training.trainer import metric_name
+
+SPLITS = ("train", "validation", "test")
+
+
+class Experiment:
+    def __init__(self, document, overrides=()):
+        self.document = resolve(document, overrides)
+        self.config = self.document.data
+        self.base = Path(self.document.file).resolve().parent if self.document.file != "<string>" \
+            else Path.cwd()
+        where = self.document.where
+        config = self.config
+        errors = []
+
+        def attempt(function, *args):
+            try:
+                return function(*args)
+            except ConfigError as error:
+                errors.append(error)
+
+        if config.get("precision") not in ("float32", "float64"):
+            errors.append(ConfigError(f"precision {config.get('precision')!r} is not supported",
+                                      where=where(("precision",)), expected="float32 or float64"))
+            config["precision"] = "float32"
+        self.dtype = dtype_of(config["precision"])
+        self.seed = config["seed"]
+        self.model = attempt(Model.from_config, config["model"], where, self.dtype)
+        self.loss = attempt(build, "loss", config["loss"], where(("loss",)))
+        self.optimizer = attempt(build, "optimizer", config["optimizer"], where(("optimizer",)))
+        self.metric_specs = attempt(self._metrics) or []
+        self.callbacks = attempt(self._callbacks) or []
+        self.pipeline = attempt(Pipeline.from_config, (config["data"] or {}).get("preprocessing")
+                                if isinstance(config["data"], dict) else None, where)
+        self.sources = attempt(self._sources) or {}
+        self.training = attempt(self._training)
+        join_errors(errors)
+        self.streams = Streams(self.seed)
+        self.class_names = None
+
+    # -- sections ------------------------------------------------------------------------------
+
+    def _metrics(self):
+        specs = self.config["metrics"] or []
+        if not isinstance(specs, list):
+            raise ConfigError("metrics must be a list", where=self.document.where(("metrics",)))
+        for i, spec in enumerate(specs):
+            name, arguments = split_spec(spec, "metric", self.document.where(("metrics", i)))
+            arguments.pop("name", None)
+            build("metric", {"type": name, **arguments}, self.document.where(("metrics", i)))
+        return [spec if isinstance(spec, str) else spec for spec in specs]
+
+    def _callbacks(self):
+        specs = self.config["callbacks"] or []
+        if not isinstance(specs, list):
+            raise ConfigError("callbacks must be a list", where=self.document.where(("callbacks",)))
+        return [build("callback", spec, self.document.where(("callbacks", i)))
+                for i, spec in enumerate(specs)]
+
+    def _training(self):
+        from dltrain import check
+
+        training = self.config["training"]
+        known = {"epochs": check.positive_int, "batch_size": check.positive_int,
+                 "shuffle": check.boolean}
+        for key, value in training.items():
+            if key not in known:
+                from dltrain.registry import suggest
+
+                raise ConfigError(f"unknown training setting {key!r}",
+                                  where=self.document.where(("training", key)),
+                                  expected=", ".join(known), fix=suggest(key, list(known)))
+            try:
+                known[key](key, value)
+            except ConfigError as error:
+                error.where = self.document.where(("training", key))
+                raise
+        return training
+
+    def _sources(self):
+        data = self.config["data"]
+        where = self.document.where
+        if not isinstance(data, dict) or "train" not in data:
+            raise ConfigError("data needs a train source", where=where(("data",)),
+                              fix="add `train: {type: csv, path: ...}` under data.")
+        for key in data:
+            if key not in (*SPLITS, "preprocessing"):
+                from dltrain.registry import suggest
+
+                raise ConfigError(f"unknown data setting {key!r}", where=where(("data", key)),
+                                  expected="train, validation, test, preprocessing",
+                                  fix=suggest(key, [*SPLITS, "preprocessing"]))
+        sources = {}
+        for split in SPLITS:
+            spec = data.get(split)
+            if spec is None or (isinstance(spec, dict) and "split" in spec):
+                sources[split] = spec
+            else:
+                sources[split] = build("source", spec, where(("data", split)))
+        return sources
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def load_split_source(self, split):
+        source = self.sources[split]
+        try:
+            return source.load(self.base)
+        except (ConfigError, DataError) as error:
+            if error.where is None:
+                error.where = self.document.where(("data", split))
+            raise
+
+    def load_data(self):
+        """{'train': Split, 'validation': Split or None, 'test': Split or None}."""
+        x, y = self.load_split_source("train")
+        if y is None:
+            raise DataError("the training data has no labels", where=self.document.where(("data", "train")),
+                            fix="name the label column or array in the train source.")
+        self.class_names = getattr(self.sources["train"], "class_names", None)
+        splits = {"train": Split(x, y, name="train")}
+        rng = self.streams.get("split")
+        for name in ("test", "validation"):
+            spec = self.sources[name]
+            if spec is None:
+                splits[name] = None
+            elif isinstance(spec, dict):
+                unknown = set(spec) - {"split", "stratify"}
+                if unknown:
+                    raise ConfigError(f"unknown key {sorted(unknown)[0]!r} in data.{name}",
+                                      where=self.document.where(("data", name)),
+                                      expected="split, stratify, or a source with type")
+                splits["train"], splits[name] = split_off(
+                    splits["train"], spec, name, rng, self.document.where(("data", name, "split")))
+            else:
+                vx, vy = self.load_split_source(name)
+                splits[name] = Split(vx, vy, name=name)
+        self.check_data(splits)
+        return splits
+
+    def check_data(self, splits):
+        """Inputs and labels against the model, before the first epoch."""
+        expected = tuple(self.model.input_shape)
+        for name, split in splits.items():
+            if split is None:
+                continue
+            shape = tuple(split.x.shape[1:])
+            if shape != expected and not (self.pipeline.steps and _reshapes(self.pipeline)):
+                raise DataError(
+                    f"the {name} inputs have shape {shape} per sample, the model expects {expected}",
+                    where=self.document.where(("data", name if self.sources.get(name) is not None
+                                               and not isinstance(self.sources.get(name), dict) else "train")),
+                    fix=f"set model.input_shape to {list(shape)}, or reshape the data.")
+
+    def fit_pipeline(self, train):
+        x, _ = train.arrays()
+        self.pipeline.fit(x)
+
+    # -- model ---------------------------------------------------------------------------------
+
+    def build(self):
+        self.model.build(self.streams.get("init"), self.streams)
+        return self.model
+
+    def target_fn(self):
+        """How raw labels become the targets the loss wants (integer labels one-hot for cce)."""
+        from dltrain.losses import CategoricalCrossentropy
+
+        units = self.model.output_shape[-1]
+        dtype = self.dtype
+        if isinstance(self.loss, CategoricalCrossentropy):
+            def one_hot(y):
+                y = np.asarray(y)
+                if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and units > 1):
+                    return np.eye(units, dtype=dtype)[y.reshape(-1).astype(np.intp)]
+                return y.astype(dtype, copy=False)
+            return one_hot
+        if self.loss.target == "sparse":
+            return lambda y: np.asarray(y)
+        return lambda y: np.asarray(y).astype(dtype, copy=False)
+
+    def metric_names(self):
+        return [metric_name(spec) for spec in self.metric_specs]
+
+
+def _reshapes(pipeline):
+    return any(getattr(step, "changes_shape", False) for step in pipeline.steps)
+
+
+def relative_paths(config, config_base, run_dir):
+    """A copy of the config with every data path made relative to the run directory."""
+    import copy
+
+    config = copy.deepcopy(config)
+    data = config.get("data") or {}
+    for split in SPLITS:
+        spec = data.get(split)
+        if not isinstance(spec, dict) or "type" not in spec:
+            continue
+        cls = registry("source").get(spec["type"])
+        for key in getattr(cls, "path_arguments", ("path",)):
+            if spec.get(key):
+                full = Path(config_base) / Path(spec[key]).expanduser()
+                spec[key] = os.path.relpath(full.resolve(), Path(run_dir).resolve())
+    return config

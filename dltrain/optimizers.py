@@ -1,0 +1,320 @@
+"""Optimizers: each updates parameters in place from their gradients, as Keras 3 defines it.
+
+``apply(pairs)`` takes (key, param, grad) triples; slots (momenta, averages) are kept per key, so
+``state_dict()`` / ``load_state_dict()`` save and restore them exactly. ``learning_rate`` is a
+number or a schedule spec (``{type: exponential_decay, ...}``) evaluated at the step count.
+"""
+import numpy as np
+
+from dltrain import check
+from dltrain.registry import build, register
+
+
+class Optimizer:
+    kind = "optimizer"
+    slot_names = ()
+
+    def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        if isinstance(learning_rate, (dict, str)):
+            self.schedule = build("schedule", learning_rate)
+        else:
+            self.schedule = None
+            check.positive("learning_rate", learning_rate)
+        self.learning_rate = learning_rate
+        self.clipnorm = None if clipnorm is None else check.positive("clipnorm", clipnorm)
+        self.clipvalue = None if clipvalue is None else check.positive("clipvalue", clipvalue)
+        self.global_clipnorm = (None if global_clipnorm is None
+                                else check.positive("global_clipnorm", global_clipnorm))
+        self.iterations = 0
+        self.slots = {}
+
+    @property
+    def current_learning_rate(self):
+        """The rate the next step will use."""
+        if self.schedule is not None:
+            return float(self.schedule(self.iterations))
+        return float(self.learning_rate)
+
+    def apply(self, pairs):
+        """One update of every (key, param, grad): clip, then the rule of the subclass, in place."""
+        pairs = list(pairs)
+        grads = self._clip([g for _, _, g in pairs])
+        lr = self.current_learning_rate
+        self.iterations += 1
+        for (key, param, _), grad in zip(pairs, grads):
+            slots = self.slots.get(key)
+            if slots is None:
+                slots = self.slots[key] = {name: np.zeros_like(param) for name in self.slot_names}
+                self.init_slots(slots, param)
+            self.update(param, grad, slots, param.dtype.type(lr))
+
+    def _clip(self, grads):
+        if self.clipvalue is not None:
+            grads = [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+        if self.clipnorm is not None:
+            grads = [g * min(1.0, self.clipnorm / (float(np.sqrt((g * g).sum())) + 1e-12))
+                     for g in grads]
+        if self.global_clipnorm is not None:
+            total = float(np.sqrt(sum(float((g * g).sum()) for g in grads)))
+            if total > self.global_clipnorm:
+                grads = [g * (self.global_clipnorm / total) for g in grads]
+        return grads
+
+    def init_slots(self, slots, param):
+        pass
+
+    def update(self, param, grad, slots, lr):
+        raise NotImplementedError
+
+    def state_dict(self):
+        """Arrays and numbers that restore this optimizer exactly."""
+        state = {"iterations": np.asarray(self.iterations)}
+        for key, slots in self.slots.items():
+            for name, value in slots.items():
+                state[f"{key}/{name}"] = value
+        return state
+
+    def load_state_dict(self, state):
+        self.iterations = int(state["iterations"])
+        self.slots = {}
+        for path, value in state.items():
+            if path == "iterations":
+                continue
+            key, name = path.rsplit("/", 1)
+            self.slots.setdefault(key, {})[name] = np.array(value)
+
+
+@register("sgd")
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum.
+
+    v <- momentum v - lr g;  p <- p + v   (nesterov: p <- p + momentum v - lr g)
+
+    Args:
+        learning_rate: step size, or a schedule.
+        momentum: in [0, 1].
+        nesterov: use Nesterov momentum.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm)
+        self.momentum = check.fraction("momentum", momentum, closed=True)
+        self.nesterov = check.boolean("nesterov", nesterov)
+        self.slot_names = ("velocity",) if self.momentum else ()
+
+    def update(self, param, grad, slots, lr):
+        if not self.momentum:
+            param -= lr * grad
+            return
+        v = slots["velocity"]
+        v *= self.momentum
+        v -= lr * grad
+        if self.nesterov:
+            param += self.momentum * v - lr * grad
+        else:
+            param += v
+
+
+@register("rmsprop")
+class RMSprop(Optimizer):
+    """Divides the gradient by a running root mean square (Keras 3's form).
+
+    v <- rho v + (1 - rho) g^2;  p <- p - lr g / sqrt(v + epsilon)
+    (centered: v - m^2 in the root, m the running mean of g; momentum: applied to the increment)
+
+    Args:
+        learning_rate: step size, or a schedule.
+        rho: decay of the running average, in [0, 1).
+        momentum: in [0, 1].
+        epsilon: added inside the square root for stability.
+        centered: normalize by the variance estimate instead of the second moment.
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm)
+        self.rho = check.fraction("rho", rho)
+        self.momentum = check.fraction("momentum", momentum, closed=True)
+        self.epsilon = check.positive("epsilon", epsilon)
+        self.centered = check.boolean("centered", centered)
+        self.slot_names = ("velocity",) + (("average_gradient",) if centered else ()) \
+            + (("momentum",) if self.momentum else ())
+
+    def update(self, param, grad, slots, lr):
+        rho = param.dtype.type(self.rho)
+        v = slots["velocity"]
+        v *= rho
+        v += (1 - rho) * (grad * grad)
+        if self.centered:
+            m = slots["average_gradient"]
+            m *= rho
+            m += (1 - rho) * grad
+            denominator = v - m * m
+            denominator += param.dtype.type(self.epsilon)
+        else:
+            denominator = v + param.dtype.type(self.epsilon)
+        np.sqrt(denominator, out=denominator)
+        increment = grad / denominator
+        increment *= lr
+        if self.momentum:
+            buf = slots["momentum"]
+            buf *= self.momentum
+            buf += increment
+            increment = buf
+        param -= increment
+
+
+@register("adam")
+class Adam(Optimizer):
+    """Adaptive moment estimation (Kingma & Ba 2015), in Keras's form.
+
+    m <- m + (g - m)(1 - beta_1);  v <- v + (g^2 - v)(1 - beta_2)
+    p <- p - lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)
+
+    Args:
+        learning_rate: step size, or a schedule.
+        beta_1: decay of the first moment, in [0, 1).
+        beta_2: decay of the second moment, in [0, 1).
+        epsilon: added to the root for stability.
+        amsgrad: use the maximum of past second moments.
+    """
+
+    slot_names = ("momentum", "velocity")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm)
+        self.beta_1 = check.fraction("beta_1", beta_1)
+        self.beta_2 = check.fraction("beta_2", beta_2)
+        self.epsilon = check.positive("epsilon", epsilon)
+        self.amsgrad = check.boolean("amsgrad", amsgrad)
+        if amsgrad:
+            self.slot_names = self.slot_names + ("velocity_hat",)
+
+    def update(self, param, grad, slots, lr):
+        t = self.iterations
+        dtype = param.dtype.type
+        alpha = dtype(lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t))
+        m, v = slots["momentum"], slots["velocity"]
+        m += (grad - m) * dtype(1 - self.beta_1)
+        v += (grad * grad - v) * dtype(1 - self.beta_2)
+        if self.amsgrad:
+            np.maximum(slots["velocity_hat"], v, out=slots["velocity_hat"])
+            v = slots["velocity_hat"]
+        denominator = np.sqrt(v)
+        denominator += dtype(self.epsilon)
+        step = m / denominator
+        step *= alpha
+        param -= step
+
+
+@register("adamw")
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): p <- p - lr wd p, then Adam.
+
+    Args:
+        learning_rate: step size, or a schedule.
+        weight_decay: decay rate, >= 0 (Keras's default 0.004).
+        beta_1: decay of the first moment.
+        beta_2: decay of the second moment.
+        epsilon: added to the root for stability.
+        amsgrad: use the maximum of past second moments.
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, clipnorm, clipvalue,
+                         global_clipnorm)
+        self.weight_decay = check.non_negative("weight_decay", weight_decay)
+
+    def update(self, param, grad, slots, lr):
+        param -= param * param.dtype.type(lr * self.weight_decay)
+        super().update(param, grad, slots, lr)
+
+
+@register("adagrad")
+class Adagrad(Optimizer):
+    """Per-parameter rates from the sum of squared gradients (Duchi et al. 2011).
+
+    a <- a + g^2;  p <- p - lr g / sqrt(a + epsilon)
+
+    Args:
+        learning_rate: step size, or a schedule.
+        initial_accumulator_value: starting value of a, >= 0.
+        epsilon: added inside the root for stability.
+    """
+
+    slot_names = ("accumulator",)
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm)
+        self.initial_accumulator_value = check.non_negative(
+            "initial_accumulator_value", initial_accumulator_value)
+        self.epsilon = check.positive("epsilon", epsilon)
+
+    def init_slots(self, slots, param):
+        slots["accumulator"][...] = self.initial_accumulator_value
+
+    def update(self, param, grad, slots, lr):
+        a = slots["accumulator"]
+        a += grad * grad
+        param -= lr * grad / np.sqrt(a + param.dtype.type(self.epsilon))
+
+
+@register("nadam")
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum (Dozat 2016), with Keras's momentum schedule.
+
+    u_t = beta_1 (1 - 0.5 * 0.96^(0.004 t));  U_t = u_1 ... u_t
+    m <- m + (g - m)(1 - beta_1);  v <- v + (g^2 - v)(1 - beta_2)
+    p <- p - lr [u_{t+1} m / (1 - U_{t+1}) + (1 - u_t) g / (1 - U_t)] / (sqrt(v / (1 - beta_2^t)) + eps)
+
+    Args:
+        learning_rate: step size, or a schedule.
+        beta_1: decay of the first moment.
+        beta_2: decay of the second moment.
+        epsilon: added to the root for stability.
+    """
+
+    slot_names = ("momentum", "velocity")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm)
+        self.beta_1 = check.fraction("beta_1", beta_1)
+        self.beta_2 = check.fraction("beta_2", beta_2)
+        self.epsilon = check.positive("epsilon", epsilon)
+        self.u_product = 1.0
+
+    def _u(self, t):
+        return self.beta_1 * (1 - 0.5 * 0.96 ** (0.004 * t))
+
+    def apply(self, pairs):
+        t = self.iterations + 1
+        self._u_t, self._u_t1 = self._u(t), self._u(t + 1)
+        self._product_t = self.u_product * self._u_t
+        self._product_t1 = self._product_t * self._u_t1
+        super().apply(pairs)
+        self.u_product = self._product_t
+
+    def update(self, param, grad, slots, lr):
+        t = self.iterations
+        dtype = param.dtype.type
+        m, v = slots["momentum"], slots["velocity"]
+        m += (grad - m) * dtype(1 - self.beta_1)
+        v += (grad * grad - v) * dtype(1 - self.beta_2)
+        m_hat = m * dtype(self._u_t1 / (1 - self._product_t1)) \
+            + grad * dtype((1 - self._u_t) / (1 - self._product_t))
+        denominator = np.sqrt(v / dtype(1 - self.beta_2 ** t))
+        denominator += dtype(self.epsilon)
+        param -= lr * m_hat / denominator
+
+    def state_dict(self):
+        return {**super().state_dict(), "u_product": np.asarray(self.u_product)}
+
+    def load_state_dict(self, state):
+        state = dict(state)
+        self.u_product = float(state.pop("u_product"))
+        super().load_state_dict(state)

@@ -1,0 +1,60 @@
+"""The live progress display: a rich bar per epoch with loss, metrics, samples/s and ETA.
+
+The only callback that knows about rich; ``cli.py`` adds it unless ``--quiet``.
+"""
+import math
+
+from dltrain.training.callbacks import Callback
+
+
+def format_value(value):
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.3e}"
+    return str(value)
+
+
+class ProgressDisplay(Callback):
+    """A progress bar per epoch (when the console is a terminal) and one line per epoch."""
+
+    def __init__(self, console, live=True):
+        self.console = console
+        self.live = live and console.is_terminal
+        self.progress = None
+
+    def on_train_begin(self, logs=None):
+        self.epochs = logs["epochs"]
+        self.steps = logs["steps"]
+        if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TextColumn("{task.fields[metrics]}"), TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(), console=self.console, transient=True)
+            self.progress.start()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.progress:
+            self.task = self.progress.add_task("", total=self.steps, epoch=epoch, epochs=self.epochs,
+                                               metrics="", rate="")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.progress and (batch % 5 == 0 or batch + 1 == self.steps):
+            shown = "  ".join(f"{k} {format_value(v)}" for k, v in logs.items()
+                              if k not in ("samples", "seconds"))
+            rate = f"{logs['samples'] / max(logs['seconds'], 1e-9):,.0f} samples/s"
+            self.progress.update(self.task, completed=batch + 1, metrics=shown, rate=rate)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.progress:
+            self.progress.remove_task(self.task)
+        shown = "  ".join(f"{k} {format_value(v)}" for k, v in logs.items() if k not in ("epoch", "seconds"))
+        self.console.print(f"epoch {epoch}/{self.epochs}  {shown}  ({logs['seconds']:.1f}s)",
+                           highlight=False)
+
+    def on_train_end(self, logs=None):
+        if self.progress:
+            self.progress.stop()

@@ -1,0 +1,2 @@
+"""The training loop, its callbacks, checkpoints and the run directory."""
+from dltrain.training import callbacks  # noqa: F401

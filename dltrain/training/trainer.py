@@ -1,0 +1,166 @@
+"""The training loop: batches, forward, loss, backward, update, callbacks, checkpoints.
+
+Batch order comes from (seed, epoch), so a resumed run sees the same batches. The loss reads the
+logits when it fuses with the model's final activation (softmax or sigmoid + cross-entropy).
+"""
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dltrain.errors import DivergedError
+from dltrain.registry import build
+from dltrain.training import checkpoint
+
+
+class Trainer:
+    def __init__(self, model, loss, optimizer, metrics, pipeline, streams, *, epochs=10,
+                 batch_size=32, shuffle=True, callbacks=(), run_dir=None, meta=None,
+                 target_fn=None):
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+        self.metric_specs = list(metrics)
+        self.pipeline = pipeline
+        self.streams = streams
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.trainer = self
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.meta = meta or {}
+        self.target_fn = target_fn or (lambda y: y)
+        self.fused = not getattr(loss, "from_logits", False) and loss.fuses is not None \
+            and loss.fuses == model.final_activation
+        self.history = []
+        self.epoch = 0               # epochs completed
+        self.step = 0                # batches completed in all
+        self.stop_training = False
+        self.restored_epoch = None
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    def metric_names(self):
+        return [metric_name(spec) for spec in self.metric_specs]
+
+    def _new_metrics(self):
+        return {metric_name(spec): build("metric", spec) for spec in self.metric_specs}
+
+    def _batch(self, split, positions):
+        x, y = split.take(positions)
+        return self.pipeline.transform(x).astype(self.model.dtype, copy=False), self.target_fn(y)
+
+    def _predict_for_loss(self, x, training):
+        """(value the loss reads, probabilities the metrics read)."""
+        out = self.model.forward(x, training=training, logits=self.fused)
+        return out
+
+    # -- one pass ------------------------------------------------------------------------------
+
+    def train_epoch(self, train, epoch):
+        n = len(train)
+        order = (self.streams.for_epoch("shuffle", epoch).permutation(n) if self.shuffle
+                 else np.arange(n))
+        metrics = self._new_metrics()
+        total, seen = 0.0, 0
+        started = time.perf_counter()
+        for batch, start in enumerate(range(0, n, self.batch_size)):
+            for callback in self.callbacks:
+                callback.on_train_batch_begin(batch)
+            x, y = self._batch(train, order[start:start + self.batch_size])
+            out = self.model.forward(x, training=True, logits=self.fused)
+            value = float(self.loss(out, y, logits=self.fused))
+            if not np.isfinite(value):
+                raise DivergedError(
+                    f"the training loss became {value} at epoch {epoch}, batch {batch + 1}",
+                    fix="lower the learning rate, add gradient clipping (clipnorm), or check the data.")
+            self.model.backward(self.loss.backward(), logits=self.fused)
+            self.optimizer.apply(self.model.parameters())
+            probabilities = self.loss._p if self.fused else out
+            for metric in metrics.values():
+                metric.update(probabilities, y)
+            total += value * len(x)
+            seen += len(x)
+            self.step += 1
+            logs = {"loss": total / seen, **{k: m.result() for k, m in metrics.items()},
+                    "samples": seen, "seconds": time.perf_counter() - started}
+            for callback in self.callbacks:
+                callback.on_train_batch_end(batch, logs)
+            if self.stop_training:
+                break
+        return {"loss": total / max(seen, 1), **{k: m.result() for k, m in metrics.items()}}
+
+    def evaluate(self, split, batch_size=None):
+        """Loss and metrics over a split, in inference mode."""
+        batch_size = batch_size or max(self.batch_size, 256)
+        metrics = self._new_metrics()
+        total, seen = 0.0, 0
+        for start in range(0, len(split), batch_size):
+            x, y = self._batch(split, np.arange(start, min(start + batch_size, len(split))))
+            out = self.model.forward(x, training=False, logits=self.fused)
+            total += float(self.loss(out, y, logits=self.fused)) * len(x)
+            seen += len(x)
+            probabilities = self.loss._p if self.fused else out
+            for metric in metrics.values():
+                metric.update(probabilities, y)
+        return {"loss": total / max(seen, 1), **{k: m.result() for k, m in metrics.items()}}
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def fit(self, train, validation=None):
+        logs = {"epochs": self.epochs, "steps": -(-len(train) // self.batch_size),
+                "samples": len(train)}
+        for callback in self.callbacks:
+            callback.on_train_begin(logs)
+        while self.epoch < self.epochs and not self.stop_training:
+            epoch = self.epoch + 1
+            for callback in self.callbacks:
+                callback.on_epoch_begin(epoch, {"lr": self.optimizer.current_learning_rate})
+            lr = self.optimizer.current_learning_rate
+            started = time.perf_counter()
+            logs = self.train_epoch(train, epoch)
+            if validation is not None:
+                logs.update({f"val_{k}": v for k, v in self.evaluate(validation).items()})
+            logs = {"epoch": epoch, **logs, "lr": lr, "seconds": time.perf_counter() - started}
+            self.epoch = epoch
+            self.history.append(logs)
+            if self.run_dir:
+                self.save_checkpoint("last.npz", epoch)
+            for callback in self.callbacks:
+                callback.on_epoch_end(epoch, logs)
+        for callback in self.callbacks:
+            callback.on_train_end({"history": self.history})
+        return self.history
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def state_arrays(self):
+        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        arrays.update({f"optimizer/{k}": v for k, v in self.optimizer.state_dict().items()})
+        arrays.update({f"preprocessing/{k}": v for k, v in self.pipeline.state_dict().items()})
+        return arrays
+
+    def state_meta(self, epoch):
+        return {
+            **self.meta,
+            "epoch": epoch,
+            "step": self.step,
+            "random": self.streams.state(),
+            "callbacks": [c.state_dict() for c in self.callbacks],
+            "history": self.history,
+        }
+
+    def save_checkpoint(self, filename, epoch):
+        if self.run_dir is None:
+            return
+        folder = self.run_dir / "checkpoints"
+        folder.mkdir(parents=True, exist_ok=True)
+        checkpoint.save(folder / filename, self.state_arrays(), self.state_meta(epoch))
+
+
+def metric_name(spec):
+    if isinstance(spec, str):
+        return spec
+    return spec.get("name", spec.get("type"))
