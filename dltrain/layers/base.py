@@ -16,8 +16,11 @@ import numpy as np
 class Layer:
     kind = "layer"
     multi_input = False
-    #: whether a float64 gradient check of this layer is meaningful (False for e.g. dropout)
-    gradcheck = True
+    #: consumes random numbers in training (gets ``self.rng``, a stream of its own)
+    random = False
+    #: constructor arguments and input shapes (no batch axis) that the registry's contract tests
+    #: build, run and gradient-check; every registered layer must list at least one
+    examples = ()
 
     def __init__(self):
         self.name = None

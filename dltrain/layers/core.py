@@ -19,6 +19,8 @@ class Dense(Layer):
     Shapes: (batch, features) -> (batch, units); (batch, steps, features) -> (batch, steps, units)
     """
 
+    examples = (({"units": 3}, (4,)), ({"units": 2, "use_bias": False}, (3, 4)))
+
     def __init__(self, units, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros"):
         super().__init__()
@@ -66,6 +68,7 @@ class Dropout(Layer):
     """
 
     random = True
+    examples = (({"rate": 0.3}, (6,)), ({"rate": 0.0}, (2, 3)))
 
     def __init__(self, rate):
         super().__init__()
@@ -90,6 +93,8 @@ class Flatten(Layer):
     Shapes: (batch, d1, d2, ...) -> (batch, d1 * d2 * ...)
     """
 
+    examples = (({}, (2, 3, 2)), ({}, (5,)))
+
     def build(self, input_shape, rng):
         return (int(np.prod(input_shape)),)
 
@@ -113,6 +118,8 @@ class Reshape(Layer):
 
     Shapes: (batch, ...) -> (batch, *target_shape)
     """
+
+    examples = (({"target_shape": [3, 2]}, (6,)), ({"target_shape": [-1]}, (2, 3)))
 
     def __init__(self, target_shape):
         super().__init__()
@@ -152,6 +159,8 @@ class ActivationLayer(Layer):
 
     Shapes: any -> the same
     """
+
+    examples = (({"activation": "tanh"}, (5,)), ({"activation": "softmax"}, (2, 4)))
 
     def __init__(self, activation):
         super().__init__()

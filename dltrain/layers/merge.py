@@ -37,6 +37,8 @@ class Add(Merge):
     Shapes: several (batch, ...) of one shape -> the same
     """
 
+    examples = (({}, [(4,), (4,)]), ({}, [(2, 3), (2, 3), (2, 3)]))
+
     def build(self, input_shapes, rng):
         return self._same_shapes(input_shapes)
 
@@ -57,6 +59,8 @@ class Multiply(Merge):
 
     Shapes: several (batch, ...) of one shape -> the same
     """
+
+    examples = (({}, [(4,), (4,)]), ({}, [(2, 3), (2, 3), (2, 3)]))
 
     def build(self, input_shapes, rng):
         return self._same_shapes(input_shapes)
@@ -88,6 +92,8 @@ class Concatenate(Merge):
 
     Shapes: (batch, ..., d_i, ...) -> (batch, ..., sum d_i, ...)
     """
+
+    examples = (({}, [(4,), (3,)]), ({"axis": 1}, [(2, 3), (1, 3)]))
 
     def __init__(self, axis=-1):
         super().__init__()
