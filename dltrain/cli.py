@@ -166,3 +166,7 @@ def predict(run, files, which, output, fmt, top_k):
     writer = csv.DictWriter(sys.stdout, fieldnames=list(records[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(records)
+
+
+# Commands that live in modules of their own attach themselves to `main` on import.
+from dltrain import cli_config, cli_data, cli_training, cli_vision  # noqa: E402,F401
