@@ -197,9 +197,13 @@ def _nodes_of(spec, path, where, counts, previous, aliases):
     if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs) or not inputs:
         raise ConfigError(f"inputs of layer {name!r} must be a list of layer names, not {inputs!r}",
                           where=where(path + ("inputs",)))
+    from dltrain import regularizers
+
+    found = regularizers.from_spec(layer_arguments, where(path))
     spec_for_build = {"type": type_name, **layer_arguments}
     layer = build("layer", spec_for_build, where(path))
     layer.name = name
+    layer.regularizers = found
     nodes = [Node(name, layer, list(inputs), where(path))]
     activation = arguments.get("activation")
     if activation is not None and cls.registered_name != "activation":
