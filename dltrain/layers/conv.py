@@ -1,0 +1,234 @@
+"""Convolutions as one matrix product over an im2col view: conv1d, conv2d, conv2d_transpose.
+
+Channels-last throughout: images are (batch, height, width, channels), sequences (batch, steps,
+channels). A conv1d is a conv2d over an image one pixel high.
+"""
+import numpy as np
+
+from dltrain import check
+from dltrain.layers import im2col as windows
+from dltrain.layers.base import Layer
+from dltrain.registry import get, register
+
+
+@register("conv2d")
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation, as Keras): y = im2col(x) @ kernel + bias.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: window height and width, an int or [h, w].
+        strides: step between windows, an int or [h, w].
+        padding: valid (no padding) or same (output = ceil(input / strides)).
+        dilation_rate: spacing between kernel taps, an int or [h, w].
+        use_bias: whether to add a learned bias per filter.
+        kernel_initializer: a registered initializer name or spec.
+        bias_initializer: a registered initializer name or spec.
+
+    Shapes: (batch, height, width, channels) -> (batch, out_height, out_width, filters)
+    """
+
+    rank = 2
+    paddings = ("valid", "same")
+    examples = (
+        ({"filters": 2, "kernel_size": 3}, (5, 5, 2)),
+        ({"filters": 3, "kernel_size": [2, 3], "strides": 2, "padding": "same"}, (5, 6, 2)),
+        ({"filters": 2, "kernel_size": 3, "dilation_rate": 2, "padding": "same", "use_bias": False}, (6, 5, 1)),
+        ({"filters": 2, "kernel_size": 2, "strides": [1, 2], "dilation_rate": [2, 1]}, (5, 6, 3)),
+        ({"filters": 3, "kernel_size": 1}, (3, 3, 4)),
+    )
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros"):
+        super().__init__()
+        self.filters = check.positive_int("filters", filters)
+        self._kernel, self._strides, self._dilation = windows.window_arguments(
+            self, self.rank, kernel_size, strides, padding, dilation_rate, self.paddings)
+        self.use_bias = check.boolean("use_bias", use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self._workspace = windows.Workspace()
+
+    # a conv1d is a conv2d one pixel high: these give the 2-D view of the window arguments
+    def _window(self):
+        if self.rank == 2:
+            return self._kernel, self._strides, self._dilation
+        return (1, *self._kernel), (1, *self._strides), (1, *self._dilation)
+
+    def _image_shape(self, input_shape):
+        hint = ("give it (steps, channels) sequences" if self.rank == 1 else
+                "give it (height, width, channels) images; add `- {type: reshape, target_shape: [28, 28, 1]}`"
+                " for grayscale")
+        shape = check.rank(self, input_shape, self.rank + 1, hint=hint)
+        return tuple(shape) if self.rank == 2 else (1, *shape)
+
+    def build(self, input_shape, rng):
+        h, w, channels = self._image_shape(input_shape)
+        kernel, strides, dilation = self._window()
+        (out_h, out_w), _ = windows.output_size(self, (h, w), kernel, strides, dilation, self.padding)
+        shape = (*self._kernel, channels, self.filters)
+        self.params["kernel"] = get("initializer", self.kernel_initializer)(shape, rng, self.dtype)
+        if self.use_bias:
+            self.params["bias"] = get("initializer", self.bias_initializer)((self.filters,), rng, self.dtype)
+        return (out_h, out_w, self.filters) if self.rank == 2 else (out_w, self.filters)
+
+    def forward(self, x, training=False):
+        x = x if self.rank == 2 else x[:, None]            # (B, T, C) -> (B, 1, T, C)
+        b, h, w, c = x.shape
+        kernel, strides, dilation = self._window()
+        out_hw, self._pads = windows.output_size(self, (h, w), kernel, strides, dilation, self.padding)
+        x_pad = windows.pad(x, self._pads)
+        self._padded_shape = x_pad.shape
+        if kernel == (1, 1) and strides == (1, 1):
+            cols = x_pad                                   # a 1x1 convolution needs no copy
+        else:
+            buffer = self._workspace.get("cols", (b, *out_hw, *kernel, c), x.dtype)
+            cols = windows.im2col(x_pad, kernel, out_hw, strides, dilation, out=buffer)
+        self._cols = cols.reshape(-1, kernel[0] * kernel[1] * c)          # (N, K), N = B*Ho*Wo
+        weights = self.params["kernel"].reshape(self._cols.shape[1], -1)  # (K, F)
+        y = self._cols @ weights                                         # (N, K) @ (K, F) -> (N, F)
+        if self.use_bias:
+            y += self.params["bias"]
+        y = y.reshape(b, *out_hw, self.filters)
+        return y if self.rank == 2 else y[:, 0]
+
+    def backward(self, grad_y):
+        grad_y = grad_y if self.rank == 2 else grad_y[:, None]
+        b, out_h, out_w, f = grad_y.shape
+        g = grad_y.reshape(-1, f)                                       # (N, F)
+        kernel_shape = self.params["kernel"].shape
+        weights = self.params["kernel"].reshape(-1, f)                   # (K, F)
+        self.grads["kernel"] = (self._cols.T @ g).reshape(kernel_shape)  # (K, N) @ (N, F) -> (K, F)
+        if self.use_bias:
+            self.grads["bias"] = g.sum(axis=0)                           # (F,)
+        grad_cols = g @ weights.T                                        # (N, F) @ (F, K) -> (N, K)
+        kernel, strides, dilation = self._window()
+        c = self._padded_shape[-1]
+        if kernel == (1, 1) and strides == (1, 1):
+            grad_x = grad_cols.reshape(self._padded_shape)
+        else:
+            grad_x = windows.col2im(grad_cols.reshape(b, out_h, out_w, *kernel, c),
+                                    self._padded_shape, kernel, strides, dilation)
+        grad_x = windows.unpad(grad_x, self._pads)
+        return grad_x if self.rank == 2 else grad_x[:, 0]
+
+    def flops(self, input_shape, output_shape):
+        taps = int(np.prod(self._kernel)) * self._image_shape(input_shape)[-1]
+        return 2 * int(np.prod(output_shape)) * taps
+
+
+@register("conv1d")
+class Conv1D(Conv2D):
+    """1-D convolution over time steps: y[t] = sum_k x[t*s + k*d] @ kernel[k] + bias.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: window length.
+        strides: step between windows.
+        padding: valid, same, or causal (all padding before, so y[t] sees no x after t).
+        dilation_rate: spacing between kernel taps.
+        use_bias: whether to add a learned bias per filter.
+        kernel_initializer: a registered initializer name or spec.
+        bias_initializer: a registered initializer name or spec.
+
+    Shapes: (batch, steps, channels) -> (batch, out_steps, filters)
+    """
+
+    rank = 1
+    paddings = ("valid", "same", "causal")
+    examples = (
+        ({"filters": 2, "kernel_size": 3}, (6, 2)),
+        ({"filters": 3, "kernel_size": 2, "strides": 2, "padding": "same"}, (7, 2)),
+        ({"filters": 2, "kernel_size": 3, "dilation_rate": 2, "padding": "causal"}, (6, 3)),
+    )
+
+
+@register("conv2d_transpose")
+class Conv2DTranspose(Layer):
+    """Transposed convolution (the adjoint of conv2d, as Keras's Conv2DTranspose).
+
+    Every input pixel spreads ``x[b, h, w] @ kernel[i, j].T`` onto output pixel
+    (h*s + i*d, w*s + j*d): one product to columns, then col2im. Its backward is conv2d's forward.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: window height and width, an int or [h, w].
+        strides: upsampling factor, an int or [h, w].
+        padding: valid (output = (in - 1) * s + kernel) or same (output = in * s).
+        dilation_rate: spacing between kernel taps, an int or [h, w].
+        use_bias: whether to add a learned bias per filter.
+        kernel_initializer: a registered initializer name or spec.
+        bias_initializer: a registered initializer name or spec.
+
+    Shapes: (batch, height, width, channels) -> (batch, out_height, out_width, filters)
+    """
+
+    examples = (
+        ({"filters": 2, "kernel_size": 3}, (3, 3, 2)),
+        ({"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"}, (3, 4, 2)),
+        ({"filters": 1, "kernel_size": [2, 3], "strides": [2, 1], "use_bias": False}, (3, 3, 3)),
+        ({"filters": 2, "kernel_size": 2, "dilation_rate": 2, "padding": "same"}, (4, 3, 1)),
+        ({"filters": 2, "kernel_size": 1, "strides": 3}, (2, 2, 2)),
+    )
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros"):
+        super().__init__()
+        self.filters = check.positive_int("filters", filters)
+        self._kernel, self._strides, self._dilation = windows.window_arguments(
+            self, 2, kernel_size, strides, padding, dilation_rate)
+        self.use_bias = check.boolean("use_bias", use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def _geometry(self, h, w):
+        """(output size, pads before, full size before cropping) along H and W."""
+        out, before, full = [], [], []
+        for length, k, s, d in zip((h, w), self._kernel, self._strides, self._dilation):
+            span = d * (k - 1) + 1
+            size = length * s + max(span - s, 0) if self.padding == "valid" else length * s
+            crop = 0 if self.padding == "valid" else max(span - s, 0) // 2
+            out.append(size)
+            before.append(crop)
+            full.append(max((length - 1) * s + span, crop + size))
+        return tuple(out), tuple(before), tuple(full)
+
+    def build(self, input_shape, rng):
+        h, w, channels = check.rank(self, input_shape, 3, hint="give it (height, width, channels) images")
+        (out_h, out_w), _, _ = self._geometry(h, w)
+        shape = (*self._kernel, self.filters, channels)     # Keras's layout: (kh, kw, out, in)
+        self.params["kernel"] = get("initializer", self.kernel_initializer)(shape, rng, self.dtype)
+        if self.use_bias:
+            self.params["bias"] = get("initializer", self.bias_initializer)((self.filters,), rng, self.dtype)
+        return (out_h, out_w, self.filters)
+
+    def forward(self, x, training=False):
+        b, h, w, c = x.shape
+        out, before, full = self._geometry(h, w)
+        self._x = x.reshape(-1, c)                                      # (N, C), N = B*H*W
+        weights = self.params["kernel"].reshape(-1, c)                  # (K, C), K = kh*kw*F
+        cols = self._x @ weights.T                                      # (N, C) @ (C, K) -> (N, K)
+        cols = cols.reshape(b, h, w, *self._kernel, self.filters)
+        y_full = windows.col2im(cols, (b, *full, self.filters), self._kernel, self._strides, self._dilation)
+        self._crop, self._hw = (before, out, full), (h, w)
+        y = y_full[:, before[0]:before[0] + out[0], before[1]:before[1] + out[1]]
+        return y + self.params["bias"] if self.use_bias else np.ascontiguousarray(y)
+
+    def backward(self, grad_y):
+        before, out, full = self._crop
+        b, f = grad_y.shape[0], grad_y.shape[-1]
+        if self.use_bias:
+            self.grads["bias"] = grad_y.sum(axis=(0, 1, 2))             # (F,)
+        grad_full = np.zeros((b, *full, f), dtype=grad_y.dtype)
+        grad_full[:, before[0]:before[0] + out[0], before[1]:before[1] + out[1]] = grad_y
+        n, c = self._x.shape
+        h_w = self._hw
+        grad_cols = windows.im2col(grad_full, self._kernel, h_w, self._strides, self._dilation)
+        grad_cols = grad_cols.reshape(n, -1)                            # (N, K)
+        weights = self.params["kernel"].reshape(-1, c)                  # (K, C)
+        self.grads["kernel"] = (grad_cols.T @ self._x).reshape(self.params["kernel"].shape)  # (K, N) @ (N, C)
+        grad_x = grad_cols @ weights                                    # (N, K) @ (K, C) -> (N, C)
+        return grad_x.reshape(b, *h_w, c)
+
+    def flops(self, input_shape, output_shape):
+        return 2 * int(np.prod(input_shape)) * int(np.prod(self._kernel)) * self.filters

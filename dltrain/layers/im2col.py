@@ -1,0 +1,128 @@
+"""Sliding windows for convolution and pooling, channels-last (NHWC).
+
+A convolution is one matrix product over the im2col matrix: every output pixel's receptive field
+laid out as one row, ordered (kernel row, kernel column, channel) so that the channel axis, the
+one that is contiguous in NHWC memory, stays contiguous in the copy.
+
+col2im, the adjoint of im2col, adds each kernel offset's slab of column gradients back onto the
+strided input positions it was read from: one vectorised add per kernel offset (kh * kw of them),
+never a loop over samples or pixels and never ``np.add.at``.
+"""
+import numpy as np
+
+from dltrain import check
+
+
+def padding_amounts(length, kernel, stride, dilation, padding):
+    """(output length, pad before, pad after) along one axis, as TensorFlow computes them.
+
+    ``valid``: no padding; ``same``: output = ceil(length / stride), the padding split with the
+    extra element after; ``causal`` (1-D only): all of it before.
+    """
+    span = dilation * (kernel - 1) + 1
+    if padding == "valid":
+        return (length - span) // stride + 1, 0, 0
+    out = -(-length // stride)
+    total = max((out - 1) * stride + span - length, 0)
+    if padding == "causal":
+        return out, total, 0
+    return out, total // 2, total - total // 2
+
+
+def output_size(layer, input_hw, kernel, strides, dilation, padding):
+    """(out_h, out_w) and ((top, bottom), (left, right)), or a ShapeError if nothing fits."""
+    sizes, pads = [], []
+    for length, k, s, d in zip(input_hw, kernel, strides, dilation):
+        out, before, after = padding_amounts(length, k, s, d, padding)
+        sizes.append(out)
+        pads.append((before, after))
+    if min(sizes) < 1:
+        from dltrain.errors import ShapeError
+
+        raise ShapeError(
+            f"layer '{layer.name}' ({layer.registered_name}) gets an input of {tuple(input_hw)} "
+            f"pixels, smaller than its window {tuple(kernel)} (dilation {tuple(dilation)})",
+            fix="use padding: same, a smaller kernel_size, or remove a pooling layer before it.")
+    return tuple(sizes), tuple(pads)
+
+
+def pad(x, pads, value=0.0):
+    """x (B, H, W, C) with pads ((top, bottom), (left, right)) of ``value`` around H and W."""
+    (top, bottom), (left, right) = pads
+    if not (top or bottom or left or right):
+        return x
+    b, h, w, c = x.shape
+    out = np.full((b, h + top + bottom, w + left + right, c), value, dtype=x.dtype)
+    out[:, top:top + h, left:left + w] = x
+    return out
+
+
+def unpad(x, pads):
+    """The inverse of ``pad``: the interior of x (B, Hp, Wp, C)."""
+    (top, bottom), (left, right) = pads
+    return x[:, top:x.shape[1] - bottom, left:x.shape[2] - right]
+
+
+def window(x, i, j, out_hw, strides, dilation):
+    """The (B, Ho, Wo, C) strided view of x that kernel offset (i, j) reads."""
+    (ho, wo), (sh, sw), (dh, dw) = out_hw, strides, dilation
+    return x[:, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
+
+
+def im2col(x, kernel, out_hw, strides, dilation, out=None):
+    """Columns (B, Ho, Wo, kh, kw, C) of a padded x (B, Hp, Wp, C); reshape to (B*Ho*Wo, kh*kw*C).
+
+    ``out`` is a buffer of that shape to reuse (no fresh pages per step).
+    """
+    kh, kw = kernel
+    b, c = x.shape[0], x.shape[3]
+    if out is None:
+        out = np.empty((b, *out_hw, kh, kw, c), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, :, i, j] = window(x, i, j, out_hw, strides, dilation)
+    return out
+
+
+def col2im(cols, padded_shape, kernel, strides, dilation):
+    """The adjoint of im2col: cols (B, Ho, Wo, kh, kw, C) summed into a (B, Hp, Wp, C) array.
+
+    Each input pixel receives the gradient of every (output pixel, kernel offset) pair that read
+    it: grad_x[b, h*s + i*d, w*s + j*d, c] += cols[b, h, w, i, j, c]. For a fixed offset (i, j) the
+    targets of all (b, h, w) are distinct, so one strided ``+=`` per offset is exact.
+    """
+    kh, kw = kernel
+    out_hw = cols.shape[1:3]
+    grad = np.zeros(padded_shape, dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window(grad, i, j, out_hw, strides, dilation)[...] += cols[:, :, :, i, j]
+    return grad
+
+
+class Workspace:
+    """Buffers a layer reuses from step to step while the shape stays the same.
+
+    Only for temporaries the layer itself consumes (never an array it returns): reusing them
+    saves the page faults of fresh large allocations each step.
+    """
+
+    def __init__(self):
+        self.buffers = {}
+
+    def get(self, name, shape, dtype):
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype:
+            buffer = self.buffers[name] = np.empty(shape, dtype=dtype)
+        return buffer
+
+
+def window_arguments(layer, rank, kernel_size, strides, padding, dilation_rate,
+                     paddings=("valid", "same")):
+    """Validate and store the window arguments as written; return them as rank-tuples."""
+    kernel = check.int_tuple("kernel_size", kernel_size, rank)
+    stride = check.int_tuple("strides", strides, rank)
+    dilation = check.int_tuple("dilation_rate", dilation_rate, rank)
+    layer.kernel_size, layer.strides, layer.dilation_rate = kernel_size, strides, dilation_rate
+    layer.padding = check.one_of("padding", padding, paddings)
+    return kernel, stride, dilation
