@@ -267,7 +267,7 @@ class Adagrad(Optimizer):
 class Nadam(Optimizer):
     """Adam with Nesterov momentum (Dozat 2016), with Keras's momentum schedule.
 
-    u_t = beta_1 (1 - 0.5 * 0.96^(0.004 t));  U_t = u_1 ... u_t
+    u_t = beta_1 (1 - 0.5 * 0.96^t) (Keras 3; Keras 2 and Dozat used 0.96^(0.004 t));  U_t = u_1 ... u_t
     m <- m + (g - m)(1 - beta_1);  v <- v + (g^2 - v)(1 - beta_2)
     p <- p - lr [u_{t+1} m / (1 - U_{t+1}) + (1 - u_t) g / (1 - U_t)] / (sqrt(v / (1 - beta_2^t)) + eps)
 
@@ -289,7 +289,7 @@ class Nadam(Optimizer):
         self.u_product = 1.0
 
     def _u(self, t):
-        return self.beta_1 * (1 - 0.5 * 0.96 ** (0.004 * t))
+        return self.beta_1 * (1 - 0.5 * 0.96 ** t)
 
     def apply(self, pairs):
         t = self.iterations + 1
