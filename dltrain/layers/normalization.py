@@ -1,0 +1,138 @@
+"""Normalization layers: batch_normalization and layer_normalization (features on the last axis)."""
+import numpy as np
+
+from dltrain import check
+from dltrain.layers.base import Layer
+from dltrain.registry import register
+
+
+def normalize_backward(grad_xhat, xhat, inv_std, axis):
+    """d(loss)/dx for xhat = (x - mean(x)) * inv_std, where mean and variance are taken over ``axis``.
+
+    With n elements in each group, g = d(loss)/d(xhat):
+        dx = inv_std * (g - mean(g) - xhat * mean(g * xhat))
+    The mean(g) term is the path through the mean; the xhat * mean(g * xhat) term is the path
+    through the variance (d var / dx_i = 2 (x_i - mean) / n, and d inv_std / d var = -inv_std^3 / 2).
+    """
+    mean_g = grad_xhat.mean(axis=axis, keepdims=True)
+    mean_gx = (grad_xhat * xhat).mean(axis=axis, keepdims=True)
+    return inv_std * (grad_xhat - mean_g - xhat * mean_gx)
+
+
+class _Normalization(Layer):
+    def _affine_params(self, features):
+        if self.scale:
+            self.params["gamma"] = np.ones(features, dtype=self.dtype)
+        if self.center:
+            self.params["beta"] = np.zeros(features, dtype=self.dtype)
+
+    def _affine(self, xhat):
+        y = xhat * self.params["gamma"] if self.scale else xhat.copy()
+        if self.center:
+            y += self.params["beta"]
+        return y
+
+    def _affine_backward(self, grad_y, sum_axes):
+        if self.center:
+            self.grads["beta"] = grad_y.sum(axis=sum_axes)
+        if self.scale:
+            self.grads["gamma"] = (grad_y * self._xhat).sum(axis=sum_axes)
+            return grad_y * self.params["gamma"]
+        return grad_y
+
+
+@register("batch_normalization")
+class BatchNormalization(_Normalization):
+    """Normalizes each feature (channel) over the batch: y = gamma * (x - mean) / sqrt(var + eps) + beta.
+
+    In training the mean and variance are the batch's, and the moving averages
+    moving = momentum * moving + (1 - momentum) * batch are updated; in inference the moving
+    averages are used. They are saved in checkpoints (``state``) but not trained.
+
+    Args:
+        momentum: weight of the old moving average per update, in [0, 1).
+        epsilon: added to the variance before the square root.
+        center: learn a shift beta.
+        scale: learn a scale gamma.
+
+    Shapes: (batch, ..., features) -> the same
+    """
+
+    examples = (({}, (4,)), ({"momentum": 0.9, "center": False}, (3, 3, 2)),
+                ({"scale": False, "epsilon": 0.01}, (2, 3)))
+
+    def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True):
+        super().__init__()
+        self.momentum = check.fraction("momentum", momentum)
+        self.epsilon = check.positive("epsilon", epsilon)
+        self.center = check.boolean("center", center)
+        self.scale = check.boolean("scale", scale)
+
+    def build(self, input_shape, rng):
+        features = input_shape[-1]
+        self._affine_params(features)
+        self.state["moving_mean"] = np.zeros(features, dtype=self.dtype)
+        self.state["moving_variance"] = np.ones(features, dtype=self.dtype)
+        return tuple(input_shape)
+
+    def forward(self, x, training=False):
+        axes = tuple(range(x.ndim - 1))                       # every axis but the features
+        self._training = training
+        if training:
+            mean = x.mean(axis=axes)                         # (F,)
+            variance = x.var(axis=axes)                      # (F,), biased, as Keras
+            keep = x.dtype.type(self.momentum)
+            self.state["moving_mean"] *= keep
+            self.state["moving_mean"] += (1 - keep) * mean
+            self.state["moving_variance"] *= keep
+            self.state["moving_variance"] += (1 - keep) * variance
+        else:
+            mean, variance = self.state["moving_mean"], self.state["moving_variance"]
+        self._inv_std = (1 / np.sqrt(variance + x.dtype.type(self.epsilon))).astype(x.dtype)
+        self._xhat = (x - mean) * self._inv_std              # (B, ..., F)
+        return self._affine(self._xhat)
+
+    def backward(self, grad_y):
+        axes = tuple(range(grad_y.ndim - 1))
+        grad_xhat = self._affine_backward(grad_y, axes)
+        if not self._training:
+            return grad_xhat * self._inv_std                 # the statistics are constants
+        return normalize_backward(grad_xhat, self._xhat, self._inv_std, axes)
+
+
+@register("layer_normalization")
+class LayerNormalization(_Normalization):
+    """Normalizes each sample over its features: y = gamma * (x - mean) / sqrt(var + eps) + beta.
+
+    Statistics are per sample (and per time step), so training and inference agree.
+
+    Args:
+        epsilon: added to the variance before the square root.
+        center: learn a shift beta.
+        scale: learn a scale gamma.
+
+    Shapes: (batch, ..., features) -> the same
+    """
+
+    examples = (({}, (8,)), ({"center": False}, (3, 6)), ({"scale": False}, (2, 2, 5)))
+
+    def __init__(self, epsilon=1e-3, center=True, scale=True):
+        super().__init__()
+        self.epsilon = check.positive("epsilon", epsilon)
+        self.center = check.boolean("center", center)
+        self.scale = check.boolean("scale", scale)
+
+    def build(self, input_shape, rng):
+        self._affine_params(input_shape[-1])
+        return tuple(input_shape)
+
+    def forward(self, x, training=False):
+        mean = x.mean(axis=-1, keepdims=True)                # (B, ..., 1)
+        variance = x.var(axis=-1, keepdims=True)
+        self._inv_std = 1 / np.sqrt(variance + x.dtype.type(self.epsilon))
+        self._xhat = (x - mean) * self._inv_std
+        return self._affine(self._xhat)
+
+    def backward(self, grad_y):
+        grad_xhat = self._affine_backward(grad_y, tuple(range(grad_y.ndim - 1)))
+        return normalize_backward(grad_xhat, self._xhat, self._inv_std, -1)

@@ -1,0 +1,238 @@
+"""Pooling: max and average over sliding windows, and their global forms (channels-last).
+
+Windows are visited one kernel offset at a time (pool_h * pool_w vectorised operations over the
+whole batch). Max pooling remembers which offset won each window (the first, on ties), so its
+backward routes each gradient to one input with a masked add per offset: no scatter-add.
+"""
+import numpy as np
+
+from dltrain import check
+from dltrain.layers import im2col as windows
+from dltrain.layers.base import Layer
+from dltrain.registry import register
+
+
+class _Pooling2D(Layer):
+    rank = 2
+
+    def __init__(self, pool_size=2, strides=None, padding="valid"):
+        super().__init__()
+        pool = check.int_tuple("pool_size", pool_size, self.rank)
+        stride = pool if strides is None else check.int_tuple("strides", strides, self.rank)
+        self.pool_size, self.strides = pool_size, strides
+        self.padding = check.one_of("padding", padding, ("valid", "same"))
+        self._pool = pool if self.rank == 2 else (1, *pool)
+        self._strides = stride if self.rank == 2 else (1, *stride)
+
+    def build(self, input_shape, rng):
+        hint = "give it (steps, channels)" if self.rank == 1 else "give it (height, width, channels) images"
+        shape = check.rank(self, input_shape, self.rank + 1, hint=hint)
+        hw = tuple(shape[:2]) if self.rank == 2 else (1, shape[0])
+        out_hw, _ = windows.output_size(self, hw, self._pool, self._strides, (1, 1), self.padding)
+        return (*out_hw, shape[-1]) if self.rank == 2 else (out_hw[1], shape[-1])
+
+    def _offsets(self):
+        return [(i, j) for i in range(self._pool[0]) for j in range(self._pool[1])]
+
+    def forward(self, x, training=False):
+        x = x if self.rank == 2 else x[:, None]                 # (B, T, C) -> (B, 1, T, C)
+        out_hw, self._pads = windows.output_size(self, x.shape[1:3], self._pool, self._strides,
+                                                 (1, 1), self.padding)
+        self._out_hw = out_hw
+        y = self._pool_forward(x, out_hw)                       # (B, Ho, Wo, C)
+        return y if self.rank == 2 else y[:, 0]
+
+    def backward(self, grad_y):
+        grad_y = grad_y if self.rank == 2 else grad_y[:, None]
+        grad_pad = np.zeros(self._padded_shape, dtype=grad_y.dtype)
+        for k, (i, j) in enumerate(self._offsets()):
+            windows.window(grad_pad, i, j, self._out_hw, self._strides, (1, 1))[...] += \
+                self._share(grad_y, k)
+        grad_x = windows.unpad(grad_pad, self._pads)
+        return grad_x if self.rank == 2 else grad_x[:, 0]
+
+
+class _MaxPooling(_Pooling2D):
+    def _pool_forward(self, x, out_hw):
+        x_pad = windows.pad(x, self._pads, -np.inf)
+        self._padded_shape = x_pad.shape
+        offsets = self._offsets()
+        y = windows.window(x_pad, *offsets[0], out_hw, self._strides, (1, 1)).copy()
+        self._winner = np.zeros(y.shape, dtype=np.uint8)        # which offset holds the max
+        for k, (i, j) in enumerate(offsets[1:], start=1):
+            candidate = windows.window(x_pad, i, j, out_hw, self._strides, (1, 1))
+            better = candidate > y
+            np.copyto(y, candidate, where=better)
+            np.copyto(self._winner, k, where=better)
+        return y
+
+    def _share(self, grad_y, k):
+        return np.where(self._winner == k, grad_y, 0)
+
+
+class _AveragePooling(_Pooling2D):
+    def _pool_forward(self, x, out_hw):
+        x_pad = windows.pad(x, self._pads)
+        self._padded_shape = x_pad.shape
+        y = np.zeros((x.shape[0], *out_hw, x.shape[3]), dtype=x.dtype)
+        for i, j in self._offsets():
+            y += windows.window(x_pad, i, j, out_hw, self._strides, (1, 1))
+        # with `same` padding, a window averages only the pixels inside the image (as Keras)
+        inside = windows.pad(np.ones((1, *x.shape[1:3], 1), dtype=x.dtype), self._pads)
+        count = sum(windows.window(inside, i, j, out_hw, self._strides, (1, 1)) for i, j in self._offsets())
+        self._scale = 1 / count                                  # (1, Ho, Wo, 1)
+        return y * self._scale
+
+    def _share(self, grad_y, k):
+        return grad_y * self._scale
+
+
+_POOL_ARGS = """
+    Args:
+        pool_size: window size{dims}.
+        strides: step between windows{dims}; null means pool_size.
+        padding: valid (drop the incomplete windows) or same (output = ceil(input / strides)).
+"""
+
+
+@register("max_pooling2d")
+class MaxPooling2D(_MaxPooling):
+    __doc__ = "Maximum over each window of each channel.\n" + _POOL_ARGS.format(dims=", an int or [h, w]") + \
+        "\n    Shapes: (batch, height, width, channels) -> (batch, out_height, out_width, channels)\n"
+    examples = (({}, (4, 4, 2)), ({"pool_size": 3, "strides": 2, "padding": "same"}, (5, 6, 2)),
+                ({"pool_size": [2, 3], "strides": 1}, (4, 5, 1)), ({"pool_size": 2}, (5, 5, 3)))
+
+
+@register("average_pooling2d")
+class AveragePooling2D(_AveragePooling):
+    __doc__ = "Mean over each window of each channel.\n" + _POOL_ARGS.format(dims=", an int or [h, w]") + \
+        "\n    Shapes: (batch, height, width, channels) -> (batch, out_height, out_width, channels)\n"
+    examples = MaxPooling2D.examples
+
+
+@register("max_pooling1d")
+class MaxPooling1D(_MaxPooling):
+    __doc__ = "Maximum over each window of time steps, per channel.\n" + _POOL_ARGS.format(dims="") + \
+        "\n    Shapes: (batch, steps, channels) -> (batch, out_steps, channels)\n"
+    rank = 1
+    examples = (({}, (6, 2)), ({"pool_size": 3, "strides": 2, "padding": "same"}, (7, 2)),
+                ({"pool_size": 2, "strides": 1}, (5, 3)))
+
+
+@register("average_pooling1d")
+class AveragePooling1D(_AveragePooling):
+    __doc__ = "Mean over each window of time steps, per channel.\n" + _POOL_ARGS.format(dims="") + \
+        "\n    Shapes: (batch, steps, channels) -> (batch, out_steps, channels)\n"
+    rank = 1
+    examples = MaxPooling1D.examples
+
+
+class _GlobalPooling(Layer):
+    rank = 2
+
+    def __init__(self, keepdims=False):
+        super().__init__()
+        self.keepdims = check.boolean("keepdims", keepdims)
+
+    def build(self, input_shape, rng):
+        hint = "give it (steps, channels)" if self.rank == 1 else "give it (height, width, channels) images"
+        shape = check.rank(self, input_shape, self.rank + 1, hint=hint)
+        return (*(1,) * self.rank, shape[-1]) if self.keepdims else (shape[-1],)
+
+    def _finish(self, y):
+        return y.reshape(y.shape[0], *(1,) * self.rank, y.shape[-1]) if self.keepdims else y
+
+    def compute_mask(self, x, mask):
+        return None
+
+
+@register("global_average_pooling2d")
+class GlobalAveragePooling2D(_GlobalPooling):
+    """Mean over height and width of each channel.
+
+    Args:
+        keepdims: keep the pooled axes with size 1.
+
+    Shapes: (batch, height, width, channels) -> (batch, channels)
+    """
+
+    examples = (({}, (3, 4, 2)), ({"keepdims": True}, (2, 2, 3)))
+
+    def forward(self, x, training=False):
+        self._shape = x.shape
+        return self._finish(x.mean(axis=(1, 2)))
+
+    def backward(self, grad_y):
+        b, h, w, c = self._shape
+        grad = grad_y.reshape(b, 1, 1, c) / (h * w)
+        return np.broadcast_to(grad, self._shape).copy()
+
+
+@register("global_average_pooling1d")
+class GlobalAveragePooling1D(_GlobalPooling):
+    """Mean over time steps of each channel; with a mask, over the real (unmasked) steps only.
+
+    Args:
+        keepdims: keep the time axis with size 1.
+
+    Shapes: (batch, steps, channels) -> (batch, channels)
+    """
+
+    rank = 1
+    examples = (({}, (5, 3)), ({"keepdims": True}, (4, 2)))
+
+    def forward(self, x, training=False):
+        self._shape = x.shape
+        mask = self.input_mask
+        if mask is None:
+            self._weights = np.full((1, x.shape[1], 1), 1 / x.shape[1], dtype=x.dtype)
+        else:
+            m = mask.astype(x.dtype)[:, :, None]                    # (B, T, 1)
+            self._weights = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+        return self._finish((x * self._weights).sum(axis=1))
+
+    def backward(self, grad_y):
+        b, t, c = self._shape
+        return grad_y.reshape(b, 1, c) * self._weights           # (B, 1, C) * (B|1, T, 1)
+
+
+class _GlobalMax(_GlobalPooling):
+    def forward(self, x, training=False):
+        self._shape = x.shape
+        flat = x.reshape(x.shape[0], -1, x.shape[-1])            # (B, P, C), P = positions
+        self._argmax = flat.argmax(axis=1)[:, None]              # (B, 1, C), first max on ties
+        return self._finish(np.take_along_axis(flat, self._argmax, axis=1)[:, 0])
+
+    def backward(self, grad_y):
+        b, c = self._shape[0], self._shape[-1]
+        grad = np.zeros((b, int(np.prod(self._shape[1:-1])), c), dtype=grad_y.dtype)
+        # one winner per (sample, channel): a plain put, no accumulation needed
+        np.put_along_axis(grad, self._argmax, grad_y.reshape(b, 1, c), axis=1)
+        return grad.reshape(self._shape)
+
+
+@register("global_max_pooling2d")
+class GlobalMaxPooling2D(_GlobalMax):
+    """Maximum over height and width of each channel.
+
+    Args:
+        keepdims: keep the pooled axes with size 1.
+
+    Shapes: (batch, height, width, channels) -> (batch, channels)
+    """
+
+    examples = (({}, (3, 4, 2)), ({"keepdims": True}, (2, 2, 3)))
+
+
+@register("global_max_pooling1d")
+class GlobalMaxPooling1D(_GlobalMax):
+    """Maximum over time steps of each channel.
+
+    Args:
+        keepdims: keep the time axis with size 1.
+
+    Shapes: (batch, steps, channels) -> (batch, channels)
+    """
+
+    rank = 1
+    examples = (({}, (5, 3)), ({"keepdims": True}, (4, 2)))
