@@ -8,7 +8,8 @@ the same way, and the fused logits path of a loss equals the unfused chain.
 Conventions a layer may use (read here):
     kinks = (0.0, ...)                  input values to keep away from (default: those of an
                                         activation layer's function, else none)
-    example_input(self, shape, rng)     the input for an example (e.g. integer token ids);
+    integer_input = True                inputs are ids: integers drawn in [0, input_dim)
+    example_input(self, shape, rng)     the input for an example, when neither fits;
                                         default: standard normal floats
 """
 import importlib
@@ -45,6 +46,8 @@ def _kinks(layer):
 def _input(layer, shape, rng, dtype):
     """A batch for one input shape (without the batch axis), away from the layer's kinks."""
     full = (BATCH, *shape)
+    if getattr(layer, "integer_input", False):
+        return rng.integers(0, getattr(layer, "input_dim", 2), full)
     if hasattr(layer, "example_input"):
         x = np.asarray(layer.example_input(full, rng))
         return x if not np.issubdtype(x.dtype, np.floating) else x.astype(dtype)
@@ -232,6 +235,7 @@ def test_fused_loss_is_finite_for_extreme_logits(name):
 UNREGISTERED = {
     "MetricsLog": "internal callback that writes the run directory (takes a folder)",
     "ProgressDisplay": "internal callback of the CLI (takes a rich console)",
+    "StopOnSignal": "internal callback that fit adds to turn SIGINT/SIGTERM into a checkpoint",
 }
 
 
