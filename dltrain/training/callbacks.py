@@ -29,6 +29,13 @@ class Callback:
         for key, value in state.items():
             setattr(self, key, value)
 
+    def state_arrays(self):
+        """Arrays that must survive a resume (saved as ``callbacks/<index>/<key>``)."""
+        return {}
+
+    def load_state_arrays(self, arrays):
+        pass
+
     #: logged names this callback reads (checked against what the run will produce)
     def monitored(self):
         return [self.monitor] if getattr(self, "monitor", None) else []
@@ -111,13 +118,25 @@ class EarlyStopping(Callback):
             self.trainer.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch is not None:
+        """Put back the best epoch's weights (stopped early or not) and save them as best.npz,
+        unless a model_checkpoint callback decides what best.npz holds."""
+        if not self.restore_best_weights or self.best_weights is None:
+            return
+        if self.best_epoch != self.trainer.epoch:
             self.trainer.model.load_state_dict(self.best_weights)
             self.trainer.restored_epoch = self.best_epoch
+        if not any(isinstance(c, ModelCheckpoint) for c in self.trainer.callbacks):
+            self.trainer.save_checkpoint("best.npz", self.best_epoch)
 
     def state_dict(self):
         return {"wait": self.wait, "best": self._monitor.best, "best_epoch": self.best_epoch,
                 "stopped_epoch": self.stopped_epoch}
+
+    def state_arrays(self):
+        return dict(self.best_weights) if self.best_weights is not None else {}
+
+    def load_state_arrays(self, arrays):
+        self.best_weights = {k: v.copy() for k, v in arrays.items()} if arrays else None
 
     def load_state_dict(self, state):
         self.wait = state["wait"]
@@ -134,12 +153,17 @@ class ModelCheckpoint(Callback):
         monitor: the logged quantity that decides which epoch is best.
         mode: min, max, or auto (from the quantity's name).
         save_best_only: only keep the best checkpoint (otherwise also epoch_NNN.npz).
+        keep_last: how many epoch_NNN.npz to keep (the oldest are deleted); none keeps all.
+        every_n_epochs: write epoch_NNN.npz every this many epochs, >= 1.
     """
 
-    def __init__(self, monitor="val_loss", mode="auto", save_best_only=True):
+    def __init__(self, monitor="val_loss", mode="auto", save_best_only=True, keep_last=None,
+                 every_n_epochs=1):
         self.monitor = monitor
         self.mode = mode
         self.save_best_only = check.boolean("save_best_only", save_best_only)
+        self.keep_last = None if keep_last is None else check.positive_int("keep_last", keep_last)
+        self.every_n_epochs = check.positive_int("every_n_epochs", every_n_epochs)
         self._monitor = Monitor(monitor, mode)
         self.best_epoch = None
 
@@ -149,8 +173,12 @@ class ModelCheckpoint(Callback):
             self._monitor.best = value
             self.best_epoch = epoch
             self.trainer.save_checkpoint("best.npz", epoch)
-        if not self.save_best_only:
+        if not self.save_best_only and epoch % self.every_n_epochs == 0:
             self.trainer.save_checkpoint(f"epoch_{epoch:03d}.npz", epoch)
+            if self.keep_last and self.trainer.run_dir:
+                saved = sorted((self.trainer.run_dir / "checkpoints").glob("epoch_*.npz"))
+                for old in saved[:-self.keep_last]:
+                    old.unlink(missing_ok=True)
 
     def state_dict(self):
         return {"best": self._monitor.best, "best_epoch": self.best_epoch}
@@ -158,6 +186,99 @@ class ModelCheckpoint(Callback):
     def load_state_dict(self, state):
         self._monitor.best = state["best"]
         self.best_epoch = state["best_epoch"]
+
+
+@register("reduce_lr_on_plateau")
+class ReduceLROnPlateau(Callback):
+    """Multiplies the learning rate by `factor` when `monitor` has not improved for `patience` epochs.
+
+    Args:
+        monitor: the logged quantity to watch.
+        factor: the rate's multiplier, in (0, 1).
+        patience: epochs without improvement before reducing, >= 0.
+        mode: min, max, or auto (from the quantity's name).
+        min_delta: smallest change that counts as an improvement.
+        cooldown: epochs to wait after a reduction before counting again.
+        min_lr: the rate is never reduced below this.
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto", min_delta=0.0001,
+                 cooldown=0, min_lr=0.0):
+        self.monitor = monitor
+        self.factor = check.fraction("factor", factor)
+        if self.factor == 0:
+            check.positive("factor", factor)
+        self.patience = check.non_negative_int("patience", patience)
+        self.mode = mode
+        self.min_delta = check.non_negative("min_delta", min_delta)
+        self.cooldown = check.non_negative_int("cooldown", cooldown)
+        self.min_lr = check.non_negative("min_lr", min_lr)
+        self._monitor = Monitor(monitor, mode, min_delta)
+        self.wait = 0
+        self.cooldown_counter = 0
+
+    def on_train_begin(self, logs=None):
+        _needs_fixed_rate(self)
+
+    def on_epoch_end(self, epoch, logs=None):
+        optimizer = self.trainer.optimizer
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        value = logs.get(self.monitor)
+        if self._monitor.improved(value):
+            self._monitor.best = value
+            self.wait = 0
+        elif self.cooldown_counter == 0:
+            self.wait += 1
+            if self.wait >= self.patience and optimizer.learning_rate > self.min_lr:
+                optimizer.learning_rate = max(optimizer.learning_rate * self.factor, self.min_lr)
+                self.cooldown_counter = self.cooldown
+                self.wait = 0
+
+    def state_dict(self):
+        return {"wait": self.wait, "best": self._monitor.best, "cooldown_counter": self.cooldown_counter,
+                "learning_rate": self.trainer.optimizer.learning_rate}
+
+    def load_state_dict(self, state):
+        self.wait = state["wait"]
+        self._monitor.best = state["best"]
+        self.cooldown_counter = state["cooldown_counter"]
+        self.trainer.optimizer.learning_rate = state["learning_rate"]
+
+
+@register("learning_rate_scheduler")
+class LearningRateScheduler(Callback):
+    """Sets the learning rate at the start of each epoch to a schedule evaluated at the epoch.
+
+    The schedule's step is the epoch index (0 for the first); a schedule given as the optimizer's
+    learning_rate counts batches instead.
+
+    Args:
+        schedule: a schedule spec, e.g. {type: exponential_decay, initial_learning_rate: 0.01,
+            decay_steps: 1, decay_rate: 0.9}.
+    """
+
+    def __init__(self, schedule):
+        from dltrain.registry import build
+
+        self.schedule = schedule
+        self._schedule = build("schedule", schedule)
+
+    def on_train_begin(self, logs=None):
+        _needs_fixed_rate(self)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.trainer.optimizer.learning_rate = float(self._schedule(epoch - 1))
+
+
+def _needs_fixed_rate(callback):
+    if callback.trainer.optimizer.schedule is not None:
+        from dltrain.errors import ConfigError
+
+        raise ConfigError(f"{callback.registered_name} changes the learning rate, but the optimizer's "
+                          "learning_rate is already a schedule",
+                          fix="give the optimizer a number as learning_rate, or drop the callback.")
 
 
 @register("terminate_on_nan")

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dltrain import regularizers
 from dltrain.errors import DivergedError
 from dltrain.registry import build
-from dltrain.training import checkpoint
+from dltrain.training import checkpoint, finite, position, resume
+from dltrain.training.class_weight import sample_weights
 
 
 class Trainer:
@@ -39,6 +41,11 @@ class Trainer:
         self.step = 0                # batches completed in all
         self.stop_training = False
         self.restored_epoch = None
+        self.class_weight = None     # (classes,) loss weight per class, training/class_weight.py
+        self.regularized = regularizers.terms(model) if model.built else []
+        self.position = None         # (epoch, batches done, loss total, seen, metrics) in an epoch
+        self.resume_position = None  # a saved position record to continue from (mid-epoch resume)
+        self.epoch_lr = None         # the rate logged for the current epoch (at its start)
 
     # -- metrics -------------------------------------------------------------------------------
 
@@ -64,32 +71,42 @@ class Trainer:
         order = (self.streams.for_epoch("shuffle", epoch).permutation(n) if self.shuffle
                  else np.arange(n))
         metrics = self._new_metrics()
-        total, seen = 0.0, 0
+        total, seen, first = 0.0, 0, 0
+        if self.resume_position is not None:
+            first, total, seen = position.restore(self.resume_position, epoch, metrics)
+            self.resume_position = None
         started = time.perf_counter()
-        for batch, start in enumerate(range(0, n, self.batch_size)):
+        for batch, start in enumerate(range(first * self.batch_size, n, self.batch_size), first):
             for callback in self.callbacks:
                 callback.on_train_batch_begin(batch)
             x, y = self._batch(train, order[start:start + self.batch_size])
             out = self.model.forward(x, training=True, logits=self.fused)
-            value = float(self.loss(out, y, logits=self.fused))
+            weights = None if self.class_weight is None else sample_weights(self.class_weight, y)
+            value = float(self.loss(out, y, weights, logits=self.fused))
             if not np.isfinite(value):
-                raise DivergedError(
-                    f"the training loss became {value} at epoch {epoch}, batch {batch + 1}",
-                    fix="lower the learning rate, add gradient clipping (clipnorm), or check the data.")
+                raise finite.loss_diverged(self.model, x, value, epoch, batch + 1)
             self.model.backward(self.loss.backward(), logits=self.fused)
+            if self.regularized:
+                value += regularizers.apply(self.regularized)
             self.optimizer.apply(self.model.parameters())
+            if not finite.parameters_finite(self.model):
+                error = finite.update_diverged(self.model, epoch, batch + 1)
+                if error:
+                    raise error
             probabilities = self.loss._p if self.fused else out
             for metric in metrics.values():
                 metric.update(probabilities, y)
             total += value * len(x)
             seen += len(x)
             self.step += 1
+            self.position = (epoch, batch + 1, total, seen, metrics)
             logs = {"loss": total / seen, **{k: m.result() for k, m in metrics.items()},
                     "samples": seen, "seconds": time.perf_counter() - started}
             for callback in self.callbacks:
                 callback.on_train_batch_end(batch, logs)
             if self.stop_training:
                 break
+        self.position = None
         return {"loss": total / max(seen, 1), **{k: m.result() for k, m in metrics.items()}}
 
     def evaluate(self, split, batch_size=None):
@@ -118,7 +135,8 @@ class Trainer:
             epoch = self.epoch + 1
             for callback in self.callbacks:
                 callback.on_epoch_begin(epoch, {"lr": self.optimizer.current_learning_rate})
-            lr = self.optimizer.current_learning_rate
+            lr = self.epoch_lr = (self.optimizer.current_learning_rate if self.resume_position is None
+                                  else self.resume_position["lr"])
             started = time.perf_counter()
             logs = self.train_epoch(train, epoch)
             if validation is not None:
@@ -126,10 +144,10 @@ class Trainer:
             logs = {"epoch": epoch, **logs, "lr": lr, "seconds": time.perf_counter() - started}
             self.epoch = epoch
             self.history.append(logs)
+            for callback in self.callbacks:     # first, so last.npz holds their updated state
+                callback.on_epoch_end(epoch, logs)
             if self.run_dir:
                 self.save_checkpoint("last.npz", epoch)
-            for callback in self.callbacks:
-                callback.on_epoch_end(epoch, logs)
         for callback in self.callbacks:
             callback.on_train_end({"history": self.history})
         return self.history
@@ -140,6 +158,8 @@ class Trainer:
         arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         arrays.update({f"optimizer/{k}": v for k, v in self.optimizer.state_dict().items()})
         arrays.update({f"preprocessing/{k}": v for k, v in self.pipeline.state_dict().items()})
+        for i, callback in enumerate(self.callbacks):
+            arrays.update({f"callbacks/{i}/{k}": v for k, v in callback.state_arrays().items()})
         return arrays
 
     def state_meta(self, epoch):
@@ -150,6 +170,7 @@ class Trainer:
             "random": self.streams.state(),
             "callbacks": [c.state_dict() for c in self.callbacks],
             "history": self.history,
+            "position": position.record(self),
         }
 
     def save_checkpoint(self, filename, epoch):
@@ -157,7 +178,14 @@ class Trainer:
             return
         folder = self.run_dir / "checkpoints"
         folder.mkdir(parents=True, exist_ok=True)
-        checkpoint.save(folder / filename, self.state_arrays(), self.state_meta(epoch))
+        arrays = self.state_arrays()
+        bad = finite.state_finite(arrays)
+        if bad:
+            raise DivergedError(f"refusing to write {filename}: {bad} holds NaN or Inf",
+                                fix=finite.FIX)
+        if filename == "last.npz":
+            resume.keep_previous(folder / filename)
+        checkpoint.save(folder / filename, arrays, self.state_meta(epoch))
 
 
 def metric_name(spec):

@@ -1,0 +1,53 @@
+"""Where training stands inside an epoch, saved so that a run resumes mid-epoch exactly.
+
+The trainer keeps ``trainer.position = (epoch, batches done, loss total, samples seen, metrics)``
+after every batch (one tuple, no copy). A checkpoint written mid-epoch (on SIGINT or SIGTERM)
+stores it as a JSON record: the running sums as exact floats (JSON keeps every bit of a double),
+each metric's accumulators, and the learning rate the epoch started with (the value metrics.csv
+logs for it). Batch order comes from (seed, epoch), so skipping the batches done is enough.
+"""
+import numpy as np
+
+
+def record(trainer):
+    """The JSON-ready record of ``trainer.position``, or None at an epoch boundary."""
+    if trainer.position is None:
+        return None
+    epoch, batches, total, seen, metrics = trainer.position
+    return {"epoch": epoch, "batch": batches, "total": total, "seen": seen,
+            "lr": trainer.epoch_lr,
+            "metrics": {name: encode(vars(metric)) for name, metric in metrics.items()}}
+
+
+def restore(saved, epoch, metrics):
+    """(batches done, loss total, samples seen) from a saved record; fills ``metrics`` in place."""
+    assert saved["epoch"] == epoch, (saved["epoch"], epoch)
+    for name, metric in metrics.items():
+        for key, value in decode(saved["metrics"][name]).items():
+            setattr(metric, key, value)
+    return saved["batch"], saved["total"], saved["seen"]
+
+
+def encode(value):
+    """Arrays, numpy scalars, lists and dicts as JSON values that decode to equal objects."""
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.ravel().tolist(), "dtype": value.dtype.str, "shape": list(value.shape)}
+    if isinstance(value, np.generic):
+        return {"__scalar__": value.item(), "dtype": value.dtype.str}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: encode(v) for k, v in value.items()}
+    return value
+
+
+def decode(value):
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            return np.array(value["__ndarray__"], dtype=value["dtype"]).reshape(value["shape"])
+        if "__scalar__" in value:
+            return np.dtype(value["dtype"]).type(value["__scalar__"])
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
