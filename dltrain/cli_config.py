@@ -1,2 +1,144 @@
-"""Commands: check, summary, list, gradcheck and schema (config and model inspection). Attached to the main group when cli.py is imported."""
-from dltrain.cli import CONTEXT, handle_errors, main, set_option  # noqa: F401
+"""Commands: check, summary, list, gradcheck and schema (config and model inspection).
+
+Attached to the main group when cli.py is imported; every import of numpy, rich or the catalogue
+happens inside a command, so `dltrain --help` stays instant.
+"""
+import click
+
+from dltrain.cli import CONTEXT, handle_errors, main, set_option
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("config", type=click.Path(dir_okay=False))
+@set_option
+@click.option("--quiet", is_flag=True, help="Print nothing on success (the exit code says it).")
+@handle_errors
+def check(config, overrides, quiet):
+    """Validate CONFIG and infer every shape; train nothing, read no data (exit 0 or 2)."""
+    from dltrain.config.validate import validate
+    from dltrain.summary import summarize
+
+    checked = validate(config, overrides, files=True)
+    if quiet:
+        return
+    summary = summarize(checked)
+    console = _console()
+    _print_summary(console, summary)
+    console.print(f"[green]ok[/green]: {config} is valid")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("target", metavar="CONFIG|RUN", type=click.Path())
+@set_option
+@handle_errors
+def summary(target, overrides):
+    """Per-layer table of a config or a run: output shape, parameters, FLOPs, memory."""
+    from dltrain.config.validate import validate
+    from dltrain.summary import config_of, summarize
+
+    checked = validate(config_of(target), overrides, files=False)
+    _print_summary(_console(), summarize(checked))
+
+
+def _print_summary(console, summary):
+    from rich.table import Table
+
+    from dltrain.summary import human_bytes, human_count
+
+    table = Table(title=f"{summary.name}  input {summary.input_shape}", title_justify="left")
+    for column, justify in (("layer", "left"), ("type", "left"), ("inputs", "left"),
+                            ("output shape", "left"), ("params", "right"), ("FLOPs", "right")):
+        table.add_column(column, justify=justify)
+    for row in summary.rows:
+        table.add_row(row.name, row.type, ", ".join(row.inputs), str(row.output_shape),
+                      f"{row.params:,}", human_count(row.flops))
+    table.add_section()
+    table.add_row("total", "", "", "", f"{summary.params:,}", human_count(summary.flops))
+    console.print(table)
+    memory = summary.memory
+    console.print(
+        f"memory at batch size {summary.batch_size}: parameters {human_bytes(memory['parameters'])}, "
+        f"gradients {human_bytes(memory['gradients'])}, optimizer {summary.optimizer} "
+        f"{human_bytes(memory['optimizer'])}, activations {human_bytes(memory['activations'])}; "
+        f"total {human_bytes(memory['total'])}")
+
+
+@main.command("list", context_settings=CONTEXT)
+@click.argument("kind", required=False)
+@click.option("--details", "details", metavar="NAME", help="The whole docstring of one entry.")
+@handle_errors
+def list_command(kind, details):
+    """The registry: every layer, loss, optimizer, metric, callback, ... with its arguments."""
+    from dltrain.config.catalogue_text import describe, entries, kinds_of
+
+    console = _console()
+    chosen = kinds_of(kind)
+    if details:
+        console.print(describe(chosen, details), markup=False)
+        return
+    from rich.table import Table
+
+    for k in chosen:
+        table = Table(title=k, title_justify="left")
+        for column in ("name", "aliases", "arguments", "description"):
+            table.add_column(column)
+        for name, aliases, signature, line in entries(k):
+            table.add_row(name, aliases, signature, line)
+        console.print(table)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("config", type=click.Path(dir_okay=False))
+@set_option
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Samples in the random batch.")
+@click.option("--elements", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Elements checked per parameter array (all, when it has fewer).")
+@handle_errors
+def gradcheck(config, overrides, batch_size, elements):
+    """Compare every parameter's gradient with central differences, in float64 (exit 0 or 1)."""
+    from rich.table import Table
+
+    from dltrain.config.validate import validate
+    from dltrain.model_gradcheck import check_model
+
+    checks = check_model(validate(config, overrides, files=False), batch_size, elements)
+    table = Table(title=f"{config}: relative error of each gradient (float64)", title_justify="left")
+    for column in ("layer", "type", "worst", "per parameter"):
+        table.add_column(column)
+    worst = 0.0
+    for item in checks:
+        worst = max(worst, item.worst)
+        mark = "green" if item.worst < 1e-6 else "red"
+        table.add_row(item.name, item.type, f"[{mark}]{item.worst:.2e}[/{mark}]",
+                      ", ".join(f"{k} {v:.1e}" for k, v in item.errors.items()))
+    console = _console()
+    console.print(table)
+    console.print(f"worst relative error: {worst:.2e} ({'ok' if worst < 1e-6 else 'above 1e-6'})")
+    if worst >= 1e-6:
+        raise SystemExit(1)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file.")
+@handle_errors
+def schema(output):
+    """JSON Schema of a config, generated from the registry (for editors' YAML completion)."""
+    import json
+
+    from dltrain.config.schema import config_schema
+
+    text = json.dumps(config_schema(), indent=1)
+    if output:
+        from pathlib import Path
+
+        Path(output).write_text(text + "\n", encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text)

@@ -182,8 +182,10 @@ class Model:
 def _nodes_of(spec, path, where, counts, previous, aliases):
     """The node (or node and activation node) for one layer spec."""
     type_name, arguments = split_spec(spec, "layer", where(path + ("type",)) if isinstance(spec, dict) else where(path))
-    layer_arguments = {k: v for k, v in arguments.items() if k not in NODE_KEYS}
     cls = registry("layer").get(type_name, where=where(path + ("type",)) if isinstance(spec, dict) else where(path))
+    # `activation` is the activation layer's own argument, and the shorthand on any other layer
+    layer_arguments = {k: v for k, v in arguments.items()
+                       if k not in NODE_KEYS or (k == "activation" and cls.registered_name == "activation")}
     name = arguments.get("name")
     if name is None:
         counts[cls.registered_name] = counts.get(cls.registered_name, 0) + 1

@@ -42,7 +42,9 @@ class Document:
 
     def __init__(self, data, lines, file):
         self.data = data
-        self.lines = lines      # {path tuple: 1-based line}
+        #: {path tuple: 1-based line in ``file``, (other file, line) for a value that came from a
+        #: base config, or "--set" for an override}
+        self.lines = lines
         self.file = file
 
     def line(self, path):
@@ -52,12 +54,17 @@ class Document:
             path = path[:-1]
         return self.lines.get(path)
 
-    def where(self, path):
+    def location(self, path):
+        """'file:line' of ``path`` (the base file's for a value a base config gave), or '--set'."""
         line = self.line(path)
         if line == "--set":
-            return f"{format_path(path)} (--set)"
-        location = f"{self.file}:{line}" if line else str(self.file)
-        return f"{format_path(path)} ({location})"
+            return "--set"
+        if isinstance(line, tuple):
+            return f"{line[0]}:{line[1]}"
+        return f"{self.file}:{line}" if line else str(self.file)
+
+    def where(self, path):
+        return f"{format_path(path)} ({self.location(path)})"
 
 
 def _walk(node, path, lines, file):

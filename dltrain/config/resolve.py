@@ -5,11 +5,13 @@ reproduces run X.
 """
 import copy
 import re
+from pathlib import Path
 
 import yaml
 
+from dltrain.config.compose import compose
 from dltrain.config.loader import Document, format_path, load, parse
-from dltrain.errors import ConfigError
+from dltrain.errors import ConfigError, join_errors
 from dltrain.registry import suggest
 
 SECTIONS = {
@@ -81,45 +83,56 @@ def apply_override(document, text):
         if isinstance(node.get(last), str) and isinstance(value, dict) and "type" not in value:
             value = {"type": node[last], **value}
         node[last] = value
+    for known in [p for p in document.lines if p[:len(path)] == path]:
+        del document.lines[known]      # the old value's lines no longer describe it
     document.lines[path] = "--set"
     return document
 
 
-def resolve(path_or_document, overrides=()):
-    """Load (if given a path), apply overrides, check the sections and fill in defaults."""
+def resolve(path_or_document, overrides=(), errors=None):
+    """Load (if given a path), merge bases, apply overrides, check sections, fill in defaults.
+
+    With an ``errors`` list, problems that do not stop the rest from being checked are appended
+    to it; otherwise they are raised together.
+    """
     document = path_or_document if isinstance(path_or_document, Document) else load(path_or_document)
     if not isinstance(document.data, dict):
         raise ConfigError("a config must be a mapping of sections (data, model, loss, ...)",
                           where=document.file)
+    document = compose(document)
+    found = []
     for text in overrides:
-        apply_override(document, text)
+        try:
+            apply_override(document, text)
+        except ConfigError as error:
+            found.append(error)
     data = document.data
-    errors = []
     for key in data:
         if key not in SECTIONS:
-            errors.append(ConfigError(
+            found.append(ConfigError(
                 f"unknown section {key!r}", where=document.where((key,)),
                 expected=", ".join(k for k in SECTIONS if k != "base"),
                 fix=suggest(key, list(SECTIONS))))
     for key in REQUIRED:
         if data.get(key) is None:
-            errors.append(ConfigError(f"the config has no {key!r} section", where=document.file,
-                                      fix=f"add a `{key}:` section."))
-    from dltrain.errors import join_errors
-
-    join_errors(errors)
+            found.append(ConfigError(f"the config has no {key!r} section",
+                                     where=f"{key} ({document.location(())})",
+                                     fix=f"add a `{key}:` section."))
     for key, default in SECTIONS.items():
         if key not in data and default is not None:
             data[key] = copy.deepcopy(default)
     if data.get("name") is None:
-        from pathlib import Path
-
         data["name"] = Path(document.file).stem.replace("_", "-")
-    training = data["training"]
-    if not isinstance(training, dict):
-        raise ConfigError("training must be a mapping", where=document.where(("training",)))
+    if not isinstance(data["training"], dict):
+        found.append(ConfigError("training must be a mapping", where=document.where(("training",)),
+                                 expected="e.g. `training: {epochs: 10, batch_size: 32}`"))
+        data["training"] = {}
     for key, default in TRAINING_DEFAULTS.items():
-        training.setdefault(key, default)
+        data["training"].setdefault(key, default)
+    if errors is None:
+        join_errors(found)
+    else:
+        errors.extend(found)
     return document
 
 

@@ -1,0 +1,82 @@
+"""Gradient check of a whole model through its loss, in float64: ``dltrain gradcheck``.
+
+The model a config describes is rebuilt in float64 and run on a small random batch with targets of
+the form its loss expects. Each parameter's analytic gradient (model.backward of loss.backward,
+fused with the final activation exactly as the trainer fuses them) is compared with central
+differences of the loss, element by element (a random sample of elements in large arrays). Random
+layers (dropout) replay the same mask on every evaluation, so the loss is a deterministic function.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from dltrain.gradcheck import compare, numeric_gradient
+
+
+@dataclass
+class LayerCheck:
+    name: str
+    type: str
+    errors: dict        # parameter name -> relative error
+
+    @property
+    def worst(self):
+        return max(self.errors.values(), default=0.0)
+
+
+def check_model(checked, batch_size=4, max_elements=30, eps=1e-5, seed=0):
+    """[LayerCheck] for every layer with parameters, for a validated config (``Checked``)."""
+    from dltrain.model import Model
+
+    document = checked.document
+    model = Model.from_config(document.data["model"], document.where, np.float64)
+    rng = np.random.default_rng(seed)
+    model.build(rng)
+    loss = checked.loss
+    x = _inputs(model, batch_size, rng)
+    y = _targets(loss, model.output_shape, batch_size, rng)
+    fused = (not getattr(loss, "from_logits", False) and loss.fuses is not None
+             and loss.fuses == model.final_activation)
+    random_layers = [n.layer for n in model.nodes if getattr(n.layer, "random", False)]
+
+    def value():
+        for i, layer in enumerate(random_layers):     # the same dropout mask every time
+            layer.rng = np.random.default_rng(seed + 1 + i)
+        return float(loss(model.forward(x, training=True, logits=fused), y, logits=fused))
+
+    value()
+    model.backward(loss.backward(), logits=fused)
+    analytic = {(n.name, k): np.array(g) for n in model.nodes for k, g in n.layer.grads.items()}
+    checks = []
+    for node in model.nodes:
+        if not node.layer.params:
+            continue
+        errors = {}
+        for key, param in node.layer.params.items():
+            numeric = numeric_gradient(value, param, eps, max_elements, rng)
+            errors[key] = compare(analytic[(node.name, key)], numeric)
+        checks.append(LayerCheck(node.name, node.layer.registered_name, errors))
+    return checks
+
+
+def _inputs(model, batch_size, rng):
+    """Random inputs; integer ids below ``input_dim`` when the first layer reads token ids."""
+    first = [n.layer for n in model.nodes if "input" in n.inputs]
+    vocabulary = next((getattr(layer, "input_dim") for layer in first
+                       if isinstance(getattr(layer, "input_dim", None), int)), None)
+    shape = (batch_size, *model.input_shape)
+    if vocabulary:
+        return rng.integers(0, vocabulary, size=shape)
+    return rng.standard_normal(shape)
+
+
+def _targets(loss, output_shape, batch_size, rng):
+    """Targets of the form the loss reads: class ids, one-hot rows, 0/1 labels or real values."""
+    units = output_shape[-1]
+    if getattr(loss, "target", None) == "sparse":
+        return rng.integers(0, units, size=(batch_size, *output_shape[:-1]))
+    if loss.fuses == "softmax":
+        return np.eye(units)[rng.integers(0, units, size=(batch_size, *output_shape[:-1]))]
+    if loss.fuses == "sigmoid":
+        return rng.integers(0, 2, size=(batch_size, *output_shape)).astype(np.float64)
+    return rng.standard_normal((batch_size, *output_shape))
