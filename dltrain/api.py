@@ -38,10 +38,20 @@ def _tune_allocator():
         pass
 
 
-def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=()):
-    """Train the model a config describes; write the run directory; return the history."""
+def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None):
+    """Train the model a config describes; write the run directory; return the history.
+
+    With ``validation: {kfold: K}`` it trains K models (RUN/fold1..K) and returns a
+    ``kfold.CrossValidation``; ``fold=(K, i)`` trains only fold i."""
     _tune_allocator()
     experiment = Experiment(config, overrides)
+    from dltrain.data import kfold
+
+    if fold is None and kfold.requested(experiment.config):
+        run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
+        return kfold.cross_validate(fit, config, kfold.requested(experiment.config), run_dir,
+                                    overrides=overrides, overwrite=overwrite, callbacks=callbacks)
+    experiment.fold = fold
     splits = experiment.load_data()
     experiment.fit_pipeline(splits["train"])
     model = experiment.build()
@@ -55,6 +65,7 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=()):
     record = rundir.manifest(experiment.seed, _fingerprints(experiment))
     rundir.write_manifest(run_dir, record)
     meta = {"config": resolved, "class_names": experiment.class_names,
+            "source_state": getattr(experiment.sources["train"], "fitted", None),
             "input_shape": list(model.input_shape), "metrics": experiment.metric_names()}
     trainer = Trainer(
         model, experiment.loss, experiment.optimizer, experiment.metric_specs, experiment.pipeline,
@@ -140,6 +151,8 @@ class LoadedRun:
         arrays, self.meta = checkpoint.load(self.path)
         document = parse(dump(self.meta["config"]), str(self.run_dir / "config.yaml"))
         self.experiment = Experiment(document)
+        if self.meta.get("source_state") is not None:     # CSV categories, fills, class names
+            self.experiment.sources["train"].fitted = self.meta["source_state"]
         self.model = self.experiment.build()
         try:
             self.model.load_state_dict(checkpoint.section(arrays, "model"))

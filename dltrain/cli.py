@@ -78,6 +78,10 @@ def fit(config, overrides, run_dir, overwrite, quiet):
     console = Console(stderr=False, highlight=False)
     result = api.fit(config, overrides, run_dir=run_dir, overwrite=overwrite,
                      callbacks=[ProgressDisplay(console, live=not quiet)])
+    if hasattr(result, "scores"):                # k-fold cross-validation: one row per fold
+        from dltrain.cli_data import print_cross_validation
+
+        return print_cross_validation(console, result)
     _print_fit_summary(console, result)
 
 

@@ -111,7 +111,7 @@ class Experiment:
         sources = {}
         for split in SPLITS:
             spec = data.get(split)
-            if spec is None or (isinstance(spec, dict) and "split" in spec):
+            if spec is None or (isinstance(spec, dict) and ("split" in spec or "kfold" in spec)):
                 sources[split] = spec
             else:
                 sources[split] = build("source", spec, where(("data", split)))
@@ -121,6 +121,8 @@ class Experiment:
 
     def load_split_source(self, split):
         source = self.sources[split]
+        if split != "train" and hasattr(source, "adopt"):     # categories etc. learned on train
+            source.adopt(self.sources["train"])
         try:
             return source.load(self.base)
         except (ConfigError, DataError) as error:
@@ -142,11 +144,18 @@ class Experiment:
             if spec is None:
                 splits[name] = None
             elif isinstance(spec, dict):
-                unknown = set(spec) - {"split", "stratify"}
+                unknown = set(spec) - {"split", "stratify", "kfold"}
                 if unknown:
                     raise ConfigError(f"unknown key {sorted(unknown)[0]!r} in data.{name}",
                                       where=self.document.where(("data", name)),
                                       expected="split, stratify, or a source with type")
+                if "kfold" in spec:                   # the fold api.fit is training, if any
+                    from dltrain.data.kfold import fold_split
+
+                    splits["train"], splits[name] = fold_split(
+                        splits["train"], spec, getattr(self, "fold", None), rng,
+                        self.document.where(("data", name, "kfold")))
+                    continue
                 splits["train"], splits[name] = split_off(
                     splits["train"], spec, name, rng, self.document.where(("data", name, "split")))
             else:
@@ -170,8 +179,7 @@ class Experiment:
                     fix=f"set model.input_shape to {list(shape)}, or reshape the data.")
 
     def fit_pipeline(self, train):
-        x, _ = train.arrays()
-        self.pipeline.fit(x)
+        self.pipeline.fit_split(train)      # in chunks: a memory-mapped split is never read whole
 
     # -- model ---------------------------------------------------------------------------------
 

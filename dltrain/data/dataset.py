@@ -6,8 +6,11 @@ arrays stay on disk); batches are gathered and preprocessed one at a time.
 import numpy as np
 
 from dltrain import check
+from dltrain.data.arrays import chunk_rows, release
 from dltrain.errors import ConfigError, DataError
 from dltrain.registry import build
+
+RELEASE_BYTES = 128 << 20
 
 
 class Split:
@@ -26,6 +29,10 @@ class Split:
             inverse = np.empty_like(order)
             inverse[order] = np.arange(len(order))
             x = np.asarray(self.x[rows[order]])[inverse]
+            self._mapped_bytes = getattr(self, "_mapped_bytes", 0) + x.nbytes
+            if self._mapped_bytes > RELEASE_BYTES:  # keep resident memory flat on huge files
+                release(self.x)
+                self._mapped_bytes = 0
         else:
             x = self.x[rows]
         return x, (None if self.y is None else self.y[rows])
@@ -51,10 +58,22 @@ class Pipeline:
                     for i, spec in enumerate(specs)])
 
     def fit(self, x):
-        x = np.asarray(x)
-        for step in self.steps:
-            step.fit(x)
-            x = step.transform(x)
+        return self.fit_split(Split(x, None))
+
+    def fit_split(self, split, rows=None):
+        """Fit each step, in order, on chunks of the split passed through the steps before it;
+        a memory-mapped split is read chunk by chunk, never whole."""
+        rows = rows or chunk_rows(split.x)
+
+        def chunks(before):
+            for start in range(0, len(split), rows):
+                x, _ = split.take(np.arange(start, min(start + rows, len(split))))
+                for step in before:
+                    x = step.transform(x)
+                yield x
+
+        for i, step in enumerate(self.steps):
+            step.fit_chunks(lambda before=tuple(self.steps[:i]): chunks(before))
         return self
 
     def transform(self, x):

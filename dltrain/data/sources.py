@@ -4,12 +4,13 @@ Paths are relative to ``base``, the folder of the config file. Every problem wit
 DataError naming the file (and the row, for text formats); a missing file is a ConfigError, since
 the config names it.
 """
-import csv
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from dltrain.data import table
+from dltrain.data.arrays import check_finite
 from dltrain.errors import ConfigError, DataError
 from dltrain.registry import register
 
@@ -50,10 +51,12 @@ class Npz(Source):
         path: the .npz file, relative to the config.
         x: name of the input array.
         y: name of the label array, or null for inputs only.
+        allow_nonfinite: accept NaN and Inf values instead of rejecting the file.
     """
 
-    def __init__(self, path, x="x", y="y"):
+    def __init__(self, path, x="x", y="y", allow_nonfinite=False):
         self.path, self.x, self.y = path, x, y
+        self.allow_nonfinite = allow_nonfinite
 
     def _open(self, base):
         path = self.resolve(base)
@@ -68,12 +71,19 @@ class Npz(Source):
             raise DataError(f"{path} has no array {name!r}", expected=", ".join(archive.files),
                             fix=f"set the source's key to one of {', '.join(archive.files)}.")
         try:
-            return _check_numeric(archive[name], path, f"array {name!r}")
+            array = _check_numeric(archive[name], path, f"array {name!r}")
         except ValueError as error:           # object arrays refuse to load without pickle
-            raise DataError(f"{path}: array {name!r} cannot be read without pickle ({error})",
-                            fix="save numeric arrays only (no object arrays).") from None
-        except (zipfile.BadZipFile, OSError, EOFError) as error:
-            raise DataError(f"{path}: array {name!r} is corrupt ({error})") from None
+            if "pickle" not in str(error):
+                raise DataError(f"{path}: array {name!r} is corrupt ({error})",
+                                fix="re-create the file with numpy.savez.") from None
+            raise DataError(f"{path}: array {name!r} holds Python objects and cannot be read "
+                            "without pickle", fix="save numeric arrays only (no object arrays)."
+                            ) from None
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError) as error:
+            raise DataError(f"{path}: array {name!r} is corrupt or truncated ({error})",
+                            fix="re-create the file with numpy.savez.") from None
+        _check_shape(array, path, f"array {name!r}")
+        return check_finite(array, path, f"array {name!r}", allow=self.allow_nonfinite)
 
     def load(self, base):
         path, archive = self._open(base)
@@ -98,126 +108,129 @@ class Npy(Source):
     Args:
         path: the .npy file of inputs.
         labels: the .npy file of labels, or null.
+        allow_nonfinite: accept NaN and Inf values instead of rejecting the file.
     """
 
     path_arguments = ("path", "labels")
 
-    def __init__(self, path, labels=None):
-        self.path, self.labels = path, labels
+    def __init__(self, path, labels=None, allow_nonfinite=False):
+        self.path, self.labels, self.allow_nonfinite = path, labels, allow_nonfinite
 
-    def _read(self, path):
+    def _read(self, path, what):
         try:
-            return _check_numeric(np.load(path, mmap_mode="r", allow_pickle=False), path, "the array")
-        except (ValueError, OSError, EOFError) as error:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as error:
+            if "pickle" in str(error):
+                raise DataError(f"{path} holds Python objects and cannot be read without pickle",
+                                fix="save a numeric array (no object arrays).") from None
+            raise DataError(f"{path}: not a readable .npy file, truncated or corrupt ({error})",
+                            fix="re-create the file with numpy.save.") from None
+        except (OSError, EOFError) as error:
             raise DataError(f"{path}: not a readable .npy file ({error})",
                             fix="re-create the file with numpy.save.") from None
+        _check_shape(_check_numeric(array, path, what), path, what)
+        return check_finite(array, path, what, allow=self.allow_nonfinite)
 
     def load(self, base):
-        x = self._read(self.resolve(base))
+        path = self.resolve(base)
+        x = self._read(path, "the array")
         y = None
         if self.labels:
-            label_source = Npy(self.labels)
-            y = self._read(label_source.resolve(base))
-        _same_length(x, y, self.path)
+            label_path = Npy(self.labels).resolve(base)
+            y = self._read(label_path, "the labels")
+            path = f"{path} and {label_path}"
+        _same_length(x, y, path)
         return x, y
 
 
 @register("csv")
 class Csv(Source):
-    """Rows of a CSV file with a header: every column a feature but the label column.
+    """Rows of a CSV file: header and delimiter detected, string columns one-hot encoded.
 
     Args:
         path: the CSV file.
         label: the label column, by name or 0-based position (-1, the last, by default);
-            null for a file of features only.
-        delimiter: the field separator.
+            null for a file of features only. String labels become class names.
+        features: the feature columns (names or positions); null for every other column.
+        delimiter: the field separator, or auto to detect it (, ; tab |).
+        header: auto (detected), true or false; without one, columns are named c0, c1, ...
+        categorical: auto (every column of strings), a list of columns, or null (none).
+            Categories are learned from the training file and one-hot encoded.
+        missing: empty or NA cells: error, or fill by mean, median or constant (fill_value),
+            with the value learned from the training file.
+        fill_value: the constant for ``missing: constant``.
+        allow_nonfinite: accept inf values instead of rejecting the file.
     """
 
-    def __init__(self, path, label=-1, delimiter=","):
-        self.path, self.label, self.delimiter = path, label, delimiter
+    def __init__(self, path, label=-1, features=None, delimiter="auto", header="auto",
+                 categorical="auto", missing="error", fill_value=0.0, allow_nonfinite=False):
+        self.path, self.label, self.features = path, label, features
+        self.delimiter, self.header, self.categorical = delimiter, header, categorical
+        self.missing, self.fill_value, self.allow_nonfinite = missing, fill_value, allow_nonfinite
+        table.check_settings(self)
+        #: what the training file taught: columns, kinds, categories, fill values, class names
+        self.fitted = None
 
-    def _rows(self, path):
-        try:
-            with open(path, newline="", encoding="utf-8") as f:
-                rows = list(csv.reader(f, delimiter=self.delimiter))
-        except UnicodeDecodeError as error:
-            raise DataError(f"{path}: not UTF-8 text ({error})") from None
-        except csv.Error as error:
-            raise DataError(f"{path}: malformed CSV ({error})") from None
-        rows = [r for r in rows if r]
-        if not rows:
-            raise DataError(f"{path} is empty", fix="give a CSV with a header line and rows.")
-        return rows[0], rows[1:]
+    @property
+    def class_names(self):
+        return (self.fitted or {}).get("class_names")
 
-    def _label_index(self, header, path):
-        if self.label is None:
-            return None
-        if isinstance(self.label, int):
-            index = self.label if self.label >= 0 else len(header) + self.label
-            if not 0 <= index < len(header):
-                raise DataError(f"{path} has {len(header)} columns, no column {self.label}")
-            return index
-        if self.label not in header:
-            from dltrain.registry import suggest
+    def adopt(self, train):
+        """Use what the training source learned (for validation, test and predict files)."""
+        if isinstance(train, Csv) and train.fitted is not None:
+            self.fitted = train.fitted
 
-            raise DataError(f"{path} has no column {self.label!r}", expected=", ".join(header),
-                            fix=suggest(self.label, header, "set `label` to a column of the header."))
-        return header.index(self.label)
-
-    def _parse(self, path, header, rows, columns):
-        width = len(header)
-        values = np.empty((len(rows), len(columns)), dtype=np.float64)
-        for number, row in enumerate(rows, start=2):
-            if len(row) != width:
-                raise DataError(f"row {number} of {path} has {len(row)} columns, the header has {width}",
-                                fix="every row needs one value per header column.")
-            try:
-                values[number - 2] = [float(row[c]) for c in columns]
-            except ValueError:
-                bad = next(c for c in columns if not _is_float(row[c]))
-                raise DataError(
-                    f"row {number} of {path}, column {header[bad]!r}: {row[bad]!r} is not a number",
-                    fix="fix or remove that value.") from None
-        if not np.isfinite(values).all():
-            r, c = np.argwhere(~np.isfinite(values))[0]
-            raise DataError(f"row {r + 2} of {path}, column {header[columns[c]]!r}: "
-                            f"{rows[r][columns[c]]!r} is not a finite number")
-        return values
+    def _columns(self, data, label):
+        if self.features is None:
+            return [i for i in range(len(data.names)) if i != label]
+        if not isinstance(self.features, list):
+            raise ConfigError("features must be a list of column names or positions")
+        return [data.index(f, "features") for f in self.features]
 
     def load(self, base):
         path = self.resolve(base)
-        header, rows = self._rows(path)
-        if not rows:
-            raise DataError(f"{path} has a header but no rows")
-        label = self._label_index(header, path)
-        features = [i for i in range(len(header)) if i != label]
-        x = self._parse(path, header, rows, features).astype(np.float32)
-        if label is None:
-            return x, None
-        raw = [row[label] for row in rows]
-        if all(_is_float(v) for v in raw):
-            y = np.array([float(v) for v in raw])
-            y = y.astype(np.int64) if np.all(y == np.round(y)) else y.astype(np.float32)
-        else:
-            names = sorted(set(raw))
-            self.class_names = names
-            y = np.array([names.index(v) for v in raw], dtype=np.int64)
-        return x, y
+        data = table.Table(path, self.delimiter, self.header)
+        label = None if self.label is None else data.index(self.label, "label")
+        learning = self.fitted is None
+        if learning:
+            self.fitted = table.fit_columns(self, data, self._columns(data, label))
+            self.fitted["class_names"] = None
+        columns = [data.index(name, "features") for name in self.fitted["columns"]] \
+            if data.has_header else self._columns(data, label)
+        x = table.features(self, data, self.fitted, columns)
+        return x, (None if label is None else table.labels(data, label, self.fitted, learning))
 
     def load_features(self, base, expected_features=None):
-        """The features of a CSV, with or without its label column (decided by the width)."""
+        """The features of a CSV, with or without its label column (found by name or width)."""
         path = self.resolve(base)
-        header, rows = self._rows(path)
-        label = self._label_index(header, path) if self.label is not None else None
-        columns = list(range(len(header)))
-        if expected_features is not None and len(header) == expected_features + 1 and label is not None:
-            columns.remove(label)
-        if expected_features is not None and len(columns) != expected_features:
-            raise DataError(
-                f"{path} has {len(columns)} feature columns, the model expects {expected_features}",
-                expected=f"{expected_features} columns (or {expected_features + 1} with the label column)",
-                fix="give the same feature columns the model was trained on.")
-        return self._parse(path, header, rows, columns).astype(np.float32)
+        data = table.Table(path, self.delimiter, self.header)
+        if self.fitted is None:
+            label = data.index(self.label, "label") if self.label is not None and \
+                len(data.names) == (expected_features or 0) + 1 else None
+            self.fitted = table.fit_columns(self, data, self._columns(data, label))
+        wanted = self.fitted["columns"]
+        if data.has_header and all(name in data.names for name in wanted):
+            columns = [data.names.index(name) for name in wanted]
+        else:
+            columns = list(range(len(data.names)))
+            if self.label is not None and len(columns) == len(wanted) + 1:
+                columns.remove(data.index(self.label, "label"))
+            if len(columns) != len(wanted):
+                raise DataError(f"{path} has {len(columns)} features, the model expects {len(wanted)}",
+                                expected=f"the columns {', '.join(wanted[:10])}"
+                                         f"{' ...' if len(wanted) > 10 else ''}",
+                                fix="give the same feature columns the model was trained on.")
+        return table.features(self, data, self.fitted, columns)
+
+    @classmethod
+    def for_prediction(cls, path, train):
+        if train is None:
+            return cls(path)
+        source = cls(path, label=train.label, features=train.features, delimiter=train.delimiter,
+                     header=train.header, categorical=train.categorical, missing=train.missing,
+                     fill_value=train.fill_value, allow_nonfinite=train.allow_nonfinite)
+        source.adopt(train)
+        return source
 
 
 def _is_float(text):
@@ -226,6 +239,12 @@ def _is_float(text):
         return True
     except ValueError:
         return False
+
+
+def _check_shape(array, file, what):
+    if array.ndim == 0 or len(array) == 0:
+        raise DataError(f"{file}: {what} has shape {array.shape}, no samples",
+                        fix="store one sample per row along the first axis.")
 
 
 def _same_length(x, y, file):
@@ -268,6 +287,3 @@ Npz.for_prediction = classmethod(
 Npy.extensions = (".npy",)
 Npy.for_prediction = classmethod(lambda cls, path, train: cls(path))
 Csv.extensions = (".csv", ".tsv")
-Csv.for_prediction = classmethod(
-    lambda cls, path, train: cls(path, label=train.label, delimiter=train.delimiter) if train
-    else cls(path, delimiter="\t" if path.endswith(".tsv") else ","))
