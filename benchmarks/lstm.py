@@ -1,0 +1,163 @@
+"""The book's IMDB model, embedding 10,000x32 -> LSTM 32 -> dense 1 sigmoid: dltrain vs PyTorch.
+
+Sequences of 500 token ids, batch 128, RMSprop, float32, binary cross-entropy. Each round trains
+``--batches`` batches (default 20) through dltrain's real Trainer and then through PyTorch (same
+thread count, same batches), alternating, so a machine shared with other work slows both alike.
+Medians per batch are extrapolated to one epoch of 25,000 sequences (196 batches, the IMDB
+training set); their ratio is printed. Peak memory (ru_maxrss) is read for dltrain before
+PyTorch is imported.
+
+    python benchmarks/lstm.py [--rounds 3] [--batches 20] [--threads N] [--no-torch]
+    # PyTorch installed in another virtual environment (same Python version):
+    python benchmarks/lstm.py --torch-site /path/to/torch-venv/lib/python3.11/site-packages
+"""
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+
+VOCAB, DIM, UNITS, STEPS, BATCH, EPOCH_SAMPLES = 10_000, 32, 32, 500, 128, 25_000
+
+
+def parse():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per framework")
+    parser.add_argument("--batches", type=int, default=20, help="batches per round")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="BLAS / torch threads")
+    parser.add_argument("--no-torch", action="store_true", help="time dltrain only")
+    parser.add_argument("--torch-site", help="site-packages of a venv holding torch (appended to sys.path)")
+    return parser.parse_args()
+
+
+def peak_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_data(batches):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, VOCAB, (batches * BATCH, STEPS)).astype(np.int64)
+    y = rng.integers(0, 2, len(x)).astype(np.int64)
+    return x, y
+
+
+def dltrain_runner(x, y):
+    """A function that trains one round (every batch of x) through dltrain's Trainer."""
+    from dltrain.api import _tune_allocator
+    from dltrain.data.dataset import Pipeline, Split
+    from dltrain.losses import BinaryCrossentropy
+    from dltrain.model import Model
+    from dltrain.optimizers import RMSprop
+    from dltrain.random import Streams
+    from dltrain.training.trainer import Trainer
+
+    _tune_allocator()
+    streams = Streams(0)
+    model = Model.from_config({"input_shape": [STEPS], "layers": [
+        {"type": "embedding", "input_dim": VOCAB, "output_dim": DIM},
+        {"type": "lstm", "units": UNITS},
+        {"type": "dense", "units": 1, "activation": "sigmoid"}]})
+    model.build(streams.get("init"), streams)
+    trainer = Trainer(model, BinaryCrossentropy(), RMSprop(learning_rate=0.001), ["accuracy"],
+                      Pipeline(), streams, batch_size=BATCH)
+    split = Split(x, y.reshape(-1, 1).astype("float32"))
+    epoch = [0]
+
+    def run():
+        epoch[0] += 1
+        started = time.perf_counter()
+        logs = trainer.train_epoch(split, epoch[0])
+        return time.perf_counter() - started, logs["loss"]
+
+    return run
+
+
+def torch_runner(x, y, threads):
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(VOCAB, DIM)
+            self.lstm = torch.nn.LSTM(DIM, UNITS, batch_first=True)
+            self.dense = torch.nn.Linear(UNITS, 1)
+
+        def forward(self, ids):
+            _, (h, _) = self.lstm(self.embedding(ids))
+            return self.dense(h[-1])
+
+    model = Net()
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=0.001, alpha=0.9, eps=1e-7)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y.astype(np.float32)).reshape(-1, 1)
+    epoch = [0]
+
+    def run():
+        epoch[0] += 1
+        order = torch.from_numpy(np.random.default_rng(epoch[0]).permutation(len(x)))
+        started = time.perf_counter()
+        total = 0.0
+        for start in range(0, len(x), BATCH):
+            index = order[start:start + BATCH]
+            optimizer.zero_grad(set_to_none=False)
+            loss = loss_fn(model(tx[index]), ty[index])
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(index)
+        return time.perf_counter() - started, total / len(x)
+
+    return run
+
+
+def main():
+    args = parse()
+    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(key, str(args.threads))     # before numpy loads its BLAS
+    if args.torch_site:
+        sys.path.append(args.torch_site)
+    x, y = make_data(args.batches)
+    run_dltrain = dltrain_runner(x, y)
+    run_dltrain()                                          # warm-up: buffers, BLAS threads
+    first, _ = run_dltrain()
+    dltrain_peak = peak_mib()
+    times = {"dltrain": [first]}
+    runners = {"dltrain": run_dltrain}
+    if not args.no_torch:
+        try:
+            runners["torch"] = torch_runner(x, y, args.threads)
+            runners["torch"]()
+            times["torch"] = []
+        except ImportError:
+            print("PyTorch is not importable here: timing dltrain only", file=sys.stderr)
+    for _ in range(args.rounds - 1 if "torch" not in times else args.rounds):
+        for name, run in runners.items():
+            seconds, _ = run()
+            times[name].append(seconds)
+    import numpy as np
+
+    per_epoch = -(-EPOCH_SAMPLES // BATCH) / args.batches
+    print(f"embedding {VOCAB}x{DIM} -> LSTM {UNITS} -> dense 1 sigmoid, {STEPS} steps, batch {BATCH}, "
+          f"RMSprop, float32; {args.batches} batches per round; {args.threads} threads; "
+          f"numpy {np.__version__}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"  {name:8s} median {median / args.batches * 1000:.1f} ms/batch -> "
+              f"{median * per_epoch:.1f} s per 25,000-sequence epoch  "
+              f"(rounds {', '.join(f'{v:.2f}' for v in values)} s)")
+    print(f"  dltrain peak RSS {dltrain_peak:.0f} MiB (data {x.nbytes / 2**20:.0f} MiB)")
+    if "torch" in times:
+        import torch
+
+        ratio = statistics.median(times["dltrain"]) / statistics.median(times["torch"])
+        print(f"  torch {torch.__version__}: dltrain / torch = {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,334 @@
+"""Recurrent layers: simple_rnn, lstm, gru, and the bidirectional wrapper.
+
+All three share one structure (``Recurrent``): the input projection of every time step is ONE
+matrix product, ``(T*B, F) @ (F, G*U)``; each step then does ONE product ``h @ recurrent_kernel``
+for all gates at once (the gates are contiguous column blocks); backpropagation through time runs
+the same structure in reverse and leaves the weight gradients to two large products after the
+loop. Sequences are kept time-major, (T, B, ...), inside the layer so each step reads a contiguous
+slice.
+
+Masks (True for real steps, from ``embedding(mask_zero)`` or ``masking``): a masked step leaves
+the state unchanged, so padding before or after a sequence changes nothing. With
+``return_sequences`` a masked step outputs the carried state (Keras's default behaviour).
+"""
+import numpy as np
+
+from dltrain import check
+from dltrain.backend import array_module
+from dltrain.layers.base import Layer
+from dltrain.layers.recurrent_cells import gru_backward, gru_forward, lstm_backward, \
+    lstm_forward, rnn_backward, rnn_forward
+from dltrain.registry import build, get, register
+
+
+class Recurrent(Layer):
+    """Base of simple_rnn, lstm and gru: input projection, time loop, BPTT, masks, directions."""
+
+    #: gate blocks in the kernels (1 for simple_rnn, 4 for lstm, 3 for gru)
+    gates = 1
+
+    def __init__(self, units, return_sequences=False, go_backwards=False,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros"):
+        super().__init__()
+        self.units = check.positive_int("units", units)
+        self.return_sequences = check.boolean("return_sequences", return_sequences)
+        self.go_backwards = check.boolean("go_backwards", go_backwards)
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+
+    def build(self, input_shape, rng):
+        steps, features = check.rank(
+            self, input_shape, 2, hint="recurrent layers read (steps, features): put an embedding "
+            "before them for token ids, or reshape a vector to [steps, features].")
+        width = self.gates * self.units
+        self.params["kernel"] = get("initializer", self.kernel_initializer)((features, width), rng, self.dtype)
+        self.params["recurrent_kernel"] = np.ascontiguousarray(get("initializer", self.recurrent_initializer)(
+            (self.units, width), rng, self.dtype))     # orthogonal may return a transposed view
+        self.params["bias"] = get("initializer", self.bias_initializer)((width,), rng, self.dtype)
+        return (steps, self.units) if self.return_sequences else (self.units,)
+
+    # -- the recurrence, per layer -------------------------------------------------------------
+
+    def _run(self, xw, mask):
+        """States (T+1, B, U) from projected inputs xw (T, B, G*U); cache what _backprop needs."""
+        raise NotImplementedError
+
+    def _backprop(self, grad_h):
+        """d(loss)/d(xw) (T, B, G*U) from d(loss)/d(h) (T, B, U); fill the recurrent grads."""
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------------
+
+    def forward(self, x, training=False):
+        xp = array_module(x)
+        batch, steps, features = x.shape
+        xt = x.transpose(1, 0, 2)                                      # (T, B, F)
+        mask = self.input_mask
+        if self.go_backwards:
+            xt = xt[::-1]
+            mask = None if mask is None else mask[:, ::-1]
+        self._xt = xp.ascontiguousarray(xt, dtype=self.dtype)
+        xw = self._xt.reshape(steps * batch, features) @ self.params["kernel"]   # (T*B, G*U)
+        xw += self.params["bias"]
+        self._mask = None if mask is None else xp.ascontiguousarray(mask.T[:, :, None], dtype=self.dtype)
+        with np.errstate(over="ignore"):
+            self._h = self._run(xw.reshape(steps, batch, -1), self._mask)   # (T+1, B, U)
+        if self.return_sequences:
+            return self._h[1:].transpose(1, 0, 2)                        # (B, T, U)
+        return self._h[-1].copy()                                        # (B, U)
+
+    def backward(self, grad_y):
+        xp = array_module(grad_y)
+        steps, batch, features = self._xt.shape
+        if self.return_sequences:
+            grad_h = xp.ascontiguousarray(grad_y.transpose(1, 0, 2))     # (T, B, U)
+        else:
+            grad_h = xp.zeros((steps, batch, self.units), dtype=grad_y.dtype)
+            grad_h[-1] = grad_y
+        grad_xw = self._backprop(grad_h).reshape(steps * batch, -1)     # (T*B, G*U)
+        self.grads["kernel"] = self._xt.reshape(steps * batch, features).T @ grad_xw   # (F, G*U)
+        self.grads["bias"] = grad_xw.sum(axis=0)
+        grad_xt = (grad_xw @ self.params["kernel"].T).reshape(steps, batch, features)
+        if self.go_backwards:
+            grad_xt = grad_xt[::-1]
+        return grad_xt.transpose(1, 0, 2)                                # (B, T, F)
+
+    def _state_products(self, grad_pre):
+        """d(recurrent_kernel) = sum_t h_{t-1}^T @ grad_pre_t, as one (U, T*B) @ (T*B, G*U) product."""
+        steps, batch, width = grad_pre.shape
+        h_prev = self._h[:-1].reshape(steps * batch, self.units)
+        return h_prev.T @ grad_pre.reshape(steps * batch, width)
+
+    def compute_mask(self, x, mask):
+        if not self.return_sequences or mask is None:
+            return None
+        return mask[:, ::-1] if self.go_backwards else mask
+
+    def flops(self, input_shape, output_shape):
+        steps, features = input_shape
+        return 2 * steps * self.gates * self.units * (features + self.units)
+
+
+@register("simple_rnn")
+class SimpleRNN(Recurrent):
+    """Fully connected recurrence: h_t = tanh(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias).
+
+    Args:
+        units: size of the state, a positive integer.
+        return_sequences: output every step's state (B, T, U) instead of the last one (B, U).
+        go_backwards: read the sequence in reverse (the output sequence is reversed too, as Keras).
+        kernel_initializer, recurrent_initializer, bias_initializer: registered initializers.
+
+    Shapes: (batch, steps, features) -> (batch, units) or (batch, steps, units)
+    """
+
+    gates = 1
+    examples = (({"units": 3}, (4, 2)),
+                ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)))
+
+    def _run(self, xw, mask):
+        return rnn_forward(xw, self.params["recurrent_kernel"], mask)
+
+    def _backprop(self, grad_h):
+        grad_pre = rnn_backward(grad_h, self._h, self.params["recurrent_kernel"], self._mask)
+        self.grads["recurrent_kernel"] = self._state_products(grad_pre)
+        return grad_pre
+
+
+@register("lstm")
+class LSTM(Recurrent):
+    """Long short-term memory (Hochreiter & Schmidhuber 1997), Keras's gate order i, f, c, o.
+
+    i, f, o = sigmoid(x_t W + h_{t-1} R + b) blocks; c~ = tanh(...) block;
+    c_t = f * c_{t-1} + i * c~;  h_t = o * tanh(c_t).
+
+    Args:
+        units: size of the state, a positive integer.
+        return_sequences: output every step's state instead of the last one.
+        go_backwards: read the sequence in reverse (the output sequence is reversed too).
+        unit_forget_bias: start the forget gate's bias at 1 (as Keras), so memory is kept early on.
+        kernel_initializer, recurrent_initializer, bias_initializer: registered initializers.
+
+    Shapes: (batch, steps, features) -> (batch, units) or (batch, steps, units)
+    """
+
+    gates = 4
+    examples = (({"units": 3}, (4, 2)),
+                ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)))
+
+    def __init__(self, units, return_sequences=False, go_backwards=False, unit_forget_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros"):
+        super().__init__(units, return_sequences, go_backwards, kernel_initializer,
+                         recurrent_initializer, bias_initializer)
+        self.unit_forget_bias = check.boolean("unit_forget_bias", unit_forget_bias)
+
+    def build(self, input_shape, rng):
+        shape = super().build(input_shape, rng)
+        if self.unit_forget_bias:
+            self.params["bias"][self.units:2 * self.units] = 1
+        return shape
+
+    def _run(self, xw, mask):
+        h, self._cache = lstm_forward(xw, self.params["recurrent_kernel"], mask)
+        return h
+
+    def _backprop(self, grad_h):
+        grad_pre = lstm_backward(grad_h, self._h, self._cache, self.params["recurrent_kernel"], self._mask)
+        self.grads["recurrent_kernel"] = self._state_products(grad_pre)
+        return grad_pre
+
+
+@register("gru")
+class GRU(Recurrent):
+    """Gated recurrent unit (Cho et al. 2014), Keras's gate order z, r, h.
+
+    z, r = sigmoid blocks; with reset_after (Keras's default, cuDNN-compatible) the reset gate
+    multiplies the recurrent product: n = tanh(x_t W_h + b_h + r * (h_{t-1} R_h + rb_h)), and
+    ``recurrent_bias`` is a second bias; without it, n = tanh(x_t W_h + b_h + (r * h_{t-1}) R_h).
+    h_t = z * h_{t-1} + (1 - z) * n.
+
+    Args:
+        units: size of the state, a positive integer.
+        return_sequences: output every step's state instead of the last one.
+        go_backwards: read the sequence in reverse (the output sequence is reversed too).
+        reset_after: apply the reset gate after the recurrent product (true, Keras's default).
+        kernel_initializer, recurrent_initializer, bias_initializer: registered initializers.
+
+    Shapes: (batch, steps, features) -> (batch, units) or (batch, steps, units)
+    """
+
+    gates = 3
+    examples = (({"units": 3}, (4, 2)),
+                ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)),
+                ({"units": 2, "reset_after": False}, (3, 2)))
+
+    def __init__(self, units, return_sequences=False, go_backwards=False, reset_after=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros"):
+        super().__init__(units, return_sequences, go_backwards, kernel_initializer,
+                         recurrent_initializer, bias_initializer)
+        self.reset_after = check.boolean("reset_after", reset_after)
+
+    def build(self, input_shape, rng):
+        shape = super().build(input_shape, rng)
+        if self.reset_after:
+            self.params["recurrent_bias"] = get("initializer", self.bias_initializer)(
+                (3 * self.units,), rng, self.dtype)
+        return shape
+
+    def _run(self, xw, mask):
+        h, self._cache = gru_forward(xw, self.params["recurrent_kernel"],
+                                     self.params.get("recurrent_bias"), mask)
+        return h
+
+    def _backprop(self, grad_h):
+        grad_pre, grad_rec = gru_backward(
+            grad_h, self._h, self._cache, self.params["recurrent_kernel"], self._mask,
+            self.reset_after)
+        if self.reset_after:
+            self.grads["recurrent_kernel"] = self._state_products(grad_rec)
+            self.grads["recurrent_bias"] = grad_rec.sum(axis=(0, 1))
+        else:
+            n = self.units
+            steps, batch, _ = grad_pre.shape
+            gate_part = self._state_products(grad_pre[:, :, :2 * n])        # (U, 2U)
+            reset_h = self._cache[1].reshape(steps * batch, n)               # r * h_{t-1}
+            candidate_part = reset_h.T @ grad_pre[:, :, 2 * n:].reshape(steps * batch, n)
+            self.grads["recurrent_kernel"] = np.concatenate([gate_part, candidate_part], axis=1)
+        return grad_pre
+
+
+@register("bidirectional")
+class Bidirectional(Layer):
+    """Runs a recurrent layer forwards and a copy of it backwards, and merges the two outputs.
+
+    The backward copy's output sequence is reversed back, so step t of both outputs describes
+    input step t.
+
+    Args:
+        layer: the recurrent layer, e.g. {type: gru, units: 32, return_sequences: true}.
+        merge_mode: how the two outputs combine: concat (default), sum, mul or ave.
+
+    Shapes: (batch, steps, features) -> (batch, [steps,] units) (2 * units with concat)
+    """
+
+    examples = (({"layer": {"type": "lstm", "units": 2}}, (3, 2)),
+                ({"layer": {"type": "gru", "units": 2, "return_sequences": True},
+                  "merge_mode": "sum"}, (3, 2)),
+                ({"layer": {"type": "simple_rnn", "units": 2}, "merge_mode": "mul"}, (3, 2)),
+                ({"layer": {"type": "lstm", "units": 2, "return_sequences": True},
+                  "merge_mode": "ave"}, (3, 2)))
+
+    def __init__(self, layer, merge_mode="concat"):
+        super().__init__()
+        self.layer = layer
+        self.merge_mode = check.one_of("merge_mode", merge_mode, ("concat", "sum", "mul", "ave"))
+        self.forward_layer = build("layer", layer)
+        if not isinstance(self.forward_layer, Recurrent):
+            check._fail("layer", layer, "a recurrent layer (simple_rnn, lstm or gru)")
+        backward_spec = dict(layer) if isinstance(layer, dict) else {"type": layer}
+        backward_spec["go_backwards"] = not backward_spec.get("go_backwards", False)
+        self.backward_layer = build("layer", backward_spec)
+
+    @property
+    def _pair(self):
+        return (("forward", self.forward_layer), ("backward", self.backward_layer))
+
+    def build(self, input_shape, rng):
+        for prefix, inner in self._pair:
+            inner.name = f"{self.name}/{prefix}"
+            inner.dtype = self.dtype
+            shape = inner.build(input_shape, rng)
+            for key, value in inner.params.items():
+                self.params[f"{prefix}_{key}"] = value
+        if self.merge_mode == "concat":
+            return (*shape[:-1], 2 * shape[-1])
+        return tuple(shape)
+
+    def forward(self, x, training=False):
+        outputs = []
+        for _, inner in self._pair:
+            inner.input_mask = self.input_mask
+            outputs.append(inner.forward(x, training))
+        y_f, y_b = outputs
+        if self.forward_layer.return_sequences:
+            y_b = y_b[:, ::-1]
+        self._outputs = (y_f, y_b)
+        if self.merge_mode == "concat":
+            return np.concatenate([y_f, y_b], axis=-1)
+        if self.merge_mode == "sum":
+            return y_f + y_b
+        if self.merge_mode == "ave":
+            return (y_f + y_b) * np.dtype(self.dtype).type(0.5)
+        return y_f * y_b
+
+    def backward(self, grad_y):
+        y_f, y_b = self._outputs
+        if self.merge_mode == "concat":
+            units = y_f.shape[-1]
+            g_f, g_b = grad_y[..., :units], grad_y[..., units:]
+        elif self.merge_mode == "sum":
+            g_f = g_b = grad_y
+        elif self.merge_mode == "ave":
+            g_f = g_b = grad_y * np.dtype(self.dtype).type(0.5)
+        else:
+            g_f, g_b = grad_y * y_b, grad_y * y_f
+        if self.forward_layer.return_sequences:
+            g_b = g_b[:, ::-1]
+        grad_x = self.forward_layer.backward(g_f) + self.backward_layer.backward(g_b)
+        for prefix, inner in self._pair:
+            for key, value in inner.grads.items():
+                self.grads[f"{prefix}_{key}"] = value
+        return grad_x
+
+    def compute_mask(self, x, mask):
+        return mask if self.forward_layer.return_sequences else None
+
+    def config(self):
+        return {"type": self.registered_name, "layer": self.layer, "merge_mode": self.merge_mode}
+
+    def flops(self, input_shape, output_shape):
+        return 2 * self.forward_layer.flops(input_shape, None)
