@@ -177,6 +177,12 @@ class Experiment:
                     where=self.document.where(("data", name if self.sources.get(name) is not None
                                                and not isinstance(self.sources.get(name), dict) else "train")),
                     fix=f"set model.input_shape to {list(shape)}, or reshape the data.")
+        last = self.pipeline.steps[-1] if self.pipeline.steps else None
+        produced = tuple(last.output_shape()) if hasattr(last, "output_shape") else expected
+        if produced != expected:                       # e.g. text_vectorization's sequence length
+            raise ConfigError(f"the preprocessing produces samples of shape {produced}, the model "
+                              f"expects {expected}", where=self.document.where(("model", "input_shape")),
+                              fix=f"set model.input_shape to {list(produced)}.")
 
     def fit_pipeline(self, train):
         self.pipeline.fit_split(train)      # in chunks: a memory-mapped split is never read whole
