@@ -258,8 +258,11 @@ def predict(run, files, which="best"):
     outputs, sources = [], []
     for file in files:
         source = for_file(file, experiment.sources.get("train"))
-        x = source.load_features(Path.cwd(), expected_features=expected[0] if len(expected) == 1 else None)
         reshapes = any(getattr(step, "changes_shape", False) for step in experiment.pipeline.steps)
+        features = None if reshapes else int(np.prod(expected))
+        x = source.load_features(Path.cwd(), expected_features=features)
+        if features and x.ndim == 2 and len(expected) > 1 and x.shape[1] == features:
+            x = x.reshape(len(x), *expected)        # flat CSV rows for shaped inputs (8x8 digits)
         if tuple(x.shape[1:]) != expected and not reshapes:     # text: checked by check_data
             raise DataError(f"{file}: each sample has shape {tuple(x.shape[1:])}, the model expects {expected}",
                             fix="give inputs shaped like the training data.")
