@@ -14,7 +14,7 @@ KINDS = (
     "metric", "callback", "source", "preprocessing",
 )
 PLURALS = {kind: kind + "s" for kind in KINDS}
-PLURALS.update({"activation": "activations", "preprocessing": "preprocessing"})
+PLURALS.update({"activation": "activations", "preprocessing": "preprocessing", "loss": "losses"})
 
 
 class Registry:

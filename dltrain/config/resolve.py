@@ -36,7 +36,7 @@ _PATH_PART = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
 def parse_override(text):
     """'model.layers[1].units=128' -> (('model', 'layers', 1, 'units'), 128)."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r} has no '='", fix="write --set KEY=VALUE, e.g. "
+        raise ConfigError(where="--set", message=f"--set {text!r} has no '='", fix="write --set KEY=VALUE, e.g. "
                           "--set training.epochs=5.")
     key, value = text.split("=", 1)
     path, position = [], 0
@@ -46,12 +46,12 @@ def parse_override(text):
         path.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
         position = match.end()
     if not path or position != len(key) or isinstance(path[0], int):
-        raise ConfigError(f"--set {text!r}: {key!r} is not a key path",
+        raise ConfigError(where="--set", message=f"--set {text!r}: {key!r} is not a key path",
                           fix="use dotted keys and [i] for list items, e.g. model.layers[1].units=128.")
     try:
         parsed = parse(value, "--set").data if value.strip() else None
     except ConfigError as error:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML", fix=error.fix) from None
+        raise ConfigError(where="--set", message=f"--set {text!r}: the value is not valid YAML", fix=error.fix) from None
     return tuple(path), parsed
 
 
@@ -62,24 +62,24 @@ def apply_override(document, text):
         nxt = path[i + 1]
         if isinstance(part, int):
             if not isinstance(node, list) or not -len(node) <= part < len(node):
-                raise ConfigError(f"--set {text!r}: {format_path(path[:i + 1])} does not exist",
+                raise ConfigError(where="--set", message=f"--set {text!r}: {format_path(path[:i + 1])} does not exist",
                                   fix=f"{format_path(path[:i])} has "
                                       f"{len(node) if isinstance(node, list) else 0} items.")
             node = node[part]
         else:
             if not isinstance(node, dict):
-                raise ConfigError(f"--set {text!r}: {format_path(path[:i])} is not a mapping")
+                raise ConfigError(where="--set", message=f"--set {text!r}: {format_path(path[:i])} is not a mapping")
             if part not in node or node[part] is None:
                 node[part] = [] if isinstance(nxt, int) else {}
             node = node[part]
     last = path[-1]
     if isinstance(last, int):
         if not isinstance(node, list) or not -len(node) <= last < len(node):
-            raise ConfigError(f"--set {text!r}: {format_path(path)} does not exist")
+            raise ConfigError(where="--set", message=f"--set {text!r}: {format_path(path)} does not exist")
         node[last] = value
     else:
         if not isinstance(node, dict):
-            raise ConfigError(f"--set {text!r}: {format_path(path[:-1])} is not a mapping")
+            raise ConfigError(where="--set", message=f"--set {text!r}: {format_path(path[:-1])} is not a mapping")
         if isinstance(node.get(last), str) and isinstance(value, dict) and "type" not in value:
             value = {"type": node[last], **value}
         node[last] = value
