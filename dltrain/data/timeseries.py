@@ -26,12 +26,17 @@ class Timeseries(Source):
         stride: steps between the starts of consecutive windows.
         columns: the feature columns (names or positions); null for every column, target included.
         delimiter: the field separator, or auto to detect it.
+        start, stop: use only rows [start, stop) of the file (0-based; null for the ends), so a
+            later stretch of the same file can be the test split, as forecasting needs.
 
     Shapes: x (samples, window, features), y (samples, 1)
     """
 
-    def __init__(self, path, target, window, horizon=1, stride=1, columns=None, delimiter="auto"):
+    def __init__(self, path, target, window, horizon=1, stride=1, columns=None, delimiter="auto",
+                 start=None, stop=None):
         self.path, self.target, self.delimiter = path, target, delimiter
+        self.start = None if start is None else check.non_negative_int("start", start)
+        self.stop = None if stop is None else check.positive_int("stop", stop)
         self.window = check.positive_int("window", window)
         self.horizon = check.positive_int("horizon", horizon)
         self.stride = check.positive_int("stride", stride)
@@ -47,6 +52,7 @@ class Timeseries(Source):
             [data.index(c, "columns") for c in self.columns]
         series = np.stack([data.numbers(c) for c in features], axis=1).astype(np.float32)  # (rows, F)
         goal = data.numbers(target).astype(np.float32)                                    # (rows,)
+        series, goal = series[self.start:self.stop], goal[self.start:self.stop]
         if not (np.isfinite(series).all() and np.isfinite(goal).all()):
             raise DataError(f"{path} holds a missing or non-finite value",
                             fix="fill the gaps in the series before windowing it.")
