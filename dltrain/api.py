@@ -66,6 +66,7 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
     rundir.write_manifest(run_dir, record)
     meta = {"config": resolved, "class_names": experiment.class_names,
             "source_state": getattr(experiment.sources["train"], "fitted", None),
+            "source_state": getattr(experiment.sources["train"], "fitted", None),
             "input_shape": list(model.input_shape), "metrics": experiment.metric_names()}
     trainer = Trainer(
         model, experiment.loss, experiment.optimizer, experiment.metric_specs, experiment.pipeline,
@@ -114,9 +115,13 @@ def _check_labels(experiment, splits):
         y = np.asarray(split.y)[split.indices]
         if y.size and (y.min() < 0 or y.max() >= classes):
             bad = int(y.min() if y.min() < 0 else y.max())
+            source = experiment.sources.get(name)
+            located = name if source is not None and not isinstance(source, dict) else "train"
             raise DataError(
                 f"the {name} labels include {bad}, outside the model's {classes} classes (0..{classes - 1})",
-                fix=f"give the last layer {int(y.max()) + 1} units, or fix the labels.")
+                where=experiment.document.where(("data", located)),
+                fix=f"give the last layer {int(y.max()) + 1} units, or fix the labels." if bad >= 0
+                else "class labels are 0, 1, 2, ...: fix the negative labels.")
 
 
 # -- loading a run ---------------------------------------------------------------------------

@@ -156,6 +156,13 @@ class Experiment:
                         splits["train"], spec, getattr(self, "fold", None), rng,
                         self.document.where(("data", name, "kfold")))
                     continue
+                if "kfold" in spec:                   # the fold api.fit is training, if any
+                    from dltrain.data.kfold import fold_split
+
+                    splits["train"], splits[name] = fold_split(
+                        splits["train"], spec, getattr(self, "fold", None), rng,
+                        self.document.where(("data", name, "kfold")))
+                    continue
                 splits["train"], splits[name] = split_off(
                     splits["train"], spec, name, rng, self.document.where(("data", name, "split")))
             else:

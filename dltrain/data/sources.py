@@ -5,6 +5,7 @@ DataError naming the file (and the row, for text formats); a missing file is a C
 the config names it.
 """
 import zipfile
+from typing import Optional, Union
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,10 @@ class Npy(Source):
         self.path, self.labels, self.allow_nonfinite = path, labels, allow_nonfinite
 
     def _read(self, path, what):
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise DataError(f"{path}: not a readable .npy file (no NUMPY header)",
+                                fix="write it with numpy.save.")
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as error:
@@ -162,8 +167,10 @@ class Csv(Source):
         allow_nonfinite: accept inf values instead of rejecting the file.
     """
 
-    def __init__(self, path, label=-1, features=None, delimiter="auto", header="auto",
-                 categorical="auto", missing="error", fill_value=0.0, allow_nonfinite=False):
+    def __init__(self, path, label: Union[int, str, None] = -1, features: Optional[list] = None,
+                 delimiter="auto", header: Union[bool, str] = "auto",
+                 categorical: Union[str, list, None] = "auto", missing="error",
+                 fill_value: Union[float, str] = 0.0, allow_nonfinite=False):
         self.path, self.label, self.features = path, label, features
         self.delimiter, self.header, self.categorical = delimiter, header, categorical
         self.missing, self.fill_value, self.allow_nonfinite = missing, fill_value, allow_nonfinite

@@ -88,7 +88,7 @@ class Table:
             positions = np.arange(len(self.cells)) if rows is None else np.flatnonzero(rows)
             bad = next(i for i, text in zip(positions, cells) if not _is_number(text))
             raise DataError(f"{self.path}, {self.at(bad)}, column {self.names[c]!r}: "
-                            f"{self.cells[bad, c]!r} is not a number",
+                            f"{str(self.cells[bad, c])!r} is not a number",
                             fix="fix or remove that value, or list the column under `categorical`."
                             ) from None
 
@@ -109,7 +109,9 @@ def _read(path, delimiter):
                         rows.append(row)
                         lines.append(reader.line_num)
             except csv.Error as error:
-                raise DataError(f"{path}, line {reader.line_num}: malformed CSV ({error})",
+                start = (lines[-1] if lines else 0) + 1
+                raise DataError(f"{path}: malformed CSV in the row starting at line {start} "
+                                f"({error}; a quoted field that is never closed reads to the end)",
                                 fix="close the quoted field, or double a quote inside one (\"\")."
                                 ) from None
         with open(path, "rb") as f:
@@ -209,6 +211,12 @@ def features(source, table, fitted, columns):
             values = np.empty(len(table.cells), dtype=np.float64)
             values[~missing] = table.numbers(c, ~missing)
             values[missing] = fitted["fill"].get(name, np.nan)
+            infinite = np.isinf(values)
+            if infinite.any() and not source.allow_nonfinite:
+                r = int(np.argmax(infinite))
+                raise DataError(f"{table.path}, {table.at(r)}, column {name!r}: "
+                                f"{str(table.cells[r, c])!r} is not a finite number",
+                                fix="fix that value, or set `allow_nonfinite: true` on the source.")
             blocks.append(values[:, None])
         else:
             cells = np.where(missing, fitted["fill"].get(name, ""), table.cells[:, c])
@@ -218,7 +226,7 @@ def features(source, table, fitted, columns):
             if unknown.any():
                 r = int(np.argmax(unknown))
                 raise DataError(f"{table.path}, {table.at(r)}, column {name!r}: category "
-                                f"{cells[r]!r} was not in the training data",
+                                f"{str(cells[r])!r} was not in the training data",
                                 expected=", ".join(map(str, cats[:20])),
                                 fix="use one of the training categories, or retrain with it.")
             blocks.append(np.eye(len(cats), dtype=np.float64)[codes])
@@ -246,7 +254,7 @@ def labels(table, label, fitted, learn=False):
         else:
             if not np.isfinite(y).all():
                 r = int(np.argmax(~np.isfinite(y)))
-                raise DataError(f"{table.path}, {table.at(r)}, column {name!r}: {raw[r]!r} is not "
+                raise DataError(f"{table.path}, {table.at(r)}, column {name!r}: {str(raw[r])!r} is not "
                                 "a finite number")
             return y.astype(np.int64) if np.all(y == np.round(y)) else y.astype(np.float32)
     names = np.asarray(fitted["class_names"], dtype=str)
@@ -255,7 +263,7 @@ def labels(table, label, fitted, learn=False):
     unknown = (codes >= len(names)) | (names[order][np.minimum(codes, len(names) - 1)] != raw)
     if unknown.any():
         r = int(np.argmax(unknown))
-        raise DataError(f"{table.path}, {table.at(r)}, column {name!r}: label {raw[r]!r} is not "
+        raise DataError(f"{table.path}, {table.at(r)}, column {name!r}: label {str(raw[r])!r} is not "
                         "one of the training classes", expected=", ".join(names[:20]),
                         fix="fix the label, or retrain with that class in the training data.")
     return order[np.minimum(codes, len(names) - 1)].astype(np.int64)
