@@ -23,7 +23,10 @@ SPLITS = ("train", "validation", "test")
 
 class Experiment:
     def __init__(self, document, overrides=()):
-        self.document = resolve(document, overrides)
+        from dltrain.config.validate import validate
+
+        # every spec, shape and cross-check first, all errors at once (data files: at load_data)
+        self.document = validate(document, overrides, files=False).document
         self.config = self.document.data
         self.base = Path(self.document.file).resolve().parent if self.document.file != "<string>" \
             else Path.cwd()
