@@ -20,6 +20,7 @@ from dltrain.training import checkpoint
 from dltrain.training.files import TEMP_MARK, clean_temporaries
 
 PREVIOUS = "previous.npz"
+ABSENT = "<absent>"
 #: settings a resumed run may change without --allow-config-change (extending a run is the point)
 MAY_CHANGE = (("training", "epochs"),)
 
@@ -110,7 +111,7 @@ def config_changes(old, new, path=()):
     if isinstance(old, dict) and isinstance(new, dict):
         lines = []
         for key in list(old) + [k for k in new if k not in old]:
-            lines += config_changes(old.get(key, "<absent>"), new.get(key, "<absent>"), path + (key,))
+            lines += config_changes(old.get(key, ABSENT), new.get(key, ABSENT), path + (key,))
         return lines
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         return [line for i, (a, b) in enumerate(zip(old, new)) for line in config_changes(a, b, path + (i,))]
@@ -118,7 +119,8 @@ def config_changes(old, new, path=()):
         return []
     from dltrain.config.loader import format_path
 
-    return [f"{format_path(path)}: {old!r} -> {new!r}"]
+    shown = ["(not set)" if v == ABSENT else repr(v) for v in (old, new)]
+    return [f"{format_path(path)}: {shown[0]} -> {shown[1]}"]
 
 
 def check_config(old, new, allow_change):
