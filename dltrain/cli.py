@@ -82,10 +82,6 @@ def fit(config, overrides, run_dir, overwrite, quiet):
         from dltrain.cli_data import print_cross_validation
 
         return print_cross_validation(console, result)
-    if hasattr(result, "scores"):                # k-fold cross-validation: one row per fold
-        from dltrain.cli_data import print_cross_validation
-
-        return print_cross_validation(console, result)
     _print_fit_summary(console, result)
 
 
