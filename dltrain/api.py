@@ -11,7 +11,7 @@ import numpy as np
 
 from dltrain.config.loader import parse
 from dltrain.config.resolve import dump
-from dltrain.errors import CheckpointError, ConfigError, DataError
+from dltrain.errors import CheckpointError, ConfigError, DataError, Interrupted
 from dltrain.experiment import Experiment, relative_paths
 from dltrain.training import checkpoint, rundir
 from dltrain.training.trainer import Trainer
@@ -38,12 +38,19 @@ def _tune_allocator():
         pass
 
 
-def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None):
+def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None, resume=None,
+        allow_config_change=False):
     """Train the model a config describes; write the run directory; return the history.
 
     With ``validation: {kfold: K}`` it trains K models (RUN/fold1..K) and returns a
-    ``kfold.CrossValidation``; ``fold=(K, i)`` trains only fold i."""
+    ``kfold.CrossValidation``; ``fold=(K, i)`` trains only fold i. ``resume`` is "auto" or a run
+    directory or checkpoint to continue exactly (training/resume.py); config may then be None."""
+    from dltrain.training import resume as resuming, signals
+
     _tune_allocator()
+    if resume not in (None, "auto"):
+        config = config or resuming.config_of(resume)
+        run_dir = run_dir or resuming.run_of(resume)
     experiment = Experiment(config, overrides)
     from dltrain.data import kfold
 
@@ -57,8 +64,8 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
     model = experiment.build()
     _check_labels(experiment, splits)
     run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
-    rundir.prepare(run_dir, overwrite)
     resolved = relative_paths(experiment.config, experiment.base, run_dir)
+    resumed = resuming.start(run_dir, resume, overwrite, resolved, allow_config_change)
     from dltrain.training.files import write_text
 
     write_text(run_dir / "config.yaml", dump(resolved))
@@ -66,18 +73,25 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
     rundir.write_manifest(run_dir, record)
     meta = {"config": resolved, "class_names": experiment.class_names,
             "source_state": getattr(experiment.sources["train"], "fitted", None),
-            "source_state": getattr(experiment.sources["train"], "fitted", None),
             "input_shape": list(model.input_shape), "metrics": experiment.metric_names()}
     trainer = Trainer(
         model, experiment.loss, experiment.optimizer, experiment.metric_specs, experiment.pipeline,
         experiment.streams, epochs=experiment.training["epochs"],
         batch_size=experiment.training["batch_size"], shuffle=experiment.training["shuffle"],
-        callbacks=[*experiment.callbacks, rundir.MetricsLog(run_dir), *callbacks],
+        callbacks=[*experiment.callbacks, rundir.MetricsLog(run_dir), *callbacks,
+                   signals.StopOnSignal(caught := signals.Signals(), run_dir)],
         run_dir=run_dir, meta=meta, target_fn=experiment.target_fn())
+    trainer.class_weight = experiment.class_weights()
+    if resumed:
+        resuming.restore(trainer, resumed[1], resumed[2], len(experiment.callbacks))
+        record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
+        rundir.write_manifest(run_dir, record)
     try:
-        history = trainer.fit(splits["train"], splits["validation"])
+        with caught:
+            history = trainer.fit(splits["train"], splits["validation"])
     except BaseException as error:
-        record.update(status="failed", error=type(error).__name__,
+        interrupted = isinstance(error, (KeyboardInterrupt, Interrupted))
+        record.update(status="interrupted" if interrupted else "failed", error=type(error).__name__,
                       finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         _quiet_manifest(run_dir, record)
         raise

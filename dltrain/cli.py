@@ -62,22 +62,38 @@ def set_option(command):
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=click.Path(dir_okay=False), required=False)
 @set_option
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Where to write the run (default runs/NAME).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty run directory.")
+@click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[auto|PATH]",
+              help="Continue a run exactly: `auto` (the default value) resumes the run directory's "
+                   "last checkpoint if there is one; PATH is a run directory or checkpoint (CONFIG "
+                   "then optional).")
+@click.option("--allow-config-change", is_flag=True,
+              help="Resume even though the config differs from the run's.")
 @click.option("--quiet", is_flag=True, help="No progress bar; one line per epoch, for logs.")
 @handle_errors
-def fit(config, overrides, run_dir, overwrite, quiet):
-    """Train the model described by CONFIG."""
+def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quiet):
+    """Train the model described by CONFIG (or resume a run with --resume RUN)."""
+    import warnings
+
     from rich.console import Console
 
     from dltrain import api
     from dltrain.progress import ProgressDisplay
 
+    if config is None and resume and resume.endswith((".yaml", ".yml")):   # fit --resume CONFIG
+        config, resume = resume, "auto"
+    if config is None and resume in (None, "auto"):
+        raise click.UsageError("give CONFIG, or --resume RUN to continue a run")
     console = Console(stderr=False, highlight=False)
-    result = api.fit(config, overrides, run_dir=run_dir, overwrite=overwrite,
-                     callbacks=[ProgressDisplay(console, live=not quiet)])
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *args, **kwargs: _stderr().print(
+            f"warning: {message}", markup=False)
+        result = api.fit(config, overrides, run_dir=run_dir, overwrite=overwrite,
+                         callbacks=[ProgressDisplay(console, live=not quiet)], resume=resume,
+                         allow_config_change=allow_config_change)
     if hasattr(result, "scores"):                # k-fold cross-validation: one row per fold
         from dltrain.cli_data import print_cross_validation
 

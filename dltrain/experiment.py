@@ -83,7 +83,7 @@ class Experiment:
 
         training = self.config["training"]
         known = {"epochs": check.positive_int, "batch_size": check.positive_int,
-                 "shuffle": check.boolean}
+                 "shuffle": check.boolean, "class_weight": lambda key, value: value}
         for key, value in training.items():
             if key not in known:
                 from dltrain.registry import suggest
@@ -159,13 +159,6 @@ class Experiment:
                         splits["train"], spec, getattr(self, "fold", None), rng,
                         self.document.where(("data", name, "kfold")))
                     continue
-                if "kfold" in spec:                   # the fold api.fit is training, if any
-                    from dltrain.data.kfold import fold_split
-
-                    splits["train"], splits[name] = fold_split(
-                        splits["train"], spec, getattr(self, "fold", None), rng,
-                        self.document.where(("data", name, "kfold")))
-                    continue
                 splits["train"], splits[name] = split_off(
                     splits["train"], spec, name, rng, self.document.where(("data", name, "split")))
             else:
@@ -222,6 +215,13 @@ class Experiment:
 
     def metric_names(self):
         return [metric_name(spec) for spec in self.metric_specs]
+
+    def class_weights(self):
+        """The (classes,) loss weight per class from ``training.class_weight``, or None."""
+        from dltrain.training.class_weight import table
+
+        return table(self.training.get("class_weight"), self.model.output_shape[-1], self.dtype,
+                     self.document.where(("training", "class_weight")))
 
 
 def _reshapes(pipeline):
