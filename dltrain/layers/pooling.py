@@ -54,20 +54,40 @@ class _Pooling2D(Layer):
 
 class _MaxPooling(_Pooling2D):
     def _pool_forward(self, x, out_hw):
-        x_pad = windows.pad(x, self._pads, -np.inf)
-        self._padded_shape = x_pad.shape
+        self._x_pad = windows.pad(x, self._pads, -np.inf)
+        self._padded_shape = self._x_pad.shape
         offsets = self._offsets()
-        y = windows.window(x_pad, *offsets[0], out_hw, self._strides, (1, 1)).copy()
-        self._winner = np.zeros(y.shape, dtype=np.uint8)        # which offset holds the max
-        for k, (i, j) in enumerate(offsets[1:], start=1):
-            candidate = windows.window(x_pad, i, j, out_hw, self._strides, (1, 1))
-            better = candidate > y
-            np.copyto(y, candidate, where=better)
-            np.copyto(self._winner, k, where=better)
+        y = windows.window(self._x_pad, *offsets[0], out_hw, self._strides, (1, 1)).copy()
+        for i, j in offsets[1:]:
+            np.maximum(y, windows.window(self._x_pad, i, j, out_hw, self._strides, (1, 1)), out=y)
+        self._y = y
         return y
 
-    def _share(self, grad_y, k):
-        return np.where(self._winner == k, grad_y, 0)
+    def backward(self, grad_y):
+        """Each window's gradient goes to the first offset that holds its maximum.
+
+        The winners are found again here, branch-free (masked copies in the forward pass are
+        several times slower on random data): offset k wins where it equals the maximum and no
+        earlier offset did.
+        """
+        grad_y = grad_y if self.rank == 2 else grad_y[:, None]
+        y = self._y                                              # (B, Ho, Wo, C), also for 1-D
+        grad_pad = np.zeros(self._padded_shape, dtype=grad_y.dtype)
+        # windows that do not overlap can be written instead of added to
+        disjoint = all(s >= p for s, p in zip(self._strides, self._pool))
+        taken = np.zeros(y.shape, dtype=bool)
+        for i, j in self._offsets():
+            args = (i, j, self._out_hw, self._strides, (1, 1))
+            wins = windows.window(self._x_pad, *args) == y
+            wins &= ~taken
+            taken |= wins
+            target = windows.window(grad_pad, *args)
+            if disjoint:
+                np.multiply(grad_y, wins, out=target)
+            else:
+                target += grad_y * wins
+        grad_x = windows.unpad(grad_pad, self._pads)
+        return grad_x if self.rank == 2 else grad_x[:, 0]
 
 
 class _AveragePooling(_Pooling2D):

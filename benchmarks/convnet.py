@@ -1,0 +1,166 @@
+"""The book's MNIST convnet, one training step after another: dltrain's Trainer against PyTorch.
+
+conv 32 (3x3) -> max pool -> conv 64 -> max pool -> conv 64 -> flatten -> dense 64 -> dense 10,
+ReLU, RMSprop, batch 64, float32, MNIST-shaped input (28x28x1, uint8 rescaled by 1/255 per batch,
+as configs/mnist_convnet.yaml does). dltrain runs through its real Trainer (shuffled batch
+gathering, preprocessing, fused softmax + cross-entropy, metrics); PyTorch (NCHW, its default
+layout) runs the same model with the same thread count and the same per-batch gathering.
+
+The machine is shared, so each framework times a subset of an epoch (``--steps`` batches) in
+alternating rounds, and the epoch time is extrapolated from the median per-step time to the
+938 steps of a 60,000-sample epoch. Peak memory (ru_maxrss) is measured for dltrain before
+PyTorch is imported.
+
+    python benchmarks/convnet.py [--rounds 5] [--steps 150] [--threads N] [--no-torch]
+    python benchmarks/convnet.py --torch-site /work/torchenv/lib/python3.11/site-packages
+"""
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+
+SAMPLES, BATCH, CLASSES = 60_000, 64, 10
+STEPS_PER_EPOCH = -(-SAMPLES // BATCH)
+LAYERS = [
+    {"type": "conv2d", "filters": 32, "kernel_size": 3, "activation": "relu"},
+    {"type": "max_pooling2d", "pool_size": 2},
+    {"type": "conv2d", "filters": 64, "kernel_size": 3, "activation": "relu"},
+    {"type": "max_pooling2d", "pool_size": 2},
+    {"type": "conv2d", "filters": 64, "kernel_size": 3, "activation": "relu"},
+    {"type": "flatten"},
+    {"type": "dense", "units": 64, "activation": "relu"},
+    {"type": "dense", "units": CLASSES, "activation": "softmax"},
+]
+
+
+def parse():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per framework")
+    parser.add_argument("--steps", type=int, default=150, help="batches per round")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="BLAS / torch threads")
+    parser.add_argument("--no-torch", action="store_true", help="time dltrain only")
+    parser.add_argument("--torch-site", help="site-packages of a venv holding torch (appended to sys.path)")
+    return parser.parse_args()
+
+
+def peak_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_data():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (SAMPLES, 28, 28, 1), dtype=np.uint8)    # 47 MB, as MNIST
+    y = rng.integers(0, CLASSES, SAMPLES).astype(np.int64)
+    return x, y
+
+
+def dltrain_runner(x, y):
+    """run(steps) trains ``steps`` batches through dltrain's Trainer; returns seconds per step."""
+    import numpy as np
+
+    from dltrain.api import _tune_allocator
+    from dltrain.data.dataset import Pipeline, Split
+    from dltrain.data.preprocessing import Rescale
+    from dltrain.losses import SparseCategoricalCrossentropy
+    from dltrain.model import Model
+    from dltrain.optimizers import RMSprop
+    from dltrain.random import Streams
+    from dltrain.training.trainer import Trainer
+
+    _tune_allocator()
+    streams = Streams(0)
+    model = Model.from_config({"input_shape": [28, 28, 1], "layers": LAYERS})
+    model.build(streams.get("init"), streams)
+    trainer = Trainer(model, SparseCategoricalCrossentropy(), RMSprop(learning_rate=0.001),
+                      ["accuracy"], Pipeline([Rescale(1 / 255)]), streams, batch_size=BATCH)
+    epoch = [0]
+
+    def run(steps):
+        epoch[0] += 1
+        split = Split(x, y, np.arange(steps * BATCH))
+        started = time.perf_counter()
+        trainer.train_epoch(split, epoch[0])
+        return (time.perf_counter() - started) / steps
+
+    return run
+
+
+def torch_runner(x, y, threads):
+    import numpy as np
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
+        nn.Linear(576, 64), nn.ReLU(), nn.Linear(64, CLASSES))
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=0.001, alpha=0.9, eps=1e-7)
+    loss_fn = nn.CrossEntropyLoss()
+    tx = torch.from_numpy(x).permute(0, 3, 1, 2)              # NCHW view of the uint8 images
+    ty = torch.from_numpy(y)
+    epoch = [0]
+
+    def run(steps):
+        epoch[0] += 1
+        order = torch.from_numpy(np.random.default_rng(epoch[0]).permutation(steps * BATCH))
+        started = time.perf_counter()
+        for start in range(0, steps * BATCH, BATCH):
+            index = order[start:start + BATCH]
+            xb = tx[index].float().mul_(1 / 255)
+            optimizer.zero_grad(set_to_none=False)
+            loss = loss_fn(model(xb), ty[index])
+            loss.backward()
+            optimizer.step()
+            loss.item()
+        return (time.perf_counter() - started) / steps
+
+    return run
+
+
+def main():
+    args = parse()
+    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(key, str(args.threads))     # before numpy loads its BLAS
+    if args.torch_site:
+        sys.path.append(args.torch_site)
+    x, y = make_data()
+    runners = {"dltrain": dltrain_runner(x, y)}
+    runners["dltrain"](20)                                 # warm-up: buffers, BLAS threads
+    times = {"dltrain": [runners["dltrain"](args.steps)]}
+    dltrain_peak = peak_mib()
+    if not args.no_torch:
+        try:
+            runners["torch"] = torch_runner(x, y, args.threads)
+            runners["torch"](20)
+            times["torch"] = []
+        except ImportError:
+            print("PyTorch is not importable here: timing dltrain only", file=sys.stderr)
+    for _ in range(args.rounds if "torch" in times else args.rounds - 1):
+        for name, run in runners.items():
+            times[name].append(run(args.steps))
+    import numpy as np
+
+    print(f"convnet conv32-pool-conv64-pool-conv64-dense64-dense10, RMSprop, batch {BATCH}, float32, "
+          f"28x28x1; {args.rounds} rounds of {args.steps} steps; {args.threads} threads; "
+          f"numpy {np.__version__}")
+    for name, values in times.items():
+        step = statistics.median(values)
+        print(f"  {name:8s} median {step * 1000:.1f} ms/step (min {min(values) * 1000:.1f}, "
+              f"max {max(values) * 1000:.1f}) -> {step * STEPS_PER_EPOCH:.1f} s per 60,000-sample epoch")
+    print(f"  dltrain peak RSS {dltrain_peak:.0f} MiB (data {x.nbytes / 2**20:.0f} MiB)")
+    if "torch" in times:
+        import torch
+
+        ratio = statistics.median(times["dltrain"]) / statistics.median(times["torch"])
+        print(f"  torch {torch.__version__}: dltrain / torch = {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

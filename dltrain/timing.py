@@ -1,0 +1,67 @@
+"""Per-layer forward and backward times for one batch, as ``caffe time`` reports them.
+
+The model runs in training mode on a random batch of its input shape; each node's forward and
+backward are timed separately, over several iterations after a warm-up, and the median is kept.
+"""
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from dltrain.model import INPUT
+
+
+@dataclass
+class LayerTime:
+    name: str
+    type: str
+    output_shape: tuple
+    forward_ms: float
+    backward_ms: float
+
+
+def _random_batch(model, batch_size, rng):
+    shape = (batch_size, *model.input_shape)
+    return rng.random(shape, dtype=np.float32).astype(model.dtype, copy=False)
+
+
+def _one_pass(model, x, clock):
+    """Forward and backward through every node, adding each one's seconds to ``clock``."""
+    outputs, masks = {INPUT: x}, {INPUT: None}
+    for node in model.nodes:
+        layer = node.layer
+        xs = [outputs[n] for n in node.inputs] if layer.multi_input else outputs[node.inputs[0]]
+        mask = [masks[n] for n in node.inputs] if layer.multi_input else masks[node.inputs[0]]
+        layer.input_mask = mask
+        started = time.perf_counter()
+        outputs[node.name] = layer.forward(xs, True)
+        clock[node.name][0].append(time.perf_counter() - started)
+        masks[node.name] = layer.compute_mask(xs, mask)
+    grads = {model.output: np.ones_like(outputs[model.output]) / len(x)}
+    for node in reversed(model.nodes):
+        grad_y = grads.pop(node.name, None)
+        if grad_y is None:
+            continue
+        started = time.perf_counter()
+        grad_x = node.layer.backward(grad_y)
+        clock[node.name][1].append(time.perf_counter() - started)
+        for name, g in zip(node.inputs, grad_x if node.layer.multi_input else [grad_x]):
+            grads[name] = g if name not in grads else grads[name] + g
+
+
+def time_layers(model, batch_size=64, iterations=10, warmup=2, seed=0):
+    """[LayerTime per node] for a built model: median milliseconds of forward and backward."""
+    x = _random_batch(model, batch_size, np.random.default_rng(seed))
+    clock = {node.name: ([], []) for node in model.nodes}
+    for _ in range(warmup):
+        _one_pass(model, x, {name: ([], []) for name in clock})
+    for _ in range(iterations):
+        _one_pass(model, x, clock)
+
+    def median_ms(values):
+        return statistics.median(values) * 1000 if values else 0.0
+
+    return [LayerTime(node.name, node.layer.registered_name, node.output_shape,
+                      median_ms(clock[node.name][0]), median_ms(clock[node.name][1]))
+            for node in model.nodes]
