@@ -114,7 +114,8 @@ class Experiment:
         sources = {}
         for split in SPLITS:
             spec = data.get(split)
-            if spec is None or (isinstance(spec, dict) and ("split" in spec or "kfold" in spec)):
+            if spec is None or (isinstance(spec, dict) and "type" not in spec
+                                and ("split" in spec or "kfold" in spec)):
                 sources[split] = spec
             else:
                 sources[split] = build("source", spec, where(("data", split)))
