@@ -87,7 +87,7 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
         record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
         rundir.write_manifest(run_dir, record)
     try:
-        with caught:
+        with caught, np.errstate(over="ignore", invalid="ignore"):   # non-finite: training/finite.py
             history = trainer.fit(splits["train"], splits["validation"])
     except BaseException as error:
         interrupted = isinstance(error, (KeyboardInterrupt, Interrupted))

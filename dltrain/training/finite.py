@@ -1,14 +1,17 @@
-"""Non-finite values: a cheap check every step, and a diagnosis naming the layer when it fails.
+"""Non-finite values: found by the loss every step, diagnosed to the layer when it happens.
 
-Every step the trainer checks the loss (a float it reads anyway) and, after the update, the sum of
-every parameter array: one reduction per array, and a NaN or Inf anywhere makes its sum
-non-finite. A NaN or Inf gradient always reaches the parameters through the update (sgd: p - lr g;
-adam: inf / inf), so the parameter check covers the gradients too. Only when a check fails does
-the slow diagnosis run: it re-runs the batch layer by layer (a non-finite loss) or inspects each
-layer's gradients and parameters (a non-finite update), to name the first layer that went bad.
+The per-step check is the loss, a float the trainer reads anyway, so it costs nothing. It covers
+gradients and parameters too: a NaN or Inf gradient reaches the parameters through the update
+(sgd: p - lr g; adam: inf / inf), and a non-finite parameter makes the next batch's loss
+non-finite (NaN and Inf propagate through products, ReLU, max and softmax). A separate sum over
+every parameter after each update would find it one batch sooner, but costs 16 us of a 207 us
+step on the digits MLP (8%), so it is not done. When the loss goes bad, ``loss_diverged`` finds
+the cause: parameters already non-finite (then the previous step's gradients and update are
+inspected), or else the batch is re-run layer by layer to name the first non-finite output.
+Before a checkpoint is written every floating array is checked (``check_state``), so no
+checkpoint ever holds NaN or Inf, including optimizer slots that overflowed while the
+parameters stayed finite.
 """
-import math
-
 import numpy as np
 
 from dltrain.errors import DivergedError
@@ -18,28 +21,20 @@ FIX = ("lower the learning rate, add gradient clipping (optimizer clipnorm or gl
        "or check the data for NaN and extreme values.")
 
 
-def parameters_finite(model):
-    """True when every parameter is finite (a float32 sum per array; overflow reads as non-finite)."""
-    total = 0.0
-    for _, param, _ in model.parameters():
-        total += float(param.sum())
-    return math.isfinite(total)
-
-
-def state_finite(arrays):
-    """The first non-finite floating array's name in a checkpoint's arrays, or None."""
-    for key, value in arrays.items():
-        if value.dtype.kind == "f" and not np.isfinite(value).all():
-            return key
-    return None
-
-
-def _all_finite(value):
+def _finite(value):
     return value is None or bool(np.isfinite(value).all())
 
 
-def first_bad_output(model, x):
-    """Name of the first layer (in forward order) whose output on batch x is not finite, or None."""
+def check_state(arrays, filename, epoch):
+    """Raise DivergedError naming the first checkpoint array that holds NaN or Inf."""
+    for key, value in arrays.items():
+        if value.dtype.kind == "f" and not _finite(value):
+            raise DivergedError(f"{key} holds NaN or Inf after epoch {epoch}: "
+                                f"refusing to write {filename}", fix=FIX)
+
+
+def outputs_by_layer(model, x):
+    """(layer name, output) for every node of a forward pass in training mode, in order."""
     outputs, masks = {INPUT: x}, {INPUT: None}
     for node in model.nodes:
         if node.layer.multi_input:
@@ -50,34 +45,41 @@ def first_bad_output(model, x):
         node.layer.input_mask = mask_in
         outputs[node.name] = node.layer.forward(xs, True)
         masks[node.name] = node.layer.compute_mask(xs, mask_in)
-        if not _all_finite(outputs[node.name]):
-            return node.name
+        yield node.name, outputs[node.name]
+
+
+def bad_update(model):
+    """What went non-finite in the last update: 'the gradient of layer ...', or None."""
+    for node in reversed(model.nodes):      # backward order: the first gradient that went bad
+        for key, grad in node.layer.grads.items():
+            if key in node.layer.params and not _finite(grad):
+                return f"the gradient of layer {node.name!r} ({key}) went non-finite"
+    for node in model.nodes:
+        for key, param in node.layer.params.items():
+            if not _finite(param):
+                return f"the parameters of layer {node.name!r} ({key}) went non-finite"
     return None
 
 
 def loss_diverged(model, x, value, epoch, batch):
-    """The DivergedError for a non-finite loss at (epoch, batch), naming the first bad layer output."""
-    where = f"at epoch {epoch}, batch {batch}"
-    if not _all_finite(x):
-        return DivergedError(f"the training loss became {value} {where}: the input batch holds NaN or Inf",
+    """The DivergedError for a non-finite loss at (epoch, batch), naming where it started."""
+    where = f"epoch {epoch}, batch {batch}"
+    if not _finite(x):
+        return DivergedError(f"the training loss became {value} at {where}: the input batch holds NaN or Inf",
                              fix="clean the data, or add preprocessing that removes non-finite values.")
-    layer = first_bad_output(model, x)
-    detail = (f"the output of layer {layer!r} went non-finite first" if layer else
-              "every layer's output is finite, so the loss itself overflowed (check the targets)")
-    return DivergedError(f"the training loss became {value} {where}: {detail}", fix=FIX)
-
-
-def update_diverged(model, epoch, batch):
-    """The DivergedError for non-finite parameters after the update at (epoch, batch), or None."""
-    where = f"at epoch {epoch}, batch {batch}"
-    for node in reversed(model.nodes):      # backward order: the first gradient that went bad
-        for key, grad in node.layer.grads.items():
-            if key in node.layer.params and not _all_finite(grad):
-                return DivergedError(f"the gradient of layer {node.name!r} ({key}) went non-finite {where}",
-                                     fix=FIX)
-    for node in model.nodes:
-        for key, param in node.layer.params.items():
-            if not _all_finite(param):
-                return DivergedError(f"the parameters of layer {node.name!r} ({key}) went non-finite "
-                                     f"in the update {where}", fix=FIX)
-    return None
+    cause = bad_update(model)
+    if cause and batch > 1:
+        return DivergedError(f"the training loss became {value} at {where}: {cause} "
+                             f"in the update of batch {batch - 1}", fix=FIX)
+    if cause:
+        return DivergedError(f"the training loss became {value} at {where}: {cause}", fix=FIX)
+    last = None
+    for name, output in outputs_by_layer(model, x):
+        if not _finite(output):
+            return DivergedError(f"the training loss became {value} at {where}: the output of layer "
+                                 f"{name!r} went non-finite first", fix=FIX)
+        last = (name, output)
+    name, output = last
+    largest = float(np.abs(output).max()) if np.size(output) else 0.0
+    return DivergedError(f"the training loss became {value} at {where}: it overflowed on the output of "
+                         f"layer {name!r} (largest magnitude {largest:.3g})", fix=FIX)

@@ -55,9 +55,14 @@ class Trainer:
     def _new_metrics(self):
         return {metric_name(spec): build("metric", spec) for spec in self.metric_specs}
 
-    def _batch(self, split, positions):
+    def _batch(self, split, positions, rng=None):
         x, y = split.take(positions)
-        return self.pipeline.transform(x).astype(self.model.dtype, copy=False), self.target_fn(y)
+        return self.pipeline.transform(x, rng).astype(self.model.dtype, copy=False), self.target_fn(y)
+
+    def _augmentation_rng(self, epoch, batch):
+        """The augmentation stream of one training batch: fixed by (seed, epoch, batch), so a
+        resumed run augments exactly as an uninterrupted one; None when nothing augments."""
+        return self.streams.for_epoch(f"augmentation/{batch}", epoch) if self.pipeline.augments else None
 
     def _predict_for_loss(self, x, training):
         """(value the loss reads, probabilities the metrics read)."""
@@ -79,20 +84,17 @@ class Trainer:
         for batch, start in enumerate(range(first * self.batch_size, n, self.batch_size), first):
             for callback in self.callbacks:
                 callback.on_train_batch_begin(batch)
-            x, y = self._batch(train, order[start:start + self.batch_size])
+            x, y = self._batch(train, order[start:start + self.batch_size],
+                               self._augmentation_rng(epoch, batch))
             out = self.model.forward(x, training=True, logits=self.fused)
             weights = None if self.class_weight is None else sample_weights(self.class_weight, y)
             value = float(self.loss(out, y, weights, logits=self.fused))
             if not np.isfinite(value):
                 raise finite.loss_diverged(self.model, x, value, epoch, batch + 1)
-            self.model.backward(self.loss.backward(), logits=self.fused)
+            self.model.backward(self.loss.backward(), logits=self.fused, input_grad=False)
             if self.regularized:
                 value += regularizers.apply(self.regularized)
             self.optimizer.apply(self.model.parameters())
-            if not finite.parameters_finite(self.model):
-                error = finite.update_diverged(self.model, epoch, batch + 1)
-                if error:
-                    raise error
             probabilities = self.loss._p if self.fused else out
             for metric in metrics.values():
                 metric.update(probabilities, y)
@@ -179,10 +181,7 @@ class Trainer:
         folder = self.run_dir / "checkpoints"
         folder.mkdir(parents=True, exist_ok=True)
         arrays = self.state_arrays()
-        bad = finite.state_finite(arrays)
-        if bad:
-            raise DivergedError(f"refusing to write {filename}: {bad} holds NaN or Inf",
-                                fix=finite.FIX)
+        finite.check_state(arrays, filename, epoch)
         if filename == "last.npz":
             resume.keep_previous(folder / filename)
         checkpoint.save(folder / filename, arrays, self.state_meta(epoch))
