@@ -14,7 +14,7 @@ from dltrain.layers.core import ActivationLayer
 from dltrain.registry import build, registry, split_spec, suggest
 
 #: keys of a layer spec that the model reads; the rest are the layer's constructor arguments
-NODE_KEYS = ("name", "inputs", "activation")
+NODE_KEYS = ("name", "inputs", "activation", "kernel_regularizer", "bias_regularizer")
 INPUT = "input"
 
 
@@ -201,7 +201,7 @@ def _nodes_of(spec, path, where, counts, previous, aliases):
                           where=where(path + ("inputs",)))
     from dltrain import regularizers
 
-    found = regularizers.from_spec(layer_arguments, where(path))
+    found = regularizers.from_spec(dict(arguments), where(path))
     spec_for_build = {"type": type_name, **layer_arguments}
     layer = build("layer", spec_for_build, where(path))
     layer.name = name
