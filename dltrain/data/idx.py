@@ -1,0 +1,94 @@
+"""The ``idx`` source: MNIST's IDX files (images and labels), gzipped or not.
+
+An IDX file is a 4-byte big-endian magic number (two zero bytes, a type code, the number of
+dimensions), one big-endian uint32 per dimension, then the values in row-major order.
+"""
+import gzip
+import zlib
+
+import numpy as np
+
+from dltrain.errors import DataError
+from dltrain.registry import register
+from dltrain.data.sources import Source
+
+# type code -> big-endian dtype
+TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path):
+    """The array an IDX file holds (uint8 data stays uint8); a DataError names a bad file."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: cannot read the file ({error})",
+                        fix="download it again; gzipped (.gz) and plain IDX files both work.") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in TYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()!r})",
+                        expected="00 00 <type> <dims>, e.g. 00000803 for MNIST images",
+                        fix="give an MNIST-format file such as train-images-idx3-ubyte.gz.")
+    dims = raw[3]
+    header = 4 + 4 * dims
+    if len(raw) < header:
+        raise DataError(f"{path}: the IDX header is cut short")
+    shape = tuple(int(v) for v in np.frombuffer(raw, ">u4", dims, offset=4))
+    dtype = np.dtype(TYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(f"{path}: the header promises shape {shape} ({expected:,} bytes of data) "
+                        f"but the file holds {len(raw) - header:,}", fix="the file is truncated; download it again.")
+    data = np.frombuffer(raw, dtype, offset=header).reshape(shape)
+    return data if dtype.itemsize == 1 else data.astype(dtype.newbyteorder("="))
+
+
+@register("idx")
+class Idx(Source):
+    """MNIST-format IDX files: images (N, rows, cols) and labels (N,), gzipped or not.
+
+    Images come out channels-last, (N, rows, cols, 1), as uint8 0..255: rescale them in
+    preprocessing (`{type: rescale, scale: 0.00392156862745098}`, i.e. 1/255).
+
+    Args:
+        path: the images file, e.g. train-images-idx3-ubyte.gz.
+        labels: the labels file, or null.
+    """
+
+    path_arguments = ("path", "labels")
+    extensions = (".idx", "-ubyte", "-ubyte.gz", ".idx.gz")
+
+    def __init__(self, path, labels=None):
+        self.path, self.labels = path, labels
+
+    def _images(self, path):
+        x = read_idx(path)
+        if x.ndim == 3:
+            x = x[..., None]                         # (N, rows, cols) -> (N, rows, cols, 1)
+        if x.ndim not in (1, 2, 4):
+            raise DataError(f"{path} holds a {x.ndim}-D array of shape {x.shape}, not images")
+        return x
+
+    def load(self, base):
+        path = self.resolve(base)
+        x = self._images(path)
+        y = None
+        if self.labels:
+            label_path = Idx(self.labels).resolve(base)
+            y = read_idx(label_path)
+            if y.ndim != 1:
+                raise DataError(f"{label_path} holds shape {y.shape}, not one label per image",
+                                fix="give the labels file (…-labels-idx1-ubyte.gz) as `labels`.")
+            if len(y) != len(x):
+                raise DataError(f"{path} has {len(x):,} images but {label_path} has {len(y):,} labels",
+                                fix="pair the images and labels files of the same split.")
+            y = y.astype(np.int64)
+        return x, y
+
+    def load_features(self, base, expected_features=None):
+        return self._images(self.resolve(base))
+
+    @classmethod
+    def for_prediction(cls, path, train):
+        return cls(path)
