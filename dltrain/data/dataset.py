@@ -76,9 +76,15 @@ class Pipeline:
             step.fit_chunks(lambda before=tuple(self.steps[:i]): chunks(before))
         return self
 
-    def transform(self, x):
+    @property
+    def augments(self):
+        """Whether a step is a random augmentation (applied to training batches only)."""
+        return any(getattr(step, "augments", False) for step in self.steps)
+
+    def transform(self, x, rng=None):
+        """Apply every step; augmentation steps get ``rng`` in training (None: evaluate, predict)."""
         for step in self.steps:
-            x = step.transform(x)
+            x = step.transform(x, rng) if getattr(step, "augments", False) else step.transform(x)
         return np.asarray(x, dtype=np.float32) if x.dtype != np.float32 and x.dtype.kind != "U" else x
 
     def state_dict(self):
