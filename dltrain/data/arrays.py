@@ -10,7 +10,7 @@ import numpy as np
 
 from dltrain.errors import DataError
 
-CHUNK_BYTES = 32 << 20
+CHUNK_BYTES = 8 << 20
 
 
 def chunk_rows(array, chunk_bytes=CHUNK_BYTES):

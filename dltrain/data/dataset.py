@@ -10,7 +10,8 @@ from dltrain.data.arrays import chunk_rows, release
 from dltrain.errors import ConfigError, DataError
 from dltrain.registry import build
 
-RELEASE_BYTES = 128 << 20
+RELEASE_BYTES = 64 << 20       # mapped pages a split may hold before it releases them
+FAULT_AROUND = 64 << 10
 
 
 class Split:
@@ -29,7 +30,9 @@ class Split:
             inverse = np.empty_like(order)
             inverse[order] = np.arange(len(order))
             x = np.asarray(self.x[rows[order]])[inverse]
-            self._mapped_bytes = getattr(self, "_mapped_bytes", 0) + x.nbytes
+            # a page fault maps up to 64 KiB around the row read (fault-around): count that
+            touched = len(rows) * max(x.nbytes // max(len(rows), 1), FAULT_AROUND)
+            self._mapped_bytes = getattr(self, "_mapped_bytes", 0) + touched
             if self._mapped_bytes > RELEASE_BYTES:  # keep resident memory flat on huge files
                 release(self.x)
                 self._mapped_bytes = 0

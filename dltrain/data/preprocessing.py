@@ -74,7 +74,8 @@ class Standardize(Preprocessing):
             x = np.asarray(x, dtype=np.float64)
             shift = x.mean(axis=0) if shift is None else shift
             d = x - shift
-            count, total, squares = count + len(x), total + d.sum(axis=0), squares + (d * d).sum(axis=0)
+            squares = squares + np.einsum("i...,i...->...", d, d)    # no (rows, ...) temporary
+            count, total = count + len(x), total + d.sum(axis=0)
         mean = total / count
         self.mean = (shift + mean).astype(np.float32)
         std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
