@@ -76,11 +76,13 @@ class BatchNormalization(_Normalization):
         return tuple(input_shape)
 
     def forward(self, x, training=False):
-        axes = tuple(range(x.ndim - 1))                       # every axis but the features
+        self._shape = x.shape
+        x = x.reshape(-1, x.shape[-1])                       # (N, F): reductions over rows are fast
         self._training = training
         if training:
-            mean = x.mean(axis=axes)                         # (F,)
-            variance = x.var(axis=axes)                      # (F,), biased, as Keras
+            mean = x.mean(axis=0)                            # (F,)
+            centred = x - mean
+            variance = np.einsum("nf,nf->f", centred, centred) / len(x)   # (F,), biased, as Keras
             keep = x.dtype.type(self.momentum)
             self.state["moving_mean"] *= keep
             self.state["moving_mean"] += (1 - keep) * mean
@@ -89,15 +91,15 @@ class BatchNormalization(_Normalization):
         else:
             mean, variance = self.state["moving_mean"], self.state["moving_variance"]
         self._inv_std = (1 / np.sqrt(variance + x.dtype.type(self.epsilon))).astype(x.dtype)
-        self._xhat = (x - mean) * self._inv_std              # (B, ..., F)
-        return self._affine(self._xhat)
+        self._xhat = (centred if training else x - mean) * self._inv_std   # (N, F)
+        return self._affine(self._xhat).reshape(self._shape)
 
     def backward(self, grad_y):
-        axes = tuple(range(grad_y.ndim - 1))
-        grad_xhat = self._affine_backward(grad_y, axes)
+        grad_y = grad_y.reshape(-1, grad_y.shape[-1])        # (N, F)
+        grad_xhat = self._affine_backward(grad_y, 0)
         if not self._training:
-            return grad_xhat * self._inv_std                 # the statistics are constants
-        return normalize_backward(grad_xhat, self._xhat, self._inv_std, axes)
+            return (grad_xhat * self._inv_std).reshape(self._shape)   # the statistics are constants
+        return normalize_backward(grad_xhat, self._xhat, self._inv_std, 0).reshape(self._shape)
 
 
 @register("layer_normalization")
