@@ -110,14 +110,15 @@ def gradcheck(config, overrides, batch_size, elements):
 
     checks = check_model(validate(config, overrides, files=False), batch_size, elements)
     table = Table(title=f"{config}: relative error of each gradient (float64)", title_justify="left")
-    for column in ("layer", "type", "worst", "per parameter"):
+    for column in ("layer", "type", "worst", "per parameter", "at kinks"):
         table.add_column(column)
     worst = 0.0
     for item in checks:
         worst = max(worst, item.worst)
         mark = "green" if item.worst < 1e-6 else "red"
         table.add_row(item.name, item.type, f"[{mark}]{item.worst:.2e}[/{mark}]",
-                      ", ".join(f"{k} {v:.1e}" for k, v in item.errors.items()))
+                      ", ".join(f"{k} {v:.1e}" for k, v in item.errors.items()),
+                      str(item.skipped) if item.skipped else "")
     console = _console()
     console.print(table)
     console.print(f"worst relative error: {worst:.2e} ({'ok' if worst < 1e-6 else 'above 1e-6'})")

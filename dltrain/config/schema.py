@@ -9,15 +9,12 @@ language server complete and check configs from it.
 import ast
 
 from dltrain.config.resolve import SECTIONS
-from dltrain.config.signature import (BOOLEAN, INTEGER, LIST, MAPPING, NUMBER, STRING,
+from dltrain.config.signature import (BOOLEAN, INTEGER, LIST, MAPPING, NESTED, NUMBER, STRING,
                                       expected_type, first_line)
 from dltrain.errors import ConfigError
 from dltrain.registry import parameters, registry
 
 SPEC_OBJECT = {"type": "object", "required": ["type"]}
-#: arguments whose value is itself a registered spec, by how their name ends
-NESTED = (("activation", "activation"), ("_initializer", "initializer"),
-          ("_regularizer", "regularizer"))
 
 
 def config_schema():

@@ -109,6 +109,8 @@ def check_spec(kind, spec, path, where, ignore=()):
                 f"{key}={value!r} has the wrong type ({type_name(value)}) for {kind} "
                 f"{cls.registered_name!r}", where=where(path + (key,)), expected=test[1],
                 fix=f"write {key} as {test[1]}."))
+        elif isinstance(value, (str, dict)):
+            errors.extend(_nested_errors(key, value, path + (key,), where))
     meant = {suggest(k, list(accepted)) for k in arguments if k not in accepted and k not in ignore}
     for key, p in accepted.items():
         if p.default is p.empty and key not in arguments and not any(m and f"{key!r}" in m for m in meant):
@@ -117,6 +119,23 @@ def check_spec(kind, spec, path, where, ignore=()):
                 expected=", ".join(accepted), fix=f"add `{key}: ...` to it."))
     arguments = {k: v for k, v in arguments.items() if k not in ignore}
     return cls, arguments, errors
+
+
+#: arguments whose value is itself a registered spec, by how their name ends
+NESTED = (("activation", "activation"), ("_initializer", "initializer"),
+          ("_regularizer", "regularizer"))
+
+
+def _nested_errors(key, value, path, where):
+    """Errors of a spec given as an argument (kernel_initializer, activation, ...), at its path."""
+    kind = next((k for ending, k in NESTED if key.endswith(ending)), None)
+    if kind is None:
+        return []
+    cls, arguments, errors = check_spec(kind, value, path, where)
+    if cls is not None and not errors:
+        error = construct(cls, arguments, kind, path, where)[1]
+        errors = [error] if error is not None else []
+    return errors
 
 
 def construct(cls, arguments, kind, path, where):

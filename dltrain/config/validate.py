@@ -186,6 +186,13 @@ class _Validator:
             return None
         specs = config.get("layers") if isinstance(config, dict) else None
         failed = False
+        if isinstance(config, dict) and "input_shape" in config:
+            try:
+                check.shape("input_shape", config["input_shape"])
+            except ConfigError as error:
+                error.where = self.where(("model", "input_shape"))
+                self.errors.append(error)
+                failed = True
         if isinstance(specs, list):
             counts, aliases = {}, {}
             for i, spec in enumerate(specs):
