@@ -255,7 +255,7 @@ class Bidirectional(Layer):
     Shapes: (batch, steps, features) -> (batch, [steps,] units) (2 * units with concat)
     """
 
-    examples = (({"layer": {"type": "lstm", "units": 2}}, (3, 2)),
+    examples = (({"layer": {"type": "lstm", "units": 3}}, (4, 3)),
                 ({"layer": {"type": "gru", "units": 2, "return_sequences": True},
                   "merge_mode": "sum"}, (3, 2)),
                 ({"layer": {"type": "simple_rnn", "units": 2}, "merge_mode": "mul"}, (3, 2)),
