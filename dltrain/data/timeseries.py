@@ -68,3 +68,13 @@ class Timeseries(Source):
 
     def load_features(self, base, expected_features=None):
         return self.load(base)[0]
+
+    extensions = (".csv", ".tsv")     # chosen for predict only when the run trained on one
+
+    @classmethod
+    def for_prediction(cls, path, train):
+        if train is None:
+            raise DataError(f"{path}: windowing a series needs the settings of a run trained on "
+                            "the timeseries source")
+        return cls(path, train.target, train.window, train.horizon, train.stride, train.columns,
+                   train.delimiter)
