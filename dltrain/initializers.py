@@ -34,7 +34,8 @@ class Initializer:
     kind = "initializer"
 
     def __call__(self, shape, rng, dtype=np.float32):
-        return np.asarray(self.sample(tuple(shape), rng), dtype=dtype)
+        # contiguous: a transposed view (orthogonal) would make in-place updates touch a copy
+        return np.ascontiguousarray(self.sample(tuple(shape), rng), dtype=dtype)
 
 
 class VarianceScaling(Initializer):
