@@ -101,6 +101,8 @@ class Conv2D(Layer):
         self.grads["kernel"] = (self._cols.T @ g).reshape(kernel_shape)  # (K, N) @ (N, F) -> (K, F)
         if self.use_bias:
             self.grads["bias"] = g.sum(axis=0)                           # (F,)
+        if not self.input_grad:                                          # the model's first layer
+            return None
         grad_cols = g @ weights.T                                        # (N, F) @ (F, K) -> (N, K)
         kernel, strides, dilation = self._window()
         c = self._padded_shape[-1]
