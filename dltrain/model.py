@@ -123,14 +123,25 @@ class Model:
             masks[node.name] = node.layer.compute_mask(xs, mask_in)
         return outputs[self.output]
 
-    def backward(self, grad, logits=False):
-        """Backpropagate d(loss)/d(output) (or d/d(logits)); fill every layer's grads; return d/d(input)."""
+    def backward(self, grad, logits=False, input_grad=True):
+        """Backpropagate d(loss)/d(output) (or d/d(logits)); fill every layer's grads; return d/d(input).
+
+        With ``input_grad=False`` (training) layers fed only by the input skip computing grad_x
+        and None is returned.
+        """
         nodes = self.nodes[:-1] if logits else self.nodes
         start = self.nodes[-1].inputs[0] if logits else self.output
         grads = {start: grad}
         for node in reversed(nodes):
             grad_y = grads.pop(node.name, None)
             if grad_y is None:
+                continue
+            if not input_grad and node.inputs == [INPUT]:
+                node.layer.input_grad = False
+                try:
+                    node.layer.backward(grad_y)
+                finally:
+                    node.layer.input_grad = True
                 continue
             grad_x = node.layer.backward(grad_y)
             if not node.layer.multi_input:

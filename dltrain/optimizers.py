@@ -142,27 +142,38 @@ class RMSprop(Optimizer):
             + (("momentum",) if self.momentum else ())
 
     def update(self, param, grad, slots, lr):
-        rho = param.dtype.type(self.rho)
+        dtype = param.dtype.type
         v = slots["velocity"]
-        v *= rho
-        v += (1 - rho) * (grad * grad)
+        scratch = self._scratch(param)                 # one buffer reused: no allocation per step
+        np.multiply(grad, grad, out=scratch)
+        scratch *= dtype(1 - self.rho)
+        v *= dtype(self.rho)
+        v += scratch                                   # v <- rho v + (1 - rho) g^2
         if self.centered:
             m = slots["average_gradient"]
-            m *= rho
-            m += (1 - rho) * grad
-            denominator = v - m * m
-            denominator += param.dtype.type(self.epsilon)
+            m *= dtype(self.rho)
+            m += dtype(1 - self.rho) * grad
+            np.multiply(m, m, out=scratch)
+            np.subtract(v, scratch, out=scratch)       # v - m^2
+            scratch += dtype(self.epsilon)
         else:
-            denominator = v + param.dtype.type(self.epsilon)
-        np.sqrt(denominator, out=denominator)
-        increment = grad / denominator
-        increment *= lr
+            np.add(v, dtype(self.epsilon), out=scratch)
+        np.sqrt(scratch, out=scratch)
+        np.divide(grad, scratch, out=scratch)
+        scratch *= lr                                  # the increment lr g / sqrt(...)
         if self.momentum:
             buf = slots["momentum"]
-            buf *= self.momentum
-            buf += increment
-            increment = buf
-        param -= increment
+            buf *= dtype(self.momentum)
+            buf += scratch
+            scratch = buf
+        param -= scratch
+
+    def _scratch(self, param):
+        buffers = self.__dict__.setdefault("_buffers", {})
+        key = (param.shape, param.dtype.str)
+        if key not in buffers:
+            buffers[key] = np.empty_like(param)
+        return buffers[key]
 
 
 @register("adam")

@@ -18,6 +18,9 @@ class Layer:
     multi_input = False
     #: consumes random numbers in training (gets ``self.rng``, a stream of its own)
     random = False
+    #: False while the model backpropagates into a layer fed by the model input: backward may then
+    #: skip the product for grad_x and return None (a third of a dense layer's backward)
+    input_grad = True
     #: constructor arguments and input shapes (no batch axis) that the registry's contract tests
     #: build, run and gradient-check; every registered layer must list at least one
     examples = ()

@@ -51,6 +51,8 @@ class Dense(Layer):
         self.grads["kernel"] = x2.T @ g2                   # (F, N) @ (N, U) -> (F, U)
         if self.use_bias:
             self.grads["bias"] = g2.sum(axis=0)            # (U,)
+        if not self.input_grad:
+            return None
         return grad_y @ self.params["kernel"].T            # (B, ..., U) @ (U, F) -> (B, ..., F)
 
     def flops(self, input_shape, output_shape):
