@@ -64,14 +64,16 @@ def test_pickled_arrays_are_refused(tmp_path):
 def test_killing_fit_at_random_moments_never_leaves_a_corrupt_checkpoint(tmp_path):
     """SIGKILL a training process at random moments while it writes a checkpoint every epoch."""
     rng = np.random.default_rng(0)
-    run = tmp_path / "run"
     command = [sys.executable, "-m", "dltrain", "fit", str(CONFIGS / "digits_mlp.yaml"),
                "--set", "training.epochs=1000", "--set", "callbacks=[]", "--set", "training.batch_size=512",
                "--set", "model.layers[1].units=4096",       # a bigger file: longer writes
-               "--run-dir", str(run), "--quiet", "--overwrite"]
+               "--quiet"]
     checked = mid_write = 0
     for attempt in range(8):
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+        # a fresh run directory each time: with --overwrite the new process would first empty
+        # the old one, and the wait below could see the previous process's last.npz
+        run = tmp_path / f"run{attempt}"
+        process = subprocess.Popen(command + ["--run-dir", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
         deadline = time.monotonic() + 30
         while not (run / "checkpoints" / "last.npz").exists() and time.monotonic() < deadline:
             assert process.poll() is None, process.stderr.read().decode()
