@@ -56,6 +56,8 @@ class Idx(Source):
         labels: the labels file, or null.
     """
 
+    family = "image"
+
     path_arguments = ("path", "labels")
     extensions = (".idx", "-ubyte", "-ubyte.gz", ".idx.gz")
 

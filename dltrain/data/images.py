@@ -91,6 +91,8 @@ class ImageFolder(Source, _ImageOptions):
         interpolation: resampling for resizing: nearest, bilinear, bicubic or lanczos.
     """
 
+    family = "image"
+
     extensions = EXTENSIONS
     reads_folders = True
 

@@ -20,6 +20,11 @@ class Source:
     kind = "source"
     #: names of the classes, when the source knows them (string labels, folder names)
     class_names = None
+    #: what the source reads (table, text, image, array, series): predict reads a file with a
+    #: source of the training source's family when several sources take its extension
+    family = "array"
+    #: among sources of other families that take a file's extension, the lowest rank is chosen
+    fallback_rank = 0
 
     def resolve(self, base):
         path = Path(self.path).expanduser()
@@ -167,6 +172,8 @@ class Csv(Source):
         allow_nonfinite: accept inf values instead of rejecting the file.
     """
 
+    family = "table"
+
     def __init__(self, path, label: Union[int, str, None] = -1, features: Optional[list] = None,
                  delimiter="auto", header: Union[bool, str] = "auto",
                  categorical: Union[str, list, None] = "auto", missing="error",
@@ -269,11 +276,12 @@ def for_file(path, train_source=None):
     from dltrain.registry import registry
 
     path = Path(path)
-    suffixes = "".join(path.suffixes).lower() if path.is_file() else ""
+    # the whole name, not path.suffixes: 'train-images-idx3-ubyte.gz' has the suffix '.gz' only
+    name = path.name.lower() if path.is_file() else ""
     candidates = []
-    for name in registry("source").names():
-        cls = registry("source").get(name)
-        if any(suffixes.endswith(ext) for ext in getattr(cls, "extensions", ())) \
+    for registered in registry("source").names():
+        cls = registry("source").get(registered)
+        if any(name.endswith(ext) for ext in getattr(cls, "extensions", ())) \
                 or (path.is_dir() and getattr(cls, "reads_folders", False)):
             candidates.append(cls)
     if not path.exists():
@@ -281,10 +289,11 @@ def for_file(path, train_source=None):
     if not candidates:
         known = sorted({e for n in registry("source").names()
                         for e in getattr(registry("source").get(n), "extensions", ())})
-        raise DataError(f"{path}: cannot tell how to read a {suffixes or 'folder'!r} file",
+        raise DataError(f"{path}: cannot tell how to read a {path.suffix or 'folder'!r} file",
                         expected="a file ending in " + ", ".join(known))
-    preferred = [c for c in candidates if isinstance(train_source, c)]
-    cls = (preferred or candidates)[0]
+    same_class = [c for c in candidates if isinstance(train_source, c)]
+    same_family = [c for c in candidates if c.family == getattr(train_source, "family", None)]
+    cls = (same_class or same_family or sorted(candidates, key=lambda c: c.fallback_rank))[0]
     return cls.for_prediction(str(path), train_source if isinstance(train_source, cls) else None)
 
 

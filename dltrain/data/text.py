@@ -46,6 +46,8 @@ class TextSource(Source):
 
     #: classes of the training data, set on sources that read evaluation data
     known_classes = None
+    family = "text"
+    fallback_rank = 1
 
     def _labels(self, raw, file):
         if self.known_classes is not None:

@@ -70,6 +70,8 @@ class Timeseries(Source):
         return self.load(base)[0]
 
     extensions = (".csv", ".tsv")     # chosen for predict only when the run trained on one
+    family = "series"
+    fallback_rank = 2
 
     @classmethod
     def for_prediction(cls, path, train):
