@@ -16,7 +16,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 def _stderr():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    # soft_wrap: messages are not broken at 80 columns when stderr is a pipe or a log file
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def handle_errors(command):

@@ -52,7 +52,7 @@ class ProgressDisplay(Callback):
         if self.progress:
             self.progress.remove_task(self.task)
         shown = "  ".join(f"{k} {format_value(v)}" for k, v in logs.items() if k not in ("epoch", "seconds"))
-        self.console.print(f"epoch {epoch}/{self.epochs}  {shown}  ({logs['seconds']:.1f}s)",
+        self.console.print(f"epoch {epoch}/{self.epochs}  {shown}  ({logs['seconds']:.1f}s)", soft_wrap=True,
                            highlight=False)
 
     def on_train_end(self, logs=None):
