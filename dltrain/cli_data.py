@@ -43,12 +43,16 @@ def datasets_list():
     for column in ("name", "shape", "classes", "splits", "source"):
         table.add_column(column, no_wrap=True)
     table.add_column("about")
-    for d in registry.listing():
+    listing = registry.listing()
+    for d in listing:
         source = d["source"] + (" (cached)" if d["source"] == "download" and d["cached"] else "")
         table.add_row(d["name"], "x".join(map(str, d["shape"])), str(d["classes"] or "regr."),
                       "/".join(d["splits"]), source, f"{d['description']}; {d['size']}")
     console = Console()
     console.print(table)
+    for d in listing:
+        if d["source"] == "download":
+            console.print(f"{d['name']} files are verified by: {d['verification']}", highlight=False)
     console.print(registry.environment_note())
 
 

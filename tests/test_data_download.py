@@ -76,7 +76,7 @@ def test_correct_download_verifies_and_second_run_uses_the_cache(server, cache):
     from dltrain.data.datasets import Dataset
 
     x, y = Dataset("mnist", "test", mirror=server.url).load(".")
-    assert x.shape == (10000, 28, 28) and y.shape == (10000,)
+    assert x.shape == (10000, 28, 28, 1) and y.shape == (10000,)      # channels-last, as idx
     assert [int(c) for c in (y == 0).sum(keepdims=True)] == [980]
     assert sorted(p.name for p in (cache / "mnist").iterdir()) == sorted([IMAGES, LABELS])
     requests = len(server.requests)
@@ -139,7 +139,7 @@ def test_dataset_source_in_a_config(shared_data, monkeypatch, tmp_path):
     config = {"name": "mnist-tiny", "data": {
         "train": {"type": "dataset", "name": "mnist", "split": "test"},
         "validation": {"split": 0.5}, "preprocessing": [{"type": "rescale", "scale": 1 / 255}]},
-        "model": {"input_shape": [28, 28], "layers": ["flatten", {"type": "dense", "units": 10,
+        "model": {"input_shape": [28, 28, 1], "layers": ["flatten", {"type": "dense", "units": 10,
                                                                    "activation": "softmax"}]},
         "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
         "training": {"epochs": 1, "batch_size": 128}}
@@ -147,3 +147,52 @@ def test_dataset_source_in_a_config(shared_data, monkeypatch, tmp_path):
     path.write_text(yaml.safe_dump(config))
     result = api.fit(str(path), run_dir=tmp_path / "run")
     assert result.history[-1]["val_accuracy"] > 0.6          # 0.77 after one epoch
+
+
+def test_data_dir_holding_the_gz_files_is_read_in_place_and_never_modified(shared_data, monkeypatch,
+                                                                             tmp_path):
+    """DLTRAIN_DATA_DIR may be a folder of the four original MNIST files (no NAME/ level): they
+    verify and are read where they are; for fashion_mnist, whose files have the same names, they
+    fail verification and are left alone (not deleted), so it would be downloaded into NAME/."""
+    from dltrain.data import datasets, download
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in (IMAGES, LABELS):
+        (folder / name).write_bytes((shared_data / "mnist" / name).read_bytes())
+    monkeypatch.setenv("DLTRAIN_DATA_DIR", str(folder))
+    monkeypatch.setattr(download, "fetch", lambda url, *a, **k: pytest.fail(f"downloaded {url}"))
+    assert datasets.files("mnist", "test") == [folder / IMAGES, folder / LABELS]
+    assert datasets.local("fashion_mnist", "test") is None
+    assert sorted(p.name for p in folder.iterdir()) == sorted([IMAGES, LABELS])
+
+
+def test_damaged_cache_file_is_replaced_by_a_fresh_download(server, cache):
+    from dltrain.data import datasets
+
+    (cache / "mnist").mkdir(parents=True)
+    (cache / "mnist" / LABELS).write_bytes(b"not the labels")
+    paths = datasets.files("mnist", "test", mirror=server.url)
+    assert (LABELS, None) in server.requests and datasets.local("mnist", "test") == paths
+
+
+def test_fashion_mnist_is_checked_by_the_authors_md5_and_says_it_is_unverified(server, cache):
+    """No Fashion-MNIST copy is at hand: serving MNIST's files under its names must fail the MD5
+    check (9fb629c4… is the well-known MD5 of MNIST's t10k images), the part must be deleted,
+    and the message must say the pins are unverified."""
+    from dltrain.data import datasets
+
+    assert "unverified" in datasets.info("fashion_mnist").verification
+    assert {d["name"]: d["verification"] for d in datasets.listing()}["fashion_mnist"].startswith(
+        "unverified: pinned to the .gz files")
+    with pytest.raises(DataError, match="its MD5 is 9fb629c4189551a2d022fa330f9573f3, expected bef4ecab") as caught:
+        datasets.files("fashion_mnist", "test", mirror=server.url)
+    assert "unverified" in caught.value.fix
+    assert not (cache / "fashion_mnist" / (IMAGES + ".part")).exists()
+
+
+def test_datasets_list_shows_how_each_is_verified(cli):
+    result = cli("datasets", "list")
+    assert result.exit_code == 0, result.output
+    assert "mnist files are verified by: SHA-256" in " ".join(result.output.split())
+    assert "fashion_mnist files are verified by: unverified: pinned to the .gz files" in " ".join(result.output.split())

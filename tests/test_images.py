@@ -207,9 +207,9 @@ def test_example_config_trains_briefly_and_evaluates(config, tmp_path, cli):
     path = Path(__file__).parent.parent / "configs" / config
     overrides = ["--set", "training.epochs=1"]
     if config.startswith("mnist"):
-        for split, stem in (("train", "train"), ("test", "t10k")):
-            overrides += ["--set", f"data.{split}.path={SMALL_MNIST / f'{stem}-images-idx3-ubyte.gz'}",
-                          "--set", f"data.{split}.labels={SMALL_MNIST / f'{stem}-labels-idx1-ubyte.gz'}"]
+        for split, stem in (("train", "train"), ("test", "t10k")):   # the configs name `mnist`
+            overrides += ["--set", f"data.{split}={{type: idx, path: '{SMALL_MNIST / f'{stem}-images-idx3-ubyte.gz'}',"
+                                   f" labels: '{SMALL_MNIST / f'{stem}-labels-idx1-ubyte.gz'}'}}"]
     result = cli("fit", path, "--run-dir", tmp_path / "run", "--quiet", *overrides)
     assert result.exit_code == 0, result.output
     result = cli("evaluate", tmp_path / "run", "--json")

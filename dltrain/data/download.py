@@ -6,7 +6,14 @@ range sends the whole file again, and the part starts over. The finished part is
 (``content_sha256``: the SHA-256 of the gunzipped bytes, the same for every correct copy however
 a mirror compressed it; or ``file_sha256`` of the file as served); a mismatch deletes it. Only a
 verified file is renamed onto the target, so the cache never holds a partial or corrupt file.
+
+Progress: ``fetch(progress=...)`` calls it as bytes arrive. Code that starts a download deep
+inside loading (a ``dataset`` source in ``fit``) finds its callback in ``reporter(file)``, set
+for a block of code with ``with reporting(callback):``, so the library never prints and the
+data sources need no progress argument.
 """
+import contextlib
+import contextvars
 import gzip
 import hashlib
 import http.client
@@ -21,15 +28,35 @@ from dltrain.errors import DataError
 BLOCK = 1 << 16
 USER_AGENT = "dltrain (https://github.com/dltrain)"
 
+_reporting = contextvars.ContextVar("dltrain_download_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting(callback):
+    """Within the block, downloads without a progress argument call ``callback(file, done,
+    total)`` (None: no reporting)."""
+    token = _reporting.set(callback)
+    try:
+        yield
+    finally:
+        _reporting.reset(token)
+
+
+def reporter(file):
+    """The ``progress(done, total)`` for a download of ``file`` under ``reporting``, or None."""
+    callback = _reporting.get()
+    return (lambda done, total: callback(file, done, total)) if callback else None
+
 
 def cache_dir():
     """Where downloaded datasets live: $DLTRAIN_DATA_DIR, else ~/.cache/dltrain."""
     return Path(os.environ.get("DLTRAIN_DATA_DIR") or Path.home() / ".cache" / "dltrain").expanduser()
 
 
-def digest(path, content=True):
-    """SHA-256 of a file's bytes, or (content=True) of its gunzipped bytes when it is gzip."""
-    h = hashlib.sha256()
+def digest(path, content=True, algorithm="sha256"):
+    """SHA-256 (or ``algorithm``) of a file's bytes, or (content=True) of its gunzipped bytes
+    when it is gzip."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as raw:
         gz = content and raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
@@ -42,7 +69,7 @@ def digest(path, content=True):
     return h.hexdigest()
 
 
-def verify(path, content_sha256=None, file_sha256=None):
+def verify(path, content_sha256=None, file_sha256=None, file_md5=None):
     """None when ``path`` matches its pinned hash, else a sentence saying how it differs."""
     if content_sha256:
         found = digest(path, content=True)
@@ -51,10 +78,14 @@ def verify(path, content_sha256=None, file_sha256=None):
     if file_sha256:
         found = digest(path, content=False)
         return None if found == file_sha256 else f"its SHA-256 is {found}, expected {file_sha256}"
+    if file_md5:
+        found = digest(path, content=False, algorithm="md5")
+        return None if found == file_md5 else f"its MD5 is {found}, expected {file_md5}"
     return None
 
 
-def fetch(url, target, content_sha256=None, file_sha256=None, progress=None, timeout=60):
+def fetch(url, target, content_sha256=None, file_sha256=None, progress=None, timeout=60,
+          file_md5=None):
     """Download ``url`` to ``target`` (resuming, verifying, atomic); return ``target``.
 
     ``progress(done, total)`` is called as bytes arrive (total None when the server does not say).
@@ -63,7 +94,7 @@ def fetch(url, target, content_sha256=None, file_sha256=None, progress=None, tim
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     _transfer(url, part, progress, timeout)
-    problem = verify(part, content_sha256, file_sha256)
+    problem = verify(part, content_sha256, file_sha256, file_md5)
     if problem:
         part.unlink(missing_ok=True)
         raise DataError(f"{url} failed verification: {problem}; the download was deleted",
