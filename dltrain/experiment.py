@@ -143,6 +143,7 @@ class Experiment:
         self.class_names = getattr(self.sources["train"], "class_names", None)
         splits = {"train": Split(x, y, name="train")}
         rng = self.streams.get("split")
+        separate = []                 # splits read from their own sources, after the refit below
         for name in ("test", "validation"):
             spec = self.sources[name]
             if spec is None:
@@ -163,10 +164,29 @@ class Experiment:
                 splits["train"], splits[name] = split_off(
                     splits["train"], spec, name, rng, self.document.where(("data", name, "split")))
             else:
-                vx, vy = self.load_split_source(name)
-                splits[name] = Split(vx, vy, name=name)
+                separate.append(name)
+        self._fit_on_training_rows(splits)
+        for name in separate:
+            vx, vy = self.load_split_source(name)
+            splits[name] = Split(vx, vy, name=name)
         self.check_data(splits)
         return splits
+
+    def _fit_on_training_rows(self, splits):
+        """A source that learns from its file (CSV categories, fill values) learns again from the
+        training rows only, once held-out fractions are taken out; the splits see the new x."""
+        refit = getattr(self.sources["train"], "fit_rows", None)
+        try:
+            x = refit(splits["train"].indices) if refit else None
+        except DataError as error:
+            error.where = error.where or self.document.where(("data", "train"))
+            raise
+        if x is None:
+            return
+        old = splits["train"].x
+        for name, split in splits.items():
+            if split is not None and split.x is old:
+                splits[name] = Split(x, split.y, split.indices, split.name)
 
     def check_data(self, splits):
         """Inputs and labels against the model, before the first epoch."""

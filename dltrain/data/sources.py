@@ -165,9 +165,10 @@ class Csv(Source):
         delimiter: the field separator, or auto to detect it (, ; tab |).
         header: auto (detected), true or false; without one, columns are named c0, c1, ...
         categorical: auto (every column of strings), a list of columns, or null (none).
-            Categories are learned from the training file and one-hot encoded.
+            Categories are learned from the training rows (held-out fractions excluded) and
+            one-hot encoded.
         missing: empty or NA cells: error, or fill by mean, median or constant (fill_value),
-            with the value learned from the training file.
+            with the value learned from the training rows.
         fill_value: the constant for ``missing: constant``.
         allow_nonfinite: accept inf values instead of rejecting the file.
     """
@@ -212,7 +213,17 @@ class Csv(Source):
         columns = [data.index(name, "features") for name in self.fitted["columns"]] \
             if data.has_header else self._columns(data, label)
         x = table.features(self, data, self.fitted, columns)
+        self._learned_from = (data, columns) if learning else None
         return x, (None if label is None else table.labels(data, label, self.fitted, learning))
+
+    def fit_rows(self, rows):
+        """Learn categories and fill values again from the training ``rows`` of the file only
+        (validation/test fractions were held out of it); the re-encoded features of every row,
+        or None when there is nothing to redo."""
+        learned, self._learned_from = getattr(self, "_learned_from", None), None
+        if learned is None or len(rows) == len(learned[0].cells):
+            return None
+        return table.refit(self, *learned, rows)
 
     def load_features(self, base, expected_features=None):
         """The features of a CSV, with or without its label column (found by name or width)."""

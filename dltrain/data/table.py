@@ -58,7 +58,20 @@ class Table:
 
     def at(self, r):
         """'row 7 (line 8)' for data row index r."""
-        return f"row {r + 1} (line {self.lines[r]})"
+        row = r if self.row_numbers is None else int(self.row_numbers[r])
+        return f"row {row + 1} (line {self.lines[r]})"
+
+    row_numbers = None          # a subset's rows in the file (see ``rows``)
+
+    def rows(self, indices):
+        """The same table restricted to data rows ``indices`` (messages keep the file's rows)."""
+        subset = object.__new__(Table)
+        subset.__dict__.update(self.__dict__)
+        indices = np.asarray(indices)
+        subset.cells = self.cells[indices]
+        subset.lines = [self.lines[i] for i in indices]
+        subset.row_numbers = indices
+        return subset
 
     def index(self, column, what):
         """Position of a column given by name or 0-based (negative from the end) position."""
@@ -178,7 +191,8 @@ def fit_columns(source, table, features):
                 numeric = False
         if numeric:
             kinds[name] = "numeric"
-            if missing.any() and source.missing != "error":
+            # a fill value even when these rows miss nothing: held-out rows or later files may
+            if source.missing != "error":
                 if source.missing == "constant":
                     fill[name] = float(source.fill_value)
                 elif values.size:
@@ -187,13 +201,26 @@ def fit_columns(source, table, features):
             kinds[name] = "categorical"
             names, counts = np.unique(present, return_counts=True)
             cats = [str(v) for v in names]
-            if missing.any() and source.missing != "error":
+            if source.missing != "error":
                 fill[name] = str(source.fill_value) if source.missing == "constant" \
                     else cats[int(np.argmax(counts))] if cats else str(source.fill_value)
                 cats = sorted(set(cats) | {fill[name]})
             categories[name] = cats
     return {"columns": [table.names[c] for c in features], "kinds": kinds,
             "categories": categories, "fill": fill}
+
+
+def refit(source, table, columns, rows):
+    """Learn the fitted record again from data rows ``rows`` only (the training rows, once
+    validation and test fractions are held out of the file) and encode every row with it.
+
+    Categories and fill values then never come from held-out rows: a category seen only there
+    is unseen, an error as for any file (see ``features``); the class names stay those of the
+    whole file, since they name the model's outputs."""
+    fitted = fit_columns(source, table.rows(rows), columns)
+    fitted["class_names"] = source.fitted.get("class_names")
+    source.fitted = fitted
+    return features(source, table, fitted, columns)
 
 
 def features(source, table, fitted, columns):
@@ -228,7 +255,10 @@ def features(source, table, fitted, columns):
                 raise DataError(f"{table.path}, {table.at(r)}, column {name!r}: category "
                                 f"{str(cells[r])!r} was not in the training data",
                                 expected=", ".join(map(str, cats[:20])),
-                                fix="use one of the training categories, or retrain with it.")
+                                fix="use one of the training categories, or retrain with it (a "
+                                    "category only in rows held out of the training file for "
+                                    "validation or test is unseen too: give it more rows, or "
+                                    "merge it into another).")
             blocks.append(np.eye(len(cats), dtype=np.float64)[codes])
     x = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(table.cells), 0))
     check_finite(x, table.path, "the features", allow=source.allow_nonfinite)
