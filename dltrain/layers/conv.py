@@ -97,20 +97,26 @@ class Conv2D(Layer):
         b, out_h, out_w, f = grad_y.shape
         g = grad_y.reshape(-1, f)                                       # (N, F)
         kernel_shape = self.params["kernel"].shape
-        weights = self.params["kernel"].reshape(-1, f)                   # (K, F)
         self.grads["kernel"] = (self._cols.T @ g).reshape(kernel_shape)  # (K, N) @ (N, F) -> (K, F)
         if self.use_bias:
-            self.grads["bias"] = g.sum(axis=0)                           # (F,)
+            ones = self._workspace.ones(len(g), g.dtype)
+            self.grads["bias"] = ones @ g                                # (N,) @ (N, F) -> (F,)
         if not self.input_grad:                                          # the model's first layer
             return None
-        grad_cols = g @ weights.T                                        # (N, F) @ (F, K) -> (N, K)
         kernel, strides, dilation = self._window()
         c = self._padded_shape[-1]
         if kernel == (1, 1) and strides == (1, 1):
-            grad_x = grad_cols.reshape(self._padded_shape)
+            weights = self.params["kernel"].reshape(c, f)                # (C, F)
+            grad_x = (g @ weights.T).reshape(self._padded_shape)         # (N, F) @ (F, C) -> (N, C)
         else:
-            grad_x = windows.col2im(grad_cols.reshape(b, out_h, out_w, *kernel, c),
-                                    self._padded_shape, kernel, strides, dilation)
+            # one product per kernel offset, so that each offset's slab of column gradients is
+            # contiguous for col2im's strided adds (a single (N, K) product leaves runs of C floats)
+            taps = kernel[0] * kernel[1]
+            weights = self.params["kernel"].reshape(taps, c, f).transpose(0, 2, 1)   # (T, F, C)
+            slabs = self._workspace.get("grad_cols", (taps, b, out_h, out_w, c), g.dtype)
+            np.matmul(g, weights, out=slabs.reshape(taps, -1, c))      # (N, F) @ (T, F, C) -> (T, N, C)
+            grad_x = windows.col2im_slabs(slabs.reshape(*kernel, b, out_h, out_w, c),
+                                          self._padded_shape, strides, dilation)
         grad_x = windows.unpad(grad_x, self._pads)
         return grad_x if self.rank == 2 else grad_x[:, 0]
 

@@ -100,6 +100,17 @@ def col2im(cols, padded_shape, kernel, strides, dilation):
     return grad
 
 
+def col2im_slabs(slabs, padded_shape, strides, dilation):
+    """col2im from slabs (kh, kw, B, Ho, Wo, C), one contiguous slab per kernel offset."""
+    kh, kw = slabs.shape[:2]
+    out_hw = slabs.shape[3:5]
+    grad = np.zeros(padded_shape, dtype=slabs.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window(grad, i, j, out_hw, strides, dilation)[...] += slabs[i, j]
+    return grad
+
+
 class Workspace:
     """Buffers a layer reuses from step to step while the shape stays the same.
 
@@ -114,6 +125,14 @@ class Workspace:
         buffer = self.buffers.get(name)
         if buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype:
             buffer = self.buffers[name] = np.empty(shape, dtype=dtype)
+        return buffer
+
+    def ones(self, length, dtype):
+        """A (length,) vector of ones: sums over rows as a product, ``ones @ g`` (BLAS, not a
+        reduction over short strided runs)."""
+        buffer = self.buffers.get("ones")
+        if buffer is None or buffer.shape != (length,) or buffer.dtype != dtype:
+            buffer = self.buffers["ones"] = np.ones(length, dtype=dtype)
         return buffer
 
 

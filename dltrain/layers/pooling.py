@@ -53,7 +53,13 @@ class _Pooling2D(Layer):
 
 
 class _MaxPooling(_Pooling2D):
+    def _tiled(self):
+        """Whether the windows tile the (cropped or padded) input: strides equal to pool_size."""
+        return self._strides == self._pool
+
     def _pool_forward(self, x, out_hw):
+        if self._tiled():
+            return self._tiled_forward(x, out_hw)
         self._x_pad = windows.pad(x, self._pads, -np.inf)
         self._padded_shape = self._x_pad.shape
         offsets = self._offsets()
@@ -63,6 +69,43 @@ class _MaxPooling(_Pooling2D):
         self._y = y
         return y
 
+    def _tiled_forward(self, x, out_hw):
+        """Windows that tile the image, reduced in two stages along contiguous runs.
+
+        First the maximum of each row's pw pixels (and which column holds it), then the maximum
+        of ph such row maxima (and which row). Both stages keep the first maximum on ties, so
+        the winner is the first in row-major order, as the per-offset path picks it.
+        """
+        (ph, pw), (ho, wo) = self._pool, out_hw
+        self._input_shape = x.shape
+        tiled = windows.pad(x, self._pads, -np.inf)[:, :ho * ph, :wo * pw]   # (B, Ho*ph, Wo*pw, C)
+        self._padded_shape = tiled.shape
+        b, h, _, c = tiled.shape
+        rows, self._column = _first_max(tiled.reshape(b, h, wo, pw, c), axis=3)   # (B, H, Wo, C)
+        y, self._row = _first_max(rows.reshape(b, ho, ph, wo * c), axis=2)        # (B, Ho, Wo*C)
+        return y.reshape(b, ho, wo, c)
+
+    def _tiled_backward(self, grad_y):
+        (ph, pw), (ho, wo) = self._pool, self._out_hw
+        b, h, w, c = self._padded_shape
+        g = grad_y.reshape(b, ho, wo * c)
+        grad_rows = np.empty((b, ho, ph, wo * c), dtype=grad_y.dtype)
+        for i in range(ph):                                      # to the winning row
+            np.multiply(g, self._row == i, out=grad_rows[:, :, i])
+        grad_rows = grad_rows.reshape(b, h, wo, c)
+        grad_tiled = np.empty((b, h, wo, pw, c), dtype=grad_y.dtype)
+        for j in range(pw):                                      # to the winning column
+            np.multiply(grad_rows, self._column == j, out=grad_tiled[:, :, :, j])
+        grad_tiled = grad_tiled.reshape(b, h, w, c)
+        (top, _), (left, _) = self._pads
+        if (top, left) == (0, 0) and grad_tiled.shape == self._input_shape:
+            return grad_tiled
+        # `valid` drops the rows and columns no window reaches; `same` padded the image
+        grad_x = np.zeros(self._input_shape, dtype=grad_y.dtype)
+        rows, cols = min(h - top, grad_x.shape[1]), min(w - left, grad_x.shape[2])
+        grad_x[:, :rows, :cols] = grad_tiled[:, top:top + rows, left:left + cols]
+        return grad_x
+
     def backward(self, grad_y):
         """Each window's gradient goes to the first offset that holds its maximum.
 
@@ -71,6 +114,9 @@ class _MaxPooling(_Pooling2D):
         earlier offset did.
         """
         grad_y = grad_y if self.rank == 2 else grad_y[:, None]
+        if self._tiled():
+            grad_x = self._tiled_backward(grad_y)
+            return grad_x if self.rank == 2 else grad_x[:, 0]
         y = self._y                                              # (B, Ho, Wo, C), also for 1-D
         grad_pad = np.zeros(self._padded_shape, dtype=grad_y.dtype)
         # windows that do not overlap can be written instead of added to
@@ -88,6 +134,19 @@ class _MaxPooling(_Pooling2D):
                 target += grad_y * wins
         grad_x = windows.unpad(grad_pad, self._pads)
         return grad_x if self.rank == 2 else grad_x[:, 0]
+
+
+def _first_max(a, axis):
+    """(maximum of a along axis, uint8 index of its first occurrence) for a short axis."""
+    parts = [a[(slice(None),) * axis + (k,)] for k in range(a.shape[axis])]     # views
+    if len(parts) == 1:
+        return parts[0], np.zeros(parts[0].shape, dtype=np.uint8)
+    top = np.maximum(parts[0], parts[1])
+    where = (parts[1] > parts[0]).view(np.uint8)
+    for k, part in enumerate(parts[2:], 2):
+        np.copyto(where, k, where=part > top)
+        np.maximum(top, part, out=top)
+    return top, where
 
 
 class _AveragePooling(_Pooling2D):
