@@ -59,7 +59,10 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
         return kfold.cross_validate(fit, config, kfold.requested(experiment.config), run_dir,
                                     overrides=overrides, overwrite=overwrite, callbacks=callbacks)
     experiment.fold = fold
-    splits = experiment.load_data()
+    from dltrain.data import download
+
+    with download.reporting(_download_progress(callbacks)):      # a dataset fetched on first use
+        splits = experiment.load_data()
     experiment.fit_pipeline(splits["train"])
     model = experiment.build()
     _check_labels(experiment, splits)
@@ -100,6 +103,18 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
                   restored_epoch=trainer.restored_epoch, parameters=model.count_params())
     rundir.write_manifest(run_dir, record)
     return FitResult(run_dir, history, trainer, test)
+
+
+def _download_progress(callbacks):
+    """``progress(file, done, total)`` passed to each callback's ``on_download``, or None."""
+    hooks = [c.on_download for c in callbacks if hasattr(c, "on_download")]
+    if not hooks:
+        return None
+
+    def progress(file, done, total):
+        for hook in hooks:
+            hook(file, done, total)
+    return progress
 
 
 def _quiet_manifest(run_dir, record):

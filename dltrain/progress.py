@@ -23,7 +23,31 @@ class ProgressDisplay(Callback):
         self.live = live and console.is_terminal
         self.progress = None
 
+    def on_download(self, file, done, total):
+        """A dataset file arriving before training (``api.fit`` calls this while loading)."""
+        if self.live:
+            if getattr(self, "downloads", None) is None:
+                from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+                self.downloads = Progress("downloading {task.description}", BarColumn(),
+                                          DownloadColumn(), TransferSpeedColumn(),
+                                          console=self.console, transient=False)
+                self.downloads.start()
+                self.download_tasks = {}
+            if file not in self.download_tasks:
+                self.download_tasks[file] = self.downloads.add_task(file, total=total)
+            self.downloads.update(self.download_tasks[file], completed=done, total=total)
+            if total is not None and done >= total and all(
+                    t.finished for t in self.downloads.tasks):
+                self.downloads.stop()
+                self.downloads = None
+        elif total is not None and done >= total:
+            self.console.print(f"downloaded {file} ({done / 1e6:.1f} MB)", highlight=False)
+
     def on_train_begin(self, logs=None):
+        if getattr(self, "downloads", None) is not None:      # a download that ended early
+            self.downloads.stop()
+            self.downloads = None
         self.epochs = logs["epochs"]
         self.steps = logs["steps"]
         if self.live:

@@ -196,3 +196,41 @@ def test_datasets_list_shows_how_each_is_verified(cli):
     assert result.exit_code == 0, result.output
     assert "mnist files are verified by: SHA-256" in " ".join(result.output.split())
     assert "fashion_mnist files are verified by: unverified: pinned to the .gz files" in " ".join(result.output.split())
+
+
+def test_fit_shows_download_progress_through_its_callbacks(server, cache, cli, tmp_path):
+    """A dataset fetched on first use by `fit`: api.fit hands the progress to each callback's
+    on_download (library code prints nothing); the CLI's display prints a line per file."""
+    import yaml
+
+    from dltrain import api
+    from dltrain.training.callbacks import Callback
+
+    config = {"name": "mnist-tiny", "data": {
+        "train": {"type": "dataset", "name": "mnist", "split": "test", "mirror": server.url},
+        "validation": {"split": 0.5}, "preprocessing": [{"type": "rescale", "scale": 1 / 255}]},
+        "model": {"input_shape": [28, 28, 1], "layers": ["flatten", {"type": "dense", "units": 10,
+                                                                      "activation": "softmax"}]},
+        "loss": "sparse_categorical_crossentropy", "training": {"epochs": 1, "batch_size": 256}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    class Recorder(Callback):
+        calls = []
+
+        def on_download(self, file, done, total):
+            self.calls.append((file, done, total))
+
+    api.fit(str(path), run_dir=tmp_path / "run", callbacks=[Recorder()])
+    size = (server.folder / IMAGES).stat().st_size
+    assert (IMAGES, size, size) in Recorder.calls and any(c[0] == LABELS for c in Recorder.calls)
+
+    for name in (IMAGES, LABELS):                         # start again from an empty cache
+        (cache / "mnist" / name).unlink()
+    result = cli("fit", path, "--run-dir", tmp_path / "run2", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert f"downloaded {IMAGES} ({size / 1e6:.1f} MB)" in result.output
+    requests = len(server.requests)
+    assert cli("fit", path, "--run-dir", tmp_path / "run3", "--quiet").exit_code == 0
+    assert len(server.requests) == requests and "downloaded" not in cli(
+        "fit", path, "--run-dir", tmp_path / "run4", "--quiet").output      # the cache answered
