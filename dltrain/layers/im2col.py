@@ -72,16 +72,32 @@ def window(x, i, j, out_hw, strides, dilation):
 def im2col(x, kernel, out_hw, strides, dilation, out=None):
     """Columns (B, Ho, Wo, kh, kw, C) of a padded x (B, Hp, Wp, C); reshape to (B*Ho*Wo, kh*kw*C).
 
-    ``out`` is a buffer of that shape to reuse (no fresh pages per step).
+    ``out`` is a buffer of that shape to reuse (no fresh pages per step). The copy runs over
+    whichever is longer: a kernel row's kw*C floats, contiguous in x when dilation along W is 1
+    (one strided copy), or an output row's Wo pixels (one copy per kernel offset, for few
+    channels, as a first layer's C = 1).
     """
     kh, kw = kernel
     b, c = x.shape[0], x.shape[3]
     if out is None:
         out = np.empty((b, *out_hw, kh, kw, c), dtype=x.dtype)
+    if dilation[1] == 1 and kw * c >= out_hw[1] and x.strides[2] == c * x.strides[3]:
+        np.copyto(out.reshape(b, *out_hw, kh, kw * c), kernel_rows(x, kernel, out_hw, strides, dilation))
+        return out
     for i in range(kh):
         for j in range(kw):
             out[:, :, :, i, j] = window(x, i, j, out_hw, strides, dilation)
     return out
+
+
+def kernel_rows(x, kernel, out_hw, strides, dilation):
+    """The read-only (B, Ho, Wo, kh, kw*C) view of x (B, Hp, Wp, C) whose last axis is one kernel
+    row's pixels and channels, contiguous in x (needs dilation 1 along W)."""
+    kh, kw = kernel
+    sb, sh, sw, sc = x.strides
+    shape = (x.shape[0], *out_hw, kh, kw * x.shape[3])
+    return np.lib.stride_tricks.as_strided(
+        x, shape, (sb, strides[0] * sh, strides[1] * sw, dilation[0] * sh, sc), writeable=False)
 
 
 def col2im(cols, padded_shape, kernel, strides, dilation):
