@@ -30,6 +30,8 @@ class Conv2D(Layer):
 
     rank = 2
     paddings = ("valid", "same")
+    #: im2col rows shorter than this many values carry the bias in the product (a ones column)
+    bias_column_below = 16
     examples = (
         ({"filters": 2, "kernel_size": 3}, (5, 5, 2)),
         ({"filters": 3, "kernel_size": [2, 3], "strides": 2, "padding": "same"}, (5, 6, 2)),
@@ -79,15 +81,24 @@ class Conv2D(Layer):
         out_hw, self._pads = windows.output_size(self, (h, w), kernel, strides, dilation, self.padding)
         x_pad = windows.pad(x, self._pads)
         self._padded_shape = x_pad.shape
+        taps = kernel[0] * kernel[1] * c                                  # K
+        weights = self.params["kernel"].reshape(taps, -1)                # (K, F)
         if kernel == (1, 1) and strides == (1, 1):
-            cols = x_pad                                   # a 1x1 convolution needs no copy
+            self._bias_column = False
+            self._cols = x_pad.reshape(-1, taps)           # a 1x1 convolution needs no copy
         else:
-            buffer = self._workspace.get("cols", (b, *out_hw, *kernel, c), x.dtype)
-            cols = windows.im2col(x_pad, kernel, out_hw, strides, dilation, out=buffer)
-        self._cols = cols.reshape(-1, kernel[0] * kernel[1] * c)          # (N, K), N = B*Ho*Wo
-        weights = self.params["kernel"].reshape(self._cols.shape[1], -1)  # (K, F)
+            # short rows (a first layer's K = 9) carry the bias as a column of ones: the product
+            # adds it, instead of another pass over the layer's large output
+            self._bias_column = self.use_bias and taps < self.bias_column_below
+            buffer = self._workspace.get("cols", (b, *out_hw, taps + self._bias_column), x.dtype)
+            windows.im2col(x_pad, kernel, out_hw, strides, dilation,
+                           out=buffer[..., :taps].reshape(b, *out_hw, *kernel, c))
+            if self._bias_column:
+                buffer[..., taps] = 1
+                weights = np.concatenate([weights, self.params["bias"][None]])   # (K+1, F)
+            self._cols = buffer.reshape(-1, buffer.shape[-1])              # (N, K[+1]), N = B*Ho*Wo
         y = self._cols @ weights                                         # (N, K) @ (K, F) -> (N, F)
-        if self.use_bias:
+        if self.use_bias and not self._bias_column:
             y += self.params["bias"]
         y = y.reshape(b, *out_hw, self.filters)
         return y if self.rank == 2 else y[:, 0]
@@ -96,11 +107,13 @@ class Conv2D(Layer):
         grad_y = grad_y if self.rank == 2 else grad_y[:, None]
         b, out_h, out_w, f = grad_y.shape
         g = grad_y.reshape(-1, f)                                       # (N, F)
-        kernel_shape = self.params["kernel"].shape
-        self.grads["kernel"] = (self._cols.T @ g).reshape(kernel_shape)  # (K, N) @ (N, F) -> (K, F)
-        if self.use_bias:
+        grad_weights = self._cols.T @ g                                 # (K[+1], N) @ (N, F) -> (K[+1], F)
+        if self._bias_column:
+            grad_weights, self.grads["bias"] = grad_weights[:-1], grad_weights[-1]
+        elif self.use_bias:
             ones = self._workspace.ones(len(g), g.dtype)
             self.grads["bias"] = ones @ g                                # (N,) @ (N, F) -> (F,)
+        self.grads["kernel"] = grad_weights.reshape(self.params["kernel"].shape)
         if not self.input_grad:                                          # the model's first layer
             return None
         kernel, strides, dilation = self._window()
