@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from dltrain.backend import dtype_of
-from dltrain.config.resolve import resolve
 from dltrain.data.dataset import Pipeline, Split, split_off
-from dltrain.errors import ConfigError, DataError, join_errors
+from dltrain.errors import ConfigError, DataError
 from dltrain.model import Model
 from dltrain.random import Streams
-from dltrain.registry import build, registry, split_spec
+from dltrain.registry import build, registry
 from dltrain.training.trainer import metric_name
 
 SPLITS = ("train", "validation", "test")
@@ -32,85 +31,24 @@ class Experiment:
             else Path.cwd()
         where = self.document.where
         config = self.config
-        errors = []
-
-        def attempt(function, *args):
-            try:
-                return function(*args)
-            except ConfigError as error:
-                errors.append(error)
-
-        if config.get("precision") not in ("float32", "float64"):
-            errors.append(ConfigError(f"precision {config.get('precision')!r} is not supported",
-                                      where=where(("precision",)), expected="float32 or float64"))
-            config["precision"] = "float32"
+        # validate() has checked every spec, section and key: what follows only builds
         self.dtype = dtype_of(config["precision"])
         self.seed = config["seed"]
-        self.model = attempt(Model.from_config, config["model"], where, self.dtype)
-        self.loss = attempt(build, "loss", config["loss"], where(("loss",)))
-        self.optimizer = attempt(build, "optimizer", config["optimizer"], where(("optimizer",)))
-        self.metric_specs = attempt(self._metrics) or []
-        self.callbacks = attempt(self._callbacks) or []
-        self.pipeline = attempt(Pipeline.from_config, (config["data"] or {}).get("preprocessing")
-                                if isinstance(config["data"], dict) else None, where)
-        self.sources = attempt(self._sources) or {}
-        self.training = attempt(self._training)
-        join_errors(errors)
+        self.model = Model.from_config(config["model"], where, self.dtype)
+        self.loss = build("loss", config["loss"], where(("loss",)))
+        self.optimizer = build("optimizer", config["optimizer"], where(("optimizer",)))
+        self.metric_specs = list(config["metrics"] or [])
+        self.callbacks = [build("callback", spec, where(("callbacks", i)))
+                          for i, spec in enumerate(config["callbacks"] or [])]
+        self.pipeline = Pipeline.from_config(config["data"].get("preprocessing"), where)
+        self.sources = self._sources()
+        self.training = config["training"]
         self.streams = Streams(self.seed)
         self.class_names = None
 
-    # -- sections ------------------------------------------------------------------------------
-
-    def _metrics(self):
-        specs = self.config["metrics"] or []
-        if not isinstance(specs, list):
-            raise ConfigError("metrics must be a list", where=self.document.where(("metrics",)))
-        for i, spec in enumerate(specs):
-            name, arguments = split_spec(spec, "metric", self.document.where(("metrics", i)))
-            arguments.pop("name", None)
-            build("metric", {"type": name, **arguments}, self.document.where(("metrics", i)))
-        return [spec if isinstance(spec, str) else spec for spec in specs]
-
-    def _callbacks(self):
-        specs = self.config["callbacks"] or []
-        if not isinstance(specs, list):
-            raise ConfigError("callbacks must be a list", where=self.document.where(("callbacks",)))
-        return [build("callback", spec, self.document.where(("callbacks", i)))
-                for i, spec in enumerate(specs)]
-
-    def _training(self):
-        from dltrain import check
-
-        training = self.config["training"]
-        known = {"epochs": check.positive_int, "batch_size": check.positive_int,
-                 "shuffle": check.boolean, "class_weight": lambda key, value: value}
-        for key, value in training.items():
-            if key not in known:
-                from dltrain.registry import suggest
-
-                raise ConfigError(f"unknown training setting {key!r}",
-                                  where=self.document.where(("training", key)),
-                                  expected=", ".join(known), fix=suggest(key, list(known)))
-            try:
-                known[key](key, value)
-            except ConfigError as error:
-                error.where = self.document.where(("training", key))
-                raise
-        return training
-
     def _sources(self):
+        """{split: a built source, a held-out spec ({split: ...} or {kfold: ...}), or None}."""
         data = self.config["data"]
-        where = self.document.where
-        if not isinstance(data, dict) or "train" not in data:
-            raise ConfigError("data needs a train source", where=where(("data",)),
-                              fix="add `train: {type: csv, path: ...}` under data.")
-        for key in data:
-            if key not in (*SPLITS, "preprocessing"):
-                from dltrain.registry import suggest
-
-                raise ConfigError(f"unknown data setting {key!r}", where=where(("data", key)),
-                                  expected="train, validation, test, preprocessing",
-                                  fix=suggest(key, [*SPLITS, "preprocessing"]))
         sources = {}
         for split in SPLITS:
             spec = data.get(split)
@@ -118,7 +56,7 @@ class Experiment:
                                 and ("split" in spec or "kfold" in spec)):
                 sources[split] = spec
             else:
-                sources[split] = build("source", spec, where(("data", split)))
+                sources[split] = build("source", spec, self.document.where(("data", split)))
         return sources
 
     # -- data ----------------------------------------------------------------------------------
