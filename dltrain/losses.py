@@ -9,7 +9,6 @@ import numpy as np
 
 from dltrain import check
 from dltrain.activations import stable_sigmoid
-from dltrain.backend import array_module
 from dltrain.errors import DataError
 from dltrain.registry import register
 

@@ -105,7 +105,7 @@ def split_spec(spec, kind, where=None):
         return spec["type"], arguments
     raise ConfigError(
         f"a {kind} must be a name or a mapping with 'type', not {spec!r}", where=where,
-        expected=f"`NAME` or `{{type: NAME, ...}}`",
+        expected="`NAME` or `{type: NAME, ...}`",
     )
 
 

@@ -4,7 +4,6 @@ In-process through click's CliRunner; the install path (console script, `python 
 as real subprocesses.
 """
 import json
-import os
 import subprocess
 import sys
 import time

@@ -6,7 +6,6 @@ it through DLTRAIN_DATA_DIR pointed at the shared folder of the four original MN
 verified by hash; downloading is switched off, so nothing here reaches the internet. (The fast
 variants on a 600-image slice are in test_images.py.)"""
 import json
-from pathlib import Path
 
 import pytest
 import yaml

@@ -1,5 +1,4 @@
 """Crash safety and divergence: killed writes, full disks, damaged checkpoints, NaN and Inf."""
-import os
 import resource
 import signal
 import subprocess

@@ -12,7 +12,6 @@ text that is not valid in ``encoding`` are DataErrors naming the file (and line)
 """
 import csv
 import io
-from pathlib import Path
 
 import numpy as np
 

@@ -1,7 +1,7 @@
 """Core layers: dense, dropout, flatten, reshape, activation."""
 import numpy as np
 
-from dltrain import check, initializers
+from dltrain import check
 from dltrain.layers.base import Layer
 from dltrain.registry import get, register
 

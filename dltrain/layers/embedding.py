@@ -1,5 +1,4 @@
 """Embedding: token ids -> learned vectors, with an optional mask for padding id 0."""
-import numpy as np
 
 from dltrain import check
 from dltrain.backend import array_module

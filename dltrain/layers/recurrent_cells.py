@@ -16,7 +16,6 @@ Sigmoid is 1 / (1 + exp(-z)) in place (an exp costs half a tanh), and the LSTM's
 2 * sigmoid(2z) - 1, so one exp covers all four gates. exp overflows to inf for z < -88 (float32),
 which gives the correct limit 0; the layer silences that warning.
 """
-import numpy as np
 
 from dltrain.backend import array_module
 

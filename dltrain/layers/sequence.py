@@ -1,5 +1,4 @@
 """Sequence helpers: masking (marks padded steps) and time_distributed (a layer per step)."""
-import numpy as np
 
 from dltrain import check
 from dltrain.layers.base import Layer
