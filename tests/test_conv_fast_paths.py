@@ -1,0 +1,94 @@
+"""The convnet's fast paths give what the plain paths give: kernel-row im2col, tiled max pooling
+(ties included), the bias carried as a ones column, buffers reused across calls and shapes."""
+import numpy as np
+import pytest
+
+from dltrain.layers import im2col as windows
+from dltrain.registry import build
+
+
+def per_offset_im2col(x, kernel, out_hw, strides, dilation):
+    kh, kw = kernel
+    out = np.empty((x.shape[0], *out_hw, kh, kw, x.shape[3]), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, :, i, j] = windows.window(x, i, j, out_hw, strides, dilation)
+    return out
+
+
+@pytest.mark.parametrize("shape, kernel, strides, dilation", [
+    ((2, 9, 9, 8), (3, 3), (1, 1), (1, 1)),
+    ((2, 9, 11, 6), (2, 3), (2, 3), (2, 1)),      # strides, dilation along H
+    ((2, 8, 8, 4), (3, 2), (1, 2), (1, 2)),       # dilation along W: the per-offset copy
+    ((3, 10, 10, 1), (3, 3), (1, 1), (1, 1)),     # one channel: the per-offset copy
+])
+def test_im2col_equals_the_per_offset_copy(shape, kernel, strides, dilation):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    out_hw, _ = windows.output_size(None, shape[1:3], kernel, strides, dilation, "valid")
+    expected = per_offset_im2col(x, kernel, out_hw, strides, dilation)
+    np.testing.assert_array_equal(windows.im2col(x, kernel, out_hw, strides, dilation), expected)
+
+
+def general_max_pool(spec, x, grad_y):
+    """Forward and backward through the per-offset (overlapping-window) path."""
+    layer = build("layer", spec)
+    layer.name = "reference"
+    layer._tiled = lambda: False
+    y = layer.forward(x)
+    return y, layer.backward(grad_y)
+
+
+@pytest.mark.parametrize("spec, shape", [
+    ({"type": "max_pooling2d", "pool_size": 2}, (4, 6, 6, 3)),
+    ({"type": "max_pooling2d", "pool_size": 2}, (2, 7, 5, 2)),                 # crops a row, a column
+    ({"type": "max_pooling2d", "pool_size": [3, 2], "padding": "same"}, (2, 7, 5, 2)),
+    ({"type": "max_pooling2d", "pool_size": 3}, (2, 9, 9, 4)),
+    ({"type": "max_pooling1d", "pool_size": 3}, (2, 10, 3)),
+])
+def test_tiled_max_pooling_equals_the_per_offset_path_with_ties(spec, shape):
+    rng = np.random.default_rng(1)
+    x = np.maximum(rng.integers(-2, 3, shape), 0).astype(np.float32)     # ReLU'd: many ties
+    layer = build("layer", spec)
+    layer.name = "tiled"
+    assert layer._tiled()
+    y = layer.forward(x)
+    grad_y = rng.standard_normal(y.shape).astype(np.float32)
+    expected_y, expected_grad = general_max_pool(spec, x, grad_y)
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_array_equal(layer.backward(grad_y), expected_grad)
+
+
+def test_bias_column_matches_a_separate_bias_add():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 8, 8, 1)).astype(np.float32)
+    layers = []
+    for below in (16, 0):                                  # ones column / plain bias add
+        layer = build("layer", {"type": "conv2d", "filters": 4, "kernel_size": 3})
+        layer.name, layer.bias_column_below = "c", below
+        layer.build((8, 8, 1), np.random.default_rng(0))
+        layer.params["bias"][...] = [1.0, -2.0, 0.5, 3.0]
+        layers.append(layer)
+    y_column, y_add = (layer.forward(x) for layer in layers)
+    assert layers[0]._bias_column and not layers[1]._bias_column
+    np.testing.assert_allclose(y_column, y_add, rtol=1e-5, atol=1e-5)
+    grad_y = rng.standard_normal(y_add.shape).astype(np.float32)
+    for layer in layers:
+        layer.backward(grad_y)
+    for key in ("kernel", "bias"):
+        np.testing.assert_allclose(layers[0].grads[key], layers[1].grads[key], rtol=1e-4, atol=1e-4)
+
+
+def test_a_conv_layer_reused_at_two_shapes_keeps_earlier_outputs_and_gradients():
+    """Buffers are keyed by shape, and never handed to a caller that a later call overwrites."""
+    layer = build("layer", {"type": "conv2d", "filters": 3, "kernel_size": 3})
+    layer.name = "c"
+    layer.build((9, 9, 2), np.random.default_rng(0))
+    rng = np.random.default_rng(3)
+    small, large = (rng.standard_normal(s).astype(np.float32) for s in ((2, 7, 7, 2), (4, 9, 9, 2)))
+    y_small = layer.forward(small)
+    grad_small = layer.backward(np.ones_like(y_small))
+    kept = y_small.copy(), grad_small.copy()
+    layer.backward(np.ones_like(layer.forward(large)))
+    np.testing.assert_array_equal(y_small, kept[0])
+    np.testing.assert_array_equal(grad_small, kept[1])
+    np.testing.assert_allclose(layer.forward(small), kept[0], rtol=1e-6)
