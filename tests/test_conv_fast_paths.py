@@ -92,3 +92,53 @@ def test_a_conv_layer_reused_at_two_shapes_keeps_earlier_outputs_and_gradients()
     np.testing.assert_array_equal(y_small, kept[0])
     np.testing.assert_array_equal(grad_small, kept[1])
     np.testing.assert_allclose(layer.forward(small), kept[0], rtol=1e-6)
+
+
+CONVNET = {"input_shape": [10, 10, 1], "layers": [
+    {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
+    {"type": "max_pooling2d", "pool_size": 2},
+    {"name": "features", "type": "flatten"},
+    {"type": "dense", "units": 3}]}
+
+
+def forward_backward(model, x):
+    y = model.forward(x, training=True)
+    model.backward(np.ones_like(y))
+    return y, {key: grad.copy() for key, _, grad in model.parameters()}
+
+
+def test_max_pooling_runs_before_the_relu_with_the_same_outputs_and_gradients(monkeypatch):
+    from dltrain.layers.pooling import _MaxPooling
+    from dltrain.model import Model
+
+    x = np.random.default_rng(4).standard_normal((3, 10, 10, 1)).astype(np.float32)
+    results = []
+    for commutes in (True, False):
+        monkeypatch.setattr(_MaxPooling, "commutes_with_relu", commutes)
+        model = Model.from_config(CONVNET)
+        model.build(np.random.default_rng(0))
+        results.append((forward_backward(model, x), [n.name for n in model.nodes]))
+    (y, grads), order = results[0]
+    (y_plain, grads_plain), order_plain = results[1]
+    assert order[:3] == ["conv2d_1", "max_pooling2d_1", "conv2d_1_relu"]
+    assert order_plain[:3] == ["conv2d_1", "conv2d_1_relu", "max_pooling2d_1"]
+    np.testing.assert_array_equal(y, y_plain)
+    for key in grads:
+        np.testing.assert_array_equal(grads[key], grads_plain[key])
+
+
+def test_a_relu_read_by_another_layer_or_named_as_output_stays_before_the_pooling():
+    from dltrain.model import Model
+
+    branching = {"input_shape": [6, 6, 2], "layers": [
+        {"name": "c", "type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "relu"},
+        {"name": "p", "type": "max_pooling2d", "pool_size": 2},
+        {"type": "global_average_pooling2d", "inputs": ["c"]}]}
+    model = Model.from_config(branching)
+    assert [n.name for n in model.nodes][:3] == ["c", "c_relu", "p"]
+    ending = {"input_shape": [6, 6, 2], "layers": [
+        {"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "relu"},
+        {"type": "max_pooling2d", "pool_size": 2}]}
+    model = Model.from_config(ending)
+    assert [n.name for n in model.nodes] == ["conv2d_1", "max_pooling2d_1", "conv2d_1_relu"]
+    assert model.output == "conv2d_1_relu"

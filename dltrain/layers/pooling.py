@@ -53,6 +53,9 @@ class _Pooling2D(Layer):
 
 
 class _MaxPooling(_Pooling2D):
+    #: max(relu(x)) = relu(max(x)): the model may pool first (model._pool_before_relu)
+    commutes_with_relu = True
+
     def _tiled(self):
         """Whether the windows tile the (cropped or padded) input: strides equal to pool_size."""
         return self._strides == self._pool
