@@ -122,16 +122,23 @@ class Conv2D(Layer):
             weights = self.params["kernel"].reshape(c, f)                # (C, F)
             grad_x = (g @ weights.T).reshape(self._padded_shape)         # (N, F) @ (F, C) -> (N, C)
         else:
-            # one product per kernel offset, so that each offset's slab of column gradients is
-            # contiguous for col2im's strided adds (a single (N, K) product leaves runs of C floats)
-            taps = kernel[0] * kernel[1]
-            weights = self.params["kernel"].reshape(taps, c, f).transpose(0, 2, 1)   # (T, F, C)
-            slabs = self._workspace.get("grad_cols", (taps, b, out_h, out_w, c), g.dtype)
-            np.matmul(g, weights, out=slabs.reshape(taps, -1, c))      # (N, F) @ (T, F, C) -> (T, N, C)
-            grad_x = windows.col2im_slabs(slabs.reshape(*kernel, b, out_h, out_w, c),
-                                          self._padded_shape, strides, dilation)
+            grad_x = self._col2im_product(g, b, (out_h, out_w), c)
         grad_x = windows.unpad(grad_x, self._pads)
         return grad_x if self.rank == 2 else grad_x[:, 0]
+
+    def _col2im_product(self, g, b, out_hw, c):
+        """grad_x (B, Hp, Wp, C) = col2im(g @ kernel.T).
+
+        One product per kernel offset, so that each offset's slab of column gradients is
+        contiguous (a single (N, F) @ (F, K) product leaves runs of C floats for col2im's adds).
+        """
+        kernel, strides, dilation = self._window()
+        taps, f = kernel[0] * kernel[1], g.shape[1]
+        weights = self.params["kernel"].reshape(taps, c, f).transpose(0, 2, 1)    # (T, F, C)
+        slabs = self._workspace.get("grad_cols", (taps, b, *out_hw, c), g.dtype)
+        np.matmul(g, weights, out=slabs.reshape(taps, -1, c))          # (N, F) @ (T, F, C) -> (T, N, C)
+        grad_x = np.zeros(self._padded_shape, dtype=g.dtype)
+        return windows.col2im_slabs(slabs.reshape(*kernel, b, *out_hw, c), grad_x, strides, dilation)
 
     def flops(self, input_shape, output_shape):
         taps = int(np.prod(self._kernel)) * self._image_shape(input_shape)[-1]

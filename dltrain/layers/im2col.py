@@ -116,11 +116,11 @@ def col2im(cols, padded_shape, kernel, strides, dilation):
     return grad
 
 
-def col2im_slabs(slabs, padded_shape, strides, dilation):
-    """col2im from slabs (kh, kw, B, Ho, Wo, C), one contiguous slab per kernel offset."""
+def col2im_slabs(slabs, grad, strides, dilation):
+    """col2im from slabs (kh, kw, B, Ho, Wo, C), one contiguous slab per kernel offset, added
+    into grad (B, Hp, Wp, C)."""
     kh, kw = slabs.shape[:2]
     out_hw = slabs.shape[3:5]
-    grad = np.zeros(padded_shape, dtype=slabs.dtype)
     for i in range(kh):
         for j in range(kw):
             window(grad, i, j, out_hw, strides, dilation)[...] += slabs[i, j]
