@@ -96,8 +96,25 @@ class Model:
             if getattr(node.layer, "random", False):
                 node.layer.rng = streams.get(f"layer:{node.name}") if streams else np.random.default_rng(0)
         self.output_shape = shapes[self.output]
+        self._compute_read_regions()
         self.built = True
         return self.output_shape
+
+    def _compute_read_regions(self):
+        """Tell a layer whose output is read by one layer alone which part that reader reads
+        (a `valid` pooling of a convolution's odd-sized output), so it computes no more."""
+        readers, by_name = {}, {node.name: node for node in self.nodes}
+        for node in self.nodes:
+            for name in node.inputs:
+                readers.setdefault(name, []).append(node)
+        for node in self.nodes:
+            source = by_name.get(node.inputs[0])
+            if (source is None or readers[source.name] != [node] or source.name == self.output
+                    or not hasattr(node.layer, "input_region") or not hasattr(source.layer, "compute_only")):
+                continue
+            region = node.layer.input_region(source.output_shape)
+            if region is not None:
+                source.layer.compute_only(region)
 
     # -- computation -------------------------------------------------------------------------
 

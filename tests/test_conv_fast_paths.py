@@ -142,3 +142,40 @@ def test_a_relu_read_by_another_layer_or_named_as_output_stays_before_the_poolin
     model = Model.from_config(ending)
     assert [n.name for n in model.nodes] == ["conv2d_1", "max_pooling2d_1", "conv2d_1_relu"]
     assert model.output == "conv2d_1_relu"
+
+
+def test_a_conv_read_by_a_cropping_pooling_computes_only_the_read_region_with_equal_results():
+    from dltrain.model import Model
+
+    config = {"input_shape": [13, 13, 3], "layers": [
+        {"type": "conv2d", "filters": 4, "kernel_size": 3},                 # 11x11: pooling reads 10x10
+        {"type": "max_pooling2d", "pool_size": 2},
+        {"type": "flatten"}, {"type": "dense", "units": 2}]}
+    x = np.random.default_rng(6).standard_normal((3, 13, 13, 3)).astype(np.float32)
+    results = []
+    for keep_region in (True, False):
+        model = Model.from_config(config)
+        model.build(np.random.default_rng(0))
+        conv = model.nodes[0].layer
+        assert conv._region == (10, 10)
+        if not keep_region:
+            conv._region = None
+        y = model.forward(x, training=True)
+        grad_x = model.backward(np.ones_like(y))                           # the input's gradient too
+        results.append((y, {"input": grad_x, **{k: g.copy() for k, _, g in model.parameters()}}))
+    (y, grads), (y_full, grads_full) = results
+    np.testing.assert_allclose(y, y_full, rtol=1e-5, atol=1e-6)
+    assert grads["input"].shape == x.shape
+    for key in grads:
+        np.testing.assert_allclose(grads[key], grads_full[key], rtol=1e-5, atol=1e-6)
+
+
+def test_a_conv_read_by_two_layers_computes_all_of_its_output():
+    from dltrain.model import Model
+
+    model = Model.from_config({"input_shape": [7, 7, 1], "layers": [
+        {"name": "c", "type": "conv2d", "filters": 2, "kernel_size": 3},
+        {"name": "p", "type": "max_pooling2d", "pool_size": 2},
+        {"type": "global_max_pooling2d", "inputs": ["c"]}]})
+    model.build(np.random.default_rng(0))
+    assert model.nodes[0].layer._region is None

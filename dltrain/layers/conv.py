@@ -50,6 +50,7 @@ class Conv2D(Layer):
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         self._workspace = windows.Workspace()
+        self._region = None             # (rows, cols) of the output its one reader reads
 
     # a conv1d is a conv2d one pixel high: these give the 2-D view of the window arguments
     def _window(self):
@@ -74,7 +75,41 @@ class Conv2D(Layer):
             self.params["bias"] = get("initializer", self.bias_initializer)((self.filters,), rng, self.dtype)
         return (out_h, out_w, self.filters) if self.rank == 2 else (out_w, self.filters)
 
+    def compute_only(self, region):
+        """Compute output[:, :rows, :cols] only and leave the rest zero: the model calls this when
+        the one layer reading the output reads no more (a `valid` 2x2 pooling of an odd size)."""
+        if self.rank == 2 and self.padding == "valid":
+            self._region = tuple(region)
+
     def forward(self, x, training=False):
+        self._crop = None
+        if self._region is not None:
+            (out_h, out_w), _ = windows.output_size(self, x.shape[1:3], *self._window(), self.padding)
+            rows, cols = self._region
+            if (rows, cols) != (out_h, out_w) and rows <= out_h and cols <= out_w:
+                return self._forward_region(x, rows, cols, (out_h, out_w))
+        return self._forward(x)
+
+    def _forward_region(self, x, rows, cols, out_hw):
+        kernel, strides, dilation = self._window()
+        span = [(n - 1) * s + d * (k - 1) + 1 for n, k, s, d in zip((rows, cols), kernel, strides, dilation)]
+        self._crop = (rows, cols, span, x.shape)
+        y = np.zeros((x.shape[0], *out_hw, self.filters), dtype=x.dtype)
+        y[:, :rows, :cols] = self._forward(x[:, :span[0], :span[1]])     # (B, rows, cols, F)
+        return y
+
+    def backward(self, grad_y):
+        if self._crop is None:
+            return self._backward(grad_y)
+        rows, cols, span, x_shape = self._crop
+        grad_part = self._backward(np.ascontiguousarray(grad_y[:, :rows, :cols]))
+        if grad_part is None:
+            return None
+        grad_x = np.zeros(x_shape, dtype=grad_part.dtype)
+        grad_x[:, :span[0], :span[1]] = grad_part
+        return grad_x
+
+    def _forward(self, x):
         x = x if self.rank == 2 else x[:, None]            # (B, T, C) -> (B, 1, T, C)
         b, h, w, c = x.shape
         kernel, strides, dilation = self._window()
@@ -103,7 +138,7 @@ class Conv2D(Layer):
         y = y.reshape(b, *out_hw, self.filters)
         return y if self.rank == 2 else y[:, 0]
 
-    def backward(self, grad_y):
+    def _backward(self, grad_y):
         grad_y = grad_y if self.rank == 2 else grad_y[:, None]
         b, out_h, out_w, f = grad_y.shape
         g = grad_y.reshape(-1, f)                                       # (N, F)

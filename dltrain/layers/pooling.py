@@ -31,6 +31,15 @@ class _Pooling2D(Layer):
         out_hw, _ = windows.output_size(self, hw, self._pool, self._strides, (1, 1), self.padding)
         return (*out_hw, shape[-1]) if self.rank == 2 else (out_hw[1], shape[-1])
 
+    def input_region(self, input_shape):
+        """(rows, cols) of a 2-D input that the windows read: `valid` windows may leave out the
+        last rows and columns (2x2 windows over 11x11 read 10x10); None for all of it."""
+        if self.rank != 2 or self.padding != "valid":
+            return None
+        (out_h, out_w), _ = windows.output_size(self, input_shape[:2], self._pool, self._strides,
+                                                 (1, 1), self.padding)
+        return tuple((n - 1) * s + p for n, s, p in zip((out_h, out_w), self._strides, self._pool))
+
     def _offsets(self):
         return [(i, j) for i in range(self._pool[0]) for j in range(self._pool[1])]
 
