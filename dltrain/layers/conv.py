@@ -94,7 +94,7 @@ class Conv2D(Layer):
         kernel, strides, dilation = self._window()
         span = [(n - 1) * s + d * (k - 1) + 1 for n, k, s, d in zip((rows, cols), kernel, strides, dilation)]
         self._crop = (rows, cols, span, x.shape)
-        y = np.zeros((x.shape[0], *out_hw, self.filters), dtype=x.dtype)
+        y = windows.empty_with_zero_border((x.shape[0], *out_hw, self.filters), rows, cols, x.dtype)
         y[:, :rows, :cols] = self._forward(x[:, :span[0], :span[1]])     # (B, rows, cols, F)
         return y
 
@@ -105,7 +105,7 @@ class Conv2D(Layer):
         grad_part = self._backward(np.ascontiguousarray(grad_y[:, :rows, :cols]))
         if grad_part is None:
             return None
-        grad_x = np.zeros(x_shape, dtype=grad_part.dtype)
+        grad_x = windows.empty_with_zero_border(x_shape, *span, grad_part.dtype)
         grad_x[:, :span[0], :span[1]] = grad_part
         return grad_x
 

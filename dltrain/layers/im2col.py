@@ -127,6 +127,15 @@ def col2im_slabs(slabs, grad, strides, dilation):
     return grad
 
 
+def empty_with_zero_border(shape, rows, cols, dtype):
+    """A (B, H, W, C) array, zero outside [:, :rows, :cols] and uninitialised inside, for a
+    caller that fills the inside (no pass zeroing all of it first)."""
+    out = np.empty(shape, dtype=dtype)
+    out[:, rows:] = 0
+    out[:, :rows, cols:] = 0
+    return out
+
+
 class Workspace:
     """Buffers a layer reuses from step to step while the shape stays the same.
 

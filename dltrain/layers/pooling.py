@@ -105,14 +105,18 @@ class _MaxPooling(_Pooling2D):
         for i in range(ph):                                      # to the winning row
             np.multiply(g, self._row == i, out=grad_rows[:, :, i])
         grad_rows = grad_rows.reshape(b, h, wo, c)
-        grad_tiled = np.empty((b, h, wo, pw, c), dtype=grad_y.dtype)
+        (top, _), (left, _) = self._pads
+        if (top, left) == (0, 0):      # `valid`: the rows and columns no window reaches get zero
+            grad_x = windows.empty_with_zero_border(self._input_shape, h, w, grad_y.dtype)
+            grad_tiled = grad_x[:, :h, :w].reshape(b, h, wo, pw, c)
+        else:
+            grad_tiled = np.empty((b, h, wo, pw, c), dtype=grad_y.dtype)
         for j in range(pw):                                      # to the winning column
             np.multiply(grad_rows, self._column == j, out=grad_tiled[:, :, :, j])
+        if (top, left) == (0, 0):
+            return grad_x
+        # `same` padded the image
         grad_tiled = grad_tiled.reshape(b, h, w, c)
-        (top, _), (left, _) = self._pads
-        if (top, left) == (0, 0) and grad_tiled.shape == self._input_shape:
-            return grad_tiled
-        # `valid` drops the rows and columns no window reaches; `same` padded the image
         grad_x = np.zeros(self._input_shape, dtype=grad_y.dtype)
         rows, cols = min(h - top, grad_x.shape[1]), min(w - left, grad_x.shape[2])
         grad_x[:, :rows, :cols] = grad_tiled[:, top:top + rows, left:left + cols]
