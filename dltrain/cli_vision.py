@@ -16,9 +16,11 @@ def time_command(config, overrides, batch_size, iterations):
     from rich.console import Console
     from rich.table import Table
 
+    from dltrain.api import _tune_allocator
     from dltrain.experiment import Experiment
     from dltrain.timing import time_layers
 
+    _tune_allocator()                   # as `fit` does: without it every large array page-faults
     experiment = Experiment(config, overrides)
     model = experiment.build()
     batch_size = batch_size or experiment.training["batch_size"]

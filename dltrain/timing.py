@@ -43,9 +43,11 @@ def _one_pass(model, x, clock):
         grad_y = grads.pop(node.name, None)
         if grad_y is None:
             continue
+        node.layer.input_grad = node.inputs != [INPUT]      # as in training: no input gradient
         started = time.perf_counter()
         grad_x = node.layer.backward(grad_y)
         clock[node.name][1].append(time.perf_counter() - started)
+        node.layer.input_grad = True
         for name, g in zip(node.inputs, grad_x if node.layer.multi_input else [grad_x]):
             grads[name] = g if name not in grads else grads[name] + g
 
