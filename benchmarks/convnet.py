@@ -3,8 +3,9 @@
 conv 32 (3x3) -> max pool -> conv 64 -> max pool -> conv 64 -> flatten -> dense 64 -> dense 10,
 ReLU, RMSprop, batch 64, float32, MNIST-shaped input (28x28x1, uint8 rescaled by 1/255 per batch,
 as configs/mnist_convnet.yaml does). dltrain runs through its real Trainer (shuffled batch
-gathering, preprocessing, fused softmax + cross-entropy, metrics); PyTorch (NCHW, its default
-layout) runs the same model with the same thread count and the same per-batch gathering.
+gathering, preprocessing, fused softmax + cross-entropy, metrics); PyTorch runs the same model
+with the same thread count and the same per-batch gathering, on an NCHW-shaped view of the same
+NHWC array: channels-last strides, so its oneDNN convolutions run channels-last like dltrain's.
 
 The machine is shared, so each framework times a subset of an epoch (``--steps`` batches) in
 alternating rounds, and the epoch time is extrapolated from the median per-step time to the
@@ -103,7 +104,7 @@ def torch_runner(x, y, threads):
         nn.Linear(576, 64), nn.ReLU(), nn.Linear(64, CLASSES))
     optimizer = torch.optim.RMSprop(model.parameters(), lr=0.001, alpha=0.9, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
-    tx = torch.from_numpy(x).permute(0, 3, 1, 2)              # NCHW view of the uint8 images
+    tx = torch.from_numpy(x).permute(0, 3, 1, 2)              # NCHW view, channels-last strides
     ty = torch.from_numpy(y)
     epoch = [0]
 
