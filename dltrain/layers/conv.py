@@ -151,7 +151,7 @@ class Conv2D(Layer):
         self.grads["kernel"] = grad_weights.reshape(self.params["kernel"].shape)
         if not self.input_grad:                                          # the model's first layer
             return None
-        kernel, strides, dilation = self._window()
+        kernel, strides, _ = self._window()
         c = self._padded_shape[-1]
         if kernel == (1, 1) and strides == (1, 1):
             weights = self.params["kernel"].reshape(c, f)                # (C, F)
