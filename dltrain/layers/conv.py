@@ -30,7 +30,8 @@ class Conv2D(Layer):
 
     rank = 2
     paddings = ("valid", "same")
-    #: im2col rows shorter than this many values carry the bias in the product (a ones column)
+    #: im2col rows shorter than this many values are multiplied per image and carry the bias in
+    #: the product (a ones column)
     bias_column_below = 16
     examples = (
         ({"filters": 2, "kernel_size": 3}, (5, 5, 2)),
@@ -118,13 +119,14 @@ class Conv2D(Layer):
         self._padded_shape = x_pad.shape
         taps = kernel[0] * kernel[1] * c                                  # K
         weights = self.params["kernel"].reshape(taps, -1)                # (K, F)
+        # short rows (a first layer's K = 9): the products run per image (see _per_image), and
+        # the bias rides in the product as a column of ones instead of a pass over a large output
+        self._short_rows = taps < self.bias_column_below
         if kernel == (1, 1) and strides == (1, 1):
             self._bias_column = False
             self._cols = x_pad.reshape(-1, taps)           # a 1x1 convolution needs no copy
         else:
-            # short rows (a first layer's K = 9) carry the bias as a column of ones: the product
-            # adds it, instead of another pass over the layer's large output
-            self._bias_column = self.use_bias and taps < self.bias_column_below
+            self._bias_column = self.use_bias and self._short_rows
             buffer = self._workspace.get("cols", (b, *out_hw, taps + self._bias_column), x.dtype)
             windows.im2col(x_pad, kernel, out_hw, strides, dilation,
                            out=buffer[..., :taps].reshape(b, *out_hw, *kernel, c))
@@ -132,7 +134,10 @@ class Conv2D(Layer):
                 buffer[..., taps] = 1
                 weights = np.concatenate([weights, self.params["bias"][None]])   # (K+1, F)
             self._cols = buffer.reshape(-1, buffer.shape[-1])              # (N, K[+1]), N = B*Ho*Wo
-        y = self._cols @ weights                                         # (N, K) @ (K, F) -> (N, F)
+        if self._short_rows:
+            y = _per_image(self._cols, weights, b)                       # (N, K[+1]) @ (K[+1], F) -> (N, F)
+        else:
+            y = self._cols @ weights                                     # (N, K) @ (K, F) -> (N, F)
         if self.use_bias and not self._bias_column:
             y += self.params["bias"]
         y = y.reshape(b, *out_hw, self.filters)
@@ -142,7 +147,10 @@ class Conv2D(Layer):
         grad_y = grad_y if self.rank == 2 else grad_y[:, None]
         b, out_h, out_w, f = grad_y.shape
         g = grad_y.reshape(-1, f)                                       # (N, F)
-        grad_weights = self._cols.T @ g                                 # (K[+1], N) @ (N, F) -> (K[+1], F)
+        if self._short_rows:
+            grad_weights = _per_image_weight_grad(self._cols, g, b)      # (K[+1], N) @ (N, F) -> (K[+1], F)
+        else:
+            grad_weights = self._cols.T @ g                              # (K, N) @ (N, F) -> (K, F)
         if self._bias_column:
             grad_weights, self.grads["bias"] = grad_weights[:-1], grad_weights[-1]
         elif self.use_bias:
@@ -178,6 +186,24 @@ class Conv2D(Layer):
     def flops(self, input_shape, output_shape):
         taps = int(np.prod(self._kernel)) * self._image_shape(input_shape)[-1]
         return 2 * int(np.prod(output_shape)) * taps
+
+
+def _per_image(cols, weights, images):
+    """cols (N, K) @ weights (K, F) -> (N, F) as one product per image, N = images * pixels.
+
+    For short im2col rows (K < 16, a first layer's) the product only streams memory, and
+    OpenBLAS runs it about 2x faster per image, whose operands stay in cache: (43264, 10) @
+    (10, 32) 0.55 -> 0.30 ms at 1 thread. ``_per_image_weight_grad`` is its weight gradient.
+    """
+    return np.matmul(cols.reshape(images, -1, cols.shape[1]), weights).reshape(-1, weights.shape[1])
+
+
+def _per_image_weight_grad(cols, g, images):
+    """cols.T (K, N) @ g (N, F) -> (K, F), summed over per-image products: (10, 43264) @
+    (43264, 32) 0.78 -> 0.35 ms at 1 thread."""
+    per_image = np.matmul(cols.reshape(images, -1, cols.shape[1]).transpose(0, 2, 1),
+                          g.reshape(images, -1, g.shape[1]))        # (I, K, n) @ (I, n, F) -> (I, K, F)
+    return per_image.sum(axis=0)
 
 
 @register("conv1d")
