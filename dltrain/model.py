@@ -9,7 +9,7 @@ outputs that feed several layers.
 import numpy as np
 
 from dltrain import check
-from dltrain.errors import ConfigError, ShapeError
+from dltrain.errors import ConfigError
 from dltrain.layers.core import ActivationLayer
 from dltrain.registry import build, registry, split_spec, suggest
 
@@ -128,10 +128,18 @@ class Model:
 
     def forward(self, x, training=False, logits=False):
         """The model's output for a batch; with ``logits``, the input of the final activation."""
+        last = self.nodes[-1]
+        outputs = {INPUT: x}
+        for node, y in self.layer_outputs(x, training, stop_before=last if logits else None):
+            outputs[node.name] = y
+        return outputs[last.inputs[0] if logits else self.output]
+
+    def layer_outputs(self, x, training=False, stop_before=None):
+        """(node, output) for every node of a forward pass, in order (up to ``stop_before``)."""
         outputs, masks = {INPUT: x}, {INPUT: None}
         for node in self.nodes:
-            if logits and node is self.nodes[-1]:
-                return outputs[node.inputs[0]]
+            if node is stop_before:
+                return
             if node.layer.multi_input:
                 xs = [outputs[name] for name in node.inputs]
                 mask_in = [masks[name] for name in node.inputs]
@@ -140,7 +148,7 @@ class Model:
             node.layer.input_mask = mask_in
             outputs[node.name] = node.layer.forward(xs, training)
             masks[node.name] = node.layer.compute_mask(xs, mask_in)
-        return outputs[self.output]
+            yield node, outputs[node.name]
 
     def backward(self, grad, logits=False, input_grad=True):
         """Backpropagate d(loss)/d(output) (or d/d(logits)); fill every layer's grads; return d/d(input).

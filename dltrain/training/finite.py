@@ -15,7 +15,6 @@ parameters stayed finite.
 import numpy as np
 
 from dltrain.errors import DivergedError
-from dltrain.model import INPUT
 
 FIX = ("lower the learning rate, add gradient clipping (optimizer clipnorm or global_clipnorm), "
        "or check the data for NaN and extreme values.")
@@ -35,17 +34,8 @@ def check_state(arrays, filename, epoch):
 
 def outputs_by_layer(model, x):
     """(layer name, output) for every node of a forward pass in training mode, in order."""
-    outputs, masks = {INPUT: x}, {INPUT: None}
-    for node in model.nodes:
-        if node.layer.multi_input:
-            xs = [outputs[name] for name in node.inputs]
-            mask_in = [masks[name] for name in node.inputs]
-        else:
-            xs, mask_in = outputs[node.inputs[0]], masks[node.inputs[0]]
-        node.layer.input_mask = mask_in
-        outputs[node.name] = node.layer.forward(xs, True)
-        masks[node.name] = node.layer.compute_mask(xs, mask_in)
-        yield node.name, outputs[node.name]
+    for node, output in model.layer_outputs(x, training=True):
+        yield node.name, output
 
 
 def bad_update(model):

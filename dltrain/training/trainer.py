@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from dltrain import regularizers
-from dltrain.errors import DivergedError
 from dltrain.registry import build
 from dltrain.training import checkpoint, finite, position, resume
 from dltrain.training.class_weight import sample_weights
@@ -63,11 +62,6 @@ class Trainer:
         """The augmentation stream of one training batch: fixed by (seed, epoch, batch), so a
         resumed run augments exactly as an uninterrupted one; None when nothing augments."""
         return self.streams.for_epoch(f"augmentation/{batch}", epoch) if self.pipeline.augments else None
-
-    def _predict_for_loss(self, x, training):
-        """(value the loss reads, probabilities the metrics read)."""
-        out = self.model.forward(x, training=training, logits=self.fused)
-        return out
 
     # -- one pass ------------------------------------------------------------------------------
 
