@@ -306,8 +306,13 @@ def predict(run, files, which="best"):
         sources += [(str(file), names[i] if names else i) for i in range(len(x))]
     loss = experiment.loss
     classifier = loss.fuses is not None or loss.target == "sparse"
+    outputs = np.concatenate(outputs)
+    if getattr(loss, "from_logits", False):          # report probabilities, not logits
+        from dltrain.registry import build
+
+        outputs = build("activation", loss.fuses).forward(outputs)
     class_names = loaded.class_names or getattr(experiment.sources.get("train"), "class_names", None)
-    return Predictions(np.concatenate(outputs), sources, class_names, classifier)
+    return Predictions(outputs, sources, class_names, classifier)
 
 
 def write_predictions(predictions, output, format=None, top_k=None):

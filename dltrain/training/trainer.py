@@ -35,6 +35,8 @@ class Trainer:
         self.target_fn = target_fn or (lambda y: y)
         self.fused = not getattr(loss, "from_logits", False) and loss.fuses is not None \
             and loss.fuses == model.final_activation
+        # metrics read probabilities: the loss's own softmax/sigmoid when it reads logits
+        self.metrics_read_loss = self.fused or getattr(loss, "from_logits", False)
         self.history = []
         self.epoch = 0               # epochs completed
         self.step = 0                # batches completed in all
@@ -89,7 +91,7 @@ class Trainer:
             if self.regularized:
                 value += regularizers.apply(self.regularized)
             self.optimizer.apply(self.model.parameters())
-            probabilities = self.loss._p if self.fused else out
+            probabilities = self.loss._p if self.metrics_read_loss else out
             for metric in metrics.values():
                 metric.update(probabilities, y)
             total += value * len(x)
@@ -115,7 +117,7 @@ class Trainer:
             out = self.model.forward(x, training=False, logits=self.fused)
             total += float(self.loss(out, y, logits=self.fused)) * len(x)
             seen += len(x)
-            probabilities = self.loss._p if self.fused else out
+            probabilities = self.loss._p if self.metrics_read_loss else out
             for metric in metrics.values():
                 metric.update(probabilities, y)
         return {"loss": total / max(seen, 1), **{k: m.result() for k, m in metrics.items()}}
