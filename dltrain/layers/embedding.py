@@ -53,15 +53,31 @@ class Embedding(Layer):
 
     def forward(self, x, training=False):
         self._ids_cache = self._ids(x)
-        return self.params["embeddings"][self._ids_cache]            # (B, T) -> (B, T, D)
+        if self._ids_cache.ndim != 2:
+            return self.params["embeddings"][self._ids_cache]        # (B, ...) -> (B, ..., D)
+        # gathered time-major, (T, B, D), and returned as a (B, T, D) view: a recurrent layer
+        # reads it time-major without a copy
+        return self.params["embeddings"][self._ids_cache.T].transpose(1, 0, 2)
 
     def backward(self, grad_y):
-        """Rows used several times sum their gradients: one bincount over (id, column) pairs."""
+        """Rows used several times sum their gradients: one bincount per output column.
+
+        The gradient is read feature-major, (D, ...) after moving the last axis first; that is
+        the layout a recurrent layer's input gradient has ((T, D, B) in memory), so no copy is
+        made there, and each column's weights are one contiguous run.
+        """
         xp = array_module(grad_y)
-        d = self.output_dim
-        flat = (self._ids_cache.reshape(-1, 1) * d + xp.arange(d)).reshape(-1)   # (B*T*D,)
-        sums = xp.bincount(flat, weights=grad_y.reshape(-1), minlength=self.input_dim * d)
-        self.grads["embeddings"] = sums.reshape(self.input_dim, d).astype(grad_y.dtype, copy=False)
+        ids = self._ids_cache
+        if grad_y.ndim == 3:                                          # (B, T, D) -> (T, D, B)
+            by_column, ids = grad_y.transpose(1, 2, 0), ids.T.reshape(-1)          # ids (T*B,)
+            columns = [by_column[:, j] for j in range(self.output_dim)]            # (T, B) each
+        else:
+            columns = [grad_y[..., j] for j in range(self.output_dim)]
+            ids = ids.reshape(-1)
+        table = xp.empty((self.input_dim, self.output_dim), dtype=grad_y.dtype)
+        for j, column in enumerate(columns):
+            table[:, j] = xp.bincount(ids, weights=column.reshape(-1), minlength=self.input_dim)
+        self.grads["embeddings"] = table
         return xp.zeros(self._ids_cache.shape, dtype=grad_y.dtype)   # ids have no gradient
 
     def compute_mask(self, x, mask):
