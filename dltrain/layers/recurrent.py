@@ -1,11 +1,11 @@
 """Recurrent layers: simple_rnn, lstm, gru, and the bidirectional wrapper.
 
 All three share one structure (``Recurrent``): the input projection of every time step is ONE
-matrix product, ``(T*B, F) @ (F, G*U)``; each step then does ONE product ``h @ recurrent_kernel``
-for all gates at once (the gates are contiguous column blocks); backpropagation through time runs
-the same structure in reverse and leaves the weight gradients to two large products after the
-loop. Sequences are kept time-major, (T, B, ...), inside the layer so each step reads a contiguous
-slice.
+``matmul`` call, ``(G*U, F) @ (T, F, B)``; each step then does ONE product
+``recurrent_kernel^T @ h`` for all gates at once; backpropagation through time runs the same
+structure in reverse and leaves the kernel, recurrent-kernel, bias and input gradients to
+products over all steps after the loop. Inside the layer each step is feature-major, (G*U, B),
+so every gate is a contiguous (U, B) block (see recurrent_cells).
 
 Masks (True for real steps, from ``embedding(mask_zero)`` or ``masking``): a masked step leaves
 the state unchanged, so padding before or after a sequence changes nothing. With
@@ -16,8 +16,14 @@ import numpy as np
 from dltrain import check
 from dltrain.backend import array_module
 from dltrain.layers.base import Layer
-from dltrain.layers.recurrent_cells import gru_backward, gru_forward, lstm_backward, \
-    lstm_forward, rnn_backward, rnn_forward
+from dltrain.layers.recurrent_cells import (
+    gru_backward,
+    gru_forward,
+    lstm_backward,
+    lstm_forward,
+    rnn_backward,
+    rnn_forward,
+)
 from dltrain.registry import build, get, register
 
 
