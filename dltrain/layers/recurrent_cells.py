@@ -49,6 +49,16 @@ def _new_path(dh, mask, t):
     return dh_new, dh - dh_new
 
 
+def feature_major(xp, steps, rows, batch, dtype):
+    """An empty (steps, rows, batch) view of (rows, steps, batch) memory.
+
+    Backward writes each step's gradient (rows, B) into it and the layer reads the whole as ONE
+    (rows, T*B) matrix for its products over all steps. The loop computes a step in a contiguous
+    scratch block and copies it in (a strided block costs more per ufunc than the copy).
+    """
+    return xp.empty((rows, steps, batch), dtype=dtype).transpose(1, 0, 2)
+
+
 class _StateGradient:
     """d(loss)/d(h_t) per step, from the next step's product plus the output gradient.
 
@@ -92,15 +102,16 @@ def rnn_backward(grad_h, grad_last, h, recurrent_kernel, mask):
     """d/d(a_t) = dh_t * (1 - h_t^2); dh_{t-1} = R d/d(a_t) (+ carried gradient)."""
     xp = array_module(h)
     steps, units, batch = h.shape[0] - 1, h.shape[1], h.shape[2]
-    grad_pre = xp.empty((steps, units, batch), dtype=h.dtype)
+    grad_pre = feature_major(xp, steps, units, batch, h.dtype)
+    d = xp.empty((units, batch), dtype=h.dtype)
     state = _StateGradient(xp, grad_h, grad_last, (units, batch), h.dtype)
     for t in range(steps - 1, -1, -1):
         dh, passed = _new_path(state.step(t), mask, t)
-        d = grad_pre[t]
         xp.multiply(h[t + 1], h[t + 1], out=d)
         xp.subtract(1, d, out=d)
         d *= dh
         xp.matmul(recurrent_kernel, d, out=state.next)                # (U, U) @ (U, B)
+        grad_pre[t] = d
         if passed is not None:
             state.next += passed
     return grad_pre
@@ -150,7 +161,8 @@ def lstm_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask):
     gates, c, tanh_c = cache
     steps, width, batch = gates.shape
     n = width // 4
-    grad_pre = xp.empty_like(gates)
+    grad_pre = feature_major(xp, steps, width, batch, gates.dtype)
+    d = xp.empty((width, batch), dtype=gates.dtype)                   # (4U, B)
     derivative = xp.empty((width, batch), dtype=gates.dtype)
     state = _StateGradient(xp, grad_h, grad_last, (n, batch), gates.dtype)
     dc = xp.empty((n, batch), dtype=gates.dtype)
@@ -165,7 +177,6 @@ def lstm_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask):
         dc *= o
         dc *= dh
         dc += dc_in                                           # (U, B)
-        d = grad_pre[t]                                       # (4U, B)
         xp.multiply(dc, g, out=d[:n])
         xp.multiply(dc, c[t], out=d[n:2 * n])
         xp.multiply(dh, tanh_c[t], out=d[2 * n:3 * n])
@@ -178,6 +189,7 @@ def lstm_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask):
         xp.subtract(1, dg, out=dg)                            # 1 - c~^2 on the tanh rows
         d *= derivative
         xp.matmul(recurrent_kernel, d, out=state.next)        # (U, 4U) @ (4U, B)
+        grad_pre[t] = d
         xp.multiply(dc, f, out=dc_next)
         if mask is not None:
             state.next += passed_h
@@ -248,8 +260,10 @@ def gru_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask, reset_afte
     gates, extra = cache
     steps, width, batch = gates.shape
     n = width // 3
-    grad_pre = xp.empty_like(gates)
-    grad_rec = xp.empty_like(gates) if reset_after else None
+    grad_pre = feature_major(xp, steps, width, batch, gates.dtype)
+    grad_rec = feature_major(xp, steps, width, batch, gates.dtype) if reset_after else None
+    d = xp.empty((width, batch), dtype=gates.dtype)
+    rec = xp.empty((width, batch), dtype=gates.dtype)
     if not reset_after:
         gate_kernel = xp.ascontiguousarray(recurrent_kernel[:, :2 * n])        # (U, 2U)
         candidate_kernel = xp.ascontiguousarray(recurrent_kernel[:, 2 * n:])   # (U, U)
@@ -260,7 +274,6 @@ def gru_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask, reset_afte
         a = gates[t]
         z, r, cand = a[:n], a[n:2 * n], a[2 * n:]
         dh, passed = _new_path(state.step(t), mask, t)
-        d = grad_pre[t]
         dz, dr, dn = d[:n], d[n:2 * n], d[2 * n:]
         xp.subtract(1, z, out=one_minus)
         xp.multiply(cand, cand, out=dn)
@@ -276,10 +289,10 @@ def gru_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask, reset_afte
             xp.multiply(dn, extra[t], out=dr)
             dr *= one_minus
             dr *= r
-            rec = grad_rec[t]
             rec[:2 * n] = d[:2 * n]
             xp.multiply(dn, r, out=rec[2 * n:])
             xp.matmul(recurrent_kernel, rec, out=state.next)  # (U, 3U) @ (3U, B)
+            grad_rec[t] = rec
         else:
             xp.matmul(candidate_kernel, dn, out=d_reset_h)    # (U, U) @ (U, B)
             xp.multiply(d_reset_h, h[t], out=dr)
@@ -288,6 +301,7 @@ def gru_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask, reset_afte
             xp.matmul(gate_kernel, d[:2 * n], out=state.next)  # (U, 2U) @ (2U, B)
             d_reset_h *= r
             state.next += d_reset_h
+        grad_pre[t] = d
         dh *= z
         state.next += dh
         if passed is not None:
