@@ -13,7 +13,7 @@ the state unchanged, so padding before or after a sequence changes nothing. With
 """
 import numpy as np
 
-from dltrain import check
+from dltrain import blas, check
 from dltrain.backend import array_module
 from dltrain.layers.base import Layer
 from dltrain.layers.recurrent_cells import (
@@ -94,7 +94,8 @@ class Recurrent(Layer):
     # -- the recurrence, per layer -------------------------------------------------------------
 
     def _run(self, xw, mask):
-        """States (T+1, U, B) from projected inputs xw (T, G*U, B); cache what _backprop needs."""
+        """States (T+1, U, B) from projected inputs xw (T, G*U, B); cache what _backprop needs.
+        Runs with one BLAS thread (``forward``), as the cells' loops in ``_backprop`` do."""
         raise NotImplementedError
 
     def _backprop(self, grad_h, grad_last):
@@ -116,7 +117,7 @@ class Recurrent(Layer):
         xw = xp.matmul(self._forward_weights("kernel"), self._xt.transpose(0, 2, 1))
         xw += (self._internal("bias") * self._halve)[:, None]
         self._mask = None if mask is None else xp.ascontiguousarray(mask.T[:, None, :], dtype=self.dtype)
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore"), blas.single_thread():
             self._h = self._run(xw, self._mask)                        # (T+1, U, B)
         if self.return_sequences:
             return self._h[1:].transpose(2, 0, 1)                        # (B, T, U)
@@ -182,7 +183,8 @@ class SimpleRNN(Recurrent):
         return rnn_forward(xw, self._forward_weights("recurrent_kernel"), mask)
 
     def _backprop(self, grad_h, grad_last):
-        grad_pre = rnn_backward(grad_h, grad_last, self._h, self.params["recurrent_kernel"], self._mask)
+        with blas.single_thread():
+            grad_pre = rnn_backward(grad_h, grad_last, self._h, self.params["recurrent_kernel"], self._mask)
         self.grads["recurrent_kernel"] = self._state_products(self._h[:-1], _flat(grad_pre))
         return grad_pre
 
@@ -228,8 +230,9 @@ class LSTM(Recurrent):
         return h
 
     def _backprop(self, grad_h, grad_last):
-        grad_pre = lstm_backward(grad_h, grad_last, self._h, self._cache,
-                                 self._internal("recurrent_kernel"), self._mask)
+        with blas.single_thread():
+            grad_pre = lstm_backward(grad_h, grad_last, self._h, self._cache,
+                                     self._internal("recurrent_kernel"), self._mask)
         self.grads["recurrent_kernel"] = self._to_params(self._state_products(self._h[:-1], _flat(grad_pre)))
         return grad_pre
 
@@ -281,9 +284,10 @@ class GRU(Recurrent):
         return h
 
     def _backprop(self, grad_h, grad_last):
-        grad_pre, grad_rec = gru_backward(
-            grad_h, grad_last, self._h, self._cache, self.params["recurrent_kernel"], self._mask,
-            self.reset_after)
+        with blas.single_thread():
+            grad_pre, grad_rec = gru_backward(
+                grad_h, grad_last, self._h, self._cache, self.params["recurrent_kernel"], self._mask,
+                self.reset_after)
         if self.reset_after:
             grad_rec = _flat(grad_rec)
             self.grads["recurrent_kernel"] = self._state_products(self._h[:-1], grad_rec)
