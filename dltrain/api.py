@@ -85,6 +85,7 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
                    signals.StopOnSignal(caught := signals.Signals(), run_dir)],
         run_dir=run_dir, meta=meta, target_fn=experiment.target_fn())
     trainer.class_weight = experiment.class_weights()
+    trainer.divergence_factor = experiment.training.get("divergence_factor")
     if resumed:
         resuming.restore(trainer, resumed[1], resumed[2], len(experiment.callbacks))
         record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}

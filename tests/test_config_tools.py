@@ -57,7 +57,8 @@ model:
     data = checked.document.data
     assert "base" not in data
     assert data["seed"] == 5                                    # from the base
-    assert data["training"] == {"epochs": 7, "batch_size": 8, "shuffle": True}   # merged
+    assert data["training"] == {"epochs": 7, "batch_size": 8, "shuffle": True,   # merged
+                                "divergence_factor": 1e6}                  # (a default)
     assert len(data["model"]["layers"]) == 1                    # list replaced
     assert data["model"]["input_shape"] == [4]
     assert data["data"]["train"]["path"] == "../shared/iris.csv"   # still the same file

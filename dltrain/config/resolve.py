@@ -28,7 +28,9 @@ SECTIONS = {
     "base": None,
 }
 REQUIRED = ("data", "model", "loss")
-TRAINING_DEFAULTS = {"epochs": 10, "batch_size": 32, "shuffle": True}
+#: divergence_factor: stop (exit 4) when a batch's loss exceeds this many times the first batch's
+#: (or 1, if larger) — a loss can explode yet stay finite; null turns the check off
+TRAINING_DEFAULTS = {"epochs": 10, "batch_size": 32, "shuffle": True, "divergence_factor": 1e6}
 
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
 

@@ -21,7 +21,8 @@ DATA_KEYS = (*SPLITS, "preprocessing")
 #: training settings and their checks (None: checked where it is used); a key with a default in
 #: TRAINING_DEFAULTS is also accepted. A new training setting is added here.
 TRAINING_CHECKS = {"epochs": check.positive_int, "batch_size": check.positive_int,
-                   "shuffle": check.boolean, "class_weight": None}
+                   "shuffle": check.boolean, "class_weight": None,
+                   "divergence_factor": lambda key, value: value is None or check.positive(key, value)}
 #: keys of a held-out split spec (`validation: {split: 0.2}`); kfold is data/kfold.py's
 HELD_OUT_KEYS = ("split", "stratify", "kfold")
 

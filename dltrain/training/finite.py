@@ -24,6 +24,25 @@ def _finite(value):
     return value is None or bool(np.isfinite(value).all())
 
 
+def loss_exploded(model, x, value, limit, first, epoch, batch):
+    """The DivergedError for a finite loss above ``limit``: names the first layer whose output
+    magnitude passed 1e6 (an activation that large is runaway growth), else the largest one."""
+    largest = None
+    for name, output in outputs_by_layer(model, x):
+        magnitude = float(np.abs(output).max()) if np.size(output) else 0.0
+        if magnitude > 1e6:
+            largest = (name, magnitude)
+            break
+        if largest is None or magnitude > largest[1]:
+            largest = (name, magnitude)
+    name, magnitude = largest
+    return DivergedError(
+        f"the training loss exploded to {value:.3g} at epoch {epoch}, batch {batch}, more than "
+        f"{limit / max(first, 1.0):.3g} times the first batch's {first:.3g}: layer {name!r} "
+        f"outputs values of magnitude {magnitude:.3g}",
+        fix=FIX + " (training.divergence_factor sets the limit; null turns the check off)")
+
+
 def check_state(arrays, filename, epoch):
     """Raise DivergedError naming the first checkpoint array that holds NaN or Inf."""
     for key, value in arrays.items():

@@ -164,6 +164,7 @@ def restore(trainer, arrays, meta, callbacks):
     trainer.step = meta["step"]
     trainer.history = meta["history"]
     trainer.resume_position = meta.get("position")
+    trainer.first_loss = meta.get("first_loss")
 
 
 def start(run_dir, resume, overwrite, resolved, allow_change):

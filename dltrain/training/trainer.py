@@ -43,6 +43,8 @@ class Trainer:
         self.stop_training = False
         self.restored_epoch = None
         self.class_weight = None     # (classes,) loss weight per class, training/class_weight.py
+        self.divergence_factor = None  # stop when a loss exceeds this times the first batch's
+        self.first_loss = None       # the first training batch's loss (saved: resume keeps the limit)
         self.regularized = regularizers.terms(model) if model.built else []
         self.position = None         # (epoch, batches done, loss total, seen, metrics) in an epoch
         self.resume_position = None  # a saved position record to continue from (mid-epoch resume)
@@ -87,6 +89,11 @@ class Trainer:
             value = float(self.loss(out, y, weights, logits=self.fused))
             if not np.isfinite(value):
                 raise finite.loss_diverged(self.model, x, value, epoch, batch + 1)
+            if self.first_loss is None:
+                self.first_loss = value
+            if self.divergence_factor and value > self.divergence_factor * max(self.first_loss, 1.0):
+                raise finite.loss_exploded(self.model, x, value, self.divergence_factor *
+                                           max(self.first_loss, 1.0), self.first_loss, epoch, batch + 1)
             self.model.backward(self.loss.backward(), logits=self.fused, input_grad=False)
             if self.regularized:
                 value += regularizers.apply(self.regularized)
@@ -169,6 +176,7 @@ class Trainer:
             "callbacks": [c.state_dict() for c in self.callbacks],
             "history": self.history,
             "position": position.record(self),
+            "first_loss": self.first_loss,
         }
 
     def save_checkpoint(self, filename, epoch):
