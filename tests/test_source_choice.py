@@ -47,5 +47,11 @@ def test_an_idx_file_is_recognized_by_its_whole_name(files):
 
 
 def test_an_unknown_extension_names_the_file_and_the_known_ones(files):
-    with pytest.raises(DataError, match=r"notes\.xyz.*cannot tell how to read"):
+    with pytest.raises(DataError, match=r"notes\.xyz: cannot tell how to read a .\.xyz. file"):
         for_file(files / "notes.xyz")
+
+
+def test_a_file_without_an_extension_is_not_called_a_folder(files):
+    (files / "passwd").write_text("root:x:0:0\n")
+    with pytest.raises(DataError, match="a file without an extension"):
+        for_file(files / "passwd")

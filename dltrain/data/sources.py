@@ -300,7 +300,9 @@ def for_file(path, train_source=None):
     if not candidates:
         known = sorted({e for n in registry("source").names()
                         for e in getattr(registry("source").get(n), "extensions", ())})
-        raise DataError(f"{path}: cannot tell how to read a {path.suffix or 'folder'!r} file",
+        kind = "a folder" if path.is_dir() else \
+            (f"a {path.suffix!r} file" if path.suffix else "a file without an extension")
+        raise DataError(f"{path}: cannot tell how to read {kind}",
                         expected="a file ending in " + ", ".join(known))
     same_class = [c for c in candidates if isinstance(train_source, c)]
     same_family = [c for c in candidates if c.family == getattr(train_source, "family", None)]
