@@ -15,12 +15,11 @@ PyTorch is imported.
     python benchmarks/convnet.py [--rounds 5] [--steps 150] [--threads N] [--no-torch]
     python benchmarks/convnet.py --torch-site /work/torchenv/lib/python3.11/site-packages
 """
-import argparse
-import os
-import resource
+import functools
 import statistics
-import sys
 import time
+
+import harness
 
 SAMPLES, BATCH, CLASSES = 60_000, 64, 10
 STEPS_PER_EPOCH = -(-SAMPLES // BATCH)
@@ -37,17 +36,10 @@ LAYERS = [
 
 
 def parse():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per framework")
     parser.add_argument("--steps", type=int, default=150, help="batches per round")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="BLAS / torch threads")
-    parser.add_argument("--no-torch", action="store_true", help="time dltrain only")
-    parser.add_argument("--torch-site", help="site-packages of a venv holding torch (appended to sys.path)")
     return parser.parse_args()
-
-
-def peak_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_data():
@@ -127,25 +119,12 @@ def torch_runner(x, y, threads):
 
 def main():
     args = parse()
-    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(key, str(args.threads))     # before numpy loads its BLAS
-    if args.torch_site:
-        sys.path.append(args.torch_site)
+    harness.prepare(args)
     x, y = make_data()
-    runners = {"dltrain": dltrain_runner(x, y)}
-    runners["dltrain"](20)                                 # warm-up: buffers, BLAS threads
-    times = {"dltrain": [runners["dltrain"](args.steps)]}
-    dltrain_peak = peak_mib()
-    if not args.no_torch:
-        try:
-            runners["torch"] = torch_runner(x, y, args.threads)
-            runners["torch"](20)
-            times["torch"] = []
-        except ImportError:
-            print("PyTorch is not importable here: timing dltrain only", file=sys.stderr)
-    for _ in range(args.rounds if "torch" in times else args.rounds - 1):
-        for name, run in runners.items():
-            times[name].append(run(args.steps))
+    times, dltrain_peak = harness.alternate(        # each run: args.steps batches, seconds per step
+        functools.partial(dltrain_runner(x, y), args.steps),
+        lambda: functools.partial(torch_runner(x, y, args.threads), args.steps),
+        args.rounds, not args.no_torch)
     import numpy as np
 
     print(f"convnet conv32-pool-conv64-pool-conv64-dense64-dense10, RMSprop, batch {BATCH}, float32, "
@@ -156,11 +135,7 @@ def main():
         print(f"  {name:8s} median {step * 1000:.1f} ms/step (min {min(values) * 1000:.1f}, "
               f"max {max(values) * 1000:.1f}) -> {step * STEPS_PER_EPOCH:.1f} s per 60,000-sample epoch")
     print(f"  dltrain peak RSS {dltrain_peak:.0f} MiB (data {x.nbytes / 2**20:.0f} MiB)")
-    if "torch" in times:
-        import torch
-
-        ratio = statistics.median(times["dltrain"]) / statistics.median(times["torch"])
-        print(f"  torch {torch.__version__}: dltrain / torch = {ratio:.2f}x")
+    harness.print_ratio(times)
 
 
 if __name__ == "__main__":

@@ -11,28 +11,19 @@ PyTorch is imported.
     # PyTorch installed in another virtual environment (same Python version):
     python benchmarks/lstm.py --torch-site /path/to/torch-venv/lib/python3.11/site-packages
 """
-import argparse
-import os
-import resource
 import statistics
-import sys
 import time
+
+import harness
 
 VOCAB, DIM, UNITS, STEPS, BATCH, EPOCH_SAMPLES = 10_000, 32, 32, 500, 128, 25_000
 
 
 def parse():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per framework")
     parser.add_argument("--batches", type=int, default=20, help="batches per round")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="BLAS / torch threads")
-    parser.add_argument("--no-torch", action="store_true", help="time dltrain only")
-    parser.add_argument("--torch-site", help="site-packages of a venv holding torch (appended to sys.path)")
     return parser.parse_args()
-
-
-def peak_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_data(batches):
@@ -69,8 +60,8 @@ def dltrain_runner(x, y):
     def run():
         epoch[0] += 1
         started = time.perf_counter()
-        logs = trainer.train_epoch(split, epoch[0])
-        return time.perf_counter() - started, logs["loss"]
+        trainer.train_epoch(split, epoch[0])
+        return time.perf_counter() - started
 
     return run
 
@@ -103,43 +94,24 @@ def torch_runner(x, y, threads):
         epoch[0] += 1
         order = torch.from_numpy(np.random.default_rng(epoch[0]).permutation(len(x)))
         started = time.perf_counter()
-        total = 0.0
         for start in range(0, len(x), BATCH):
             index = order[start:start + BATCH]
             optimizer.zero_grad(set_to_none=False)
             loss = loss_fn(model(tx[index]), ty[index])
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(index)
-        return time.perf_counter() - started, total / len(x)
+            loss.item()                        # the loss is read every batch, as dltrain does
+        return time.perf_counter() - started
 
     return run
 
 
 def main():
     args = parse()
-    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(key, str(args.threads))     # before numpy loads its BLAS
-    if args.torch_site:
-        sys.path.append(args.torch_site)
+    harness.prepare(args)
     x, y = make_data(args.batches)
-    run_dltrain = dltrain_runner(x, y)
-    run_dltrain()                                          # warm-up: buffers, BLAS threads
-    first, _ = run_dltrain()
-    dltrain_peak = peak_mib()
-    times = {"dltrain": [first]}
-    runners = {"dltrain": run_dltrain}
-    if not args.no_torch:
-        try:
-            runners["torch"] = torch_runner(x, y, args.threads)
-            runners["torch"]()
-            times["torch"] = []
-        except ImportError:
-            print("PyTorch is not importable here: timing dltrain only", file=sys.stderr)
-    for _ in range(args.rounds - 1 if "torch" not in times else args.rounds):
-        for name, run in runners.items():
-            seconds, _ = run()
-            times[name].append(seconds)
+    times, dltrain_peak = harness.alternate(        # each run: every batch of x, its seconds
+        dltrain_runner(x, y), lambda: torch_runner(x, y, args.threads), args.rounds, not args.no_torch)
     import numpy as np
 
     per_epoch = -(-EPOCH_SAMPLES // BATCH) / args.batches
@@ -152,11 +124,7 @@ def main():
               f"{median * per_epoch:.1f} s per 25,000-sequence epoch  "
               f"(rounds {', '.join(f'{v:.2f}' for v in values)} s)")
     print(f"  dltrain peak RSS {dltrain_peak:.0f} MiB (data {x.nbytes / 2**20:.0f} MiB)")
-    if "torch" in times:
-        import torch
-
-        ratio = statistics.median(times["dltrain"]) / statistics.median(times["torch"])
-        print(f"  torch {torch.__version__}: dltrain / torch = {ratio:.2f}x")
+    harness.print_ratio(times)
 
 
 if __name__ == "__main__":

@@ -12,27 +12,18 @@ Peak memory (ru_maxrss) is measured for dltrain before PyTorch is imported.
     # PyTorch installed in another virtual environment (same Python version):
     python benchmarks/mlp.py --torch-site /path/to/torch-venv/lib/python3.11/site-packages
 """
-import argparse
-import os
-import resource
 import statistics
-import sys
 import time
+
+import harness
 
 SAMPLES, FEATURES, HIDDEN, CLASSES, BATCH = 60_000, 784, 512, 10, 128
 
 
 def parse():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs per framework")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="BLAS / torch threads")
-    parser.add_argument("--no-torch", action="store_true", help="time dltrain only")
-    parser.add_argument("--torch-site", help="site-packages of a venv holding torch (appended to sys.path)")
     return parser.parse_args()
-
-
-def peak_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_data():
@@ -68,8 +59,8 @@ def dltrain_epoch_runner(x, y):
     def run():
         epoch[0] += 1
         started = time.perf_counter()
-        logs = trainer.train_epoch(split, epoch[0])
-        return time.perf_counter() - started, logs["loss"]
+        trainer.train_epoch(split, epoch[0])
+        return time.perf_counter() - started
 
     return run
 
@@ -91,7 +82,6 @@ def torch_epoch_runner(x, y, threads):
         epoch[0] += 1
         order = torch.from_numpy(np.random.default_rng(epoch[0]).permutation(SAMPLES))
         started = time.perf_counter()
-        total = 0.0
         for start in range(0, SAMPLES, BATCH):
             index = order[start:start + BATCH]
             xb, yb = tx[index], ty[index]
@@ -100,36 +90,19 @@ def torch_epoch_runner(x, y, threads):
             loss = loss_fn(out, yb)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(index)
-        return time.perf_counter() - started, total / SAMPLES
+            loss.item()                        # the loss is read every batch, as dltrain does
+        return time.perf_counter() - started
 
     return run
 
 
 def main():
     args = parse()
-    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(key, str(args.threads))     # before numpy loads its BLAS
-    if args.torch_site:
-        sys.path.append(args.torch_site)
+    harness.prepare(args)
     x, y = make_data()
-    run_dltrain = dltrain_epoch_runner(x, y)
-    run_dltrain()                                          # warm-up: buffers, BLAS threads
-    first, _ = run_dltrain()
-    dltrain_peak = peak_mib()
-    times = {"dltrain": [first]}
-    runners = {"dltrain": run_dltrain}
-    if not args.no_torch:
-        try:
-            runners["torch"] = torch_epoch_runner(x, y, args.threads)
-            runners["torch"]()
-            times["torch"] = []
-        except ImportError:
-            print("PyTorch is not importable here: timing dltrain only", file=sys.stderr)
-    for _ in range(args.epochs - 1 if "torch" not in times else args.epochs):
-        for name, run in runners.items():
-            seconds, loss = run()
-            times[name].append(seconds)
+    run_dltrain = dltrain_epoch_runner(x, y)      # each run: one epoch, its seconds
+    times, dltrain_peak = harness.alternate(
+        run_dltrain, lambda: torch_epoch_runner(x, y, args.threads), args.epochs, not args.no_torch)
     import numpy as np
 
     print(f"MLP {FEATURES}->{HIDDEN} relu->{CLASSES} softmax, RMSprop, batch {BATCH}, float32, "
@@ -138,11 +111,7 @@ def main():
         print(f"  {name:8s} median {statistics.median(values):.3f} s/epoch  "
               f"(min {min(values):.3f}, max {max(values):.3f}, {len(values)} epochs)")
     print(f"  dltrain peak RSS {dltrain_peak:.0f} MiB (data {x.nbytes / 2**20:.0f} MiB)")
-    if "torch" in times:
-        import torch
-
-        ratio = statistics.median(times["dltrain"]) / statistics.median(times["torch"])
-        print(f"  torch {torch.__version__}: dltrain / torch = {ratio:.2f}x")
+    harness.print_ratio(times)
 
 
 if __name__ == "__main__":
