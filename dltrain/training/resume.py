@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dltrain.errors import CheckpointError, ConfigError
 from dltrain.training import checkpoint
-from dltrain.training.files import TEMP_MARK, clean_temporaries
+from dltrain.training.files import TEMP_MARK
 
 PREVIOUS = "previous.npz"
 ABSENT = "<absent>"
@@ -135,15 +135,9 @@ def check_config(old, new, allow_change):
 
 def reopen(run_dir):
     """Check a run directory being resumed is writable and remove stale temporaries."""
-    run_dir = Path(run_dir)
-    try:
-        probe = run_dir / "checkpoints" / ".write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as error:
-        raise CheckpointError(f"cannot write to run directory {str(run_dir)!r}: {error.strerror}",
-                              fix="make it writable, or copy the run somewhere writable.") from None
-    clean_temporaries(run_dir)
+    from dltrain.training import rundir
+
+    rundir.check_writable(run_dir, fix="make it writable, or copy the run somewhere writable.")
 
 
 def restore(trainer, arrays, meta, callbacks):

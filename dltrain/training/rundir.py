@@ -23,16 +23,23 @@ def prepare(path, overwrite=False):
                               fix="pass --overwrite to replace it, --run-dir to choose another, "
                                   "or --resume to continue it.")
         _empty(path)
+    check_writable(path, fix="choose a writable place with --run-dir.")
+    return path
+
+
+def check_writable(path, fix):
+    """Create path/checkpoints, write and remove a probe file there, and remove stale temporaries;
+    a CheckpointError (exit 5) saying ``fix`` when the folder cannot be written."""
+    path = Path(path)
     try:
         (path / "checkpoints").mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
+        probe = path / "checkpoints" / ".write-test"
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as error:
         raise CheckpointError(f"cannot write to run directory {str(path)!r}: {error.strerror}",
-                              fix="choose a writable place with --run-dir.") from None
+                              fix=fix) from None
     clean_temporaries(path)
-    return path
 
 
 def _empty(path):
