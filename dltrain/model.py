@@ -16,6 +16,9 @@ from dltrain.registry import build, registry, split_spec, suggest
 #: keys of a layer spec that the model reads; the rest are the layer's constructor arguments
 NODE_KEYS = ("name", "inputs", "activation", "kernel_regularizer", "bias_regularizer")
 INPUT = "input"
+#: pair a convolution with the tiled max pooling that alone reads it (Conv2D.emit_pool_blocks);
+#: tests turn it off to compare with the plain layout
+FUSE_POOL_BLOCKS = True
 
 
 class Node:
@@ -102,7 +105,9 @@ class Model:
 
     def _compute_read_regions(self):
         """Tell a layer whose output is read by one layer alone which part that reader reads
-        (a `valid` pooling of a convolution's odd-sized output), so it computes no more."""
+        (a `valid` pooling of a convolution's odd-sized output), so it computes no more; or, for
+        a tiled max pooling of a convolution, pair the two to pass the output in the pooling's
+        blocks (Conv2D.emit_pool_blocks)."""
         readers, by_name = {}, {node.name: node for node in self.nodes}
         for node in self.nodes:
             for name in node.inputs:
@@ -111,6 +116,11 @@ class Model:
             source = by_name.get(node.inputs[0])
             if (source is None or readers[source.name] != [node] or source.name == self.output
                     or not hasattr(node.layer, "input_region") or not hasattr(source.layer, "compute_only")):
+                continue
+            blocks = getattr(node.layer, "blocks_for", lambda shape: None)(source.output_shape)
+            if (blocks is not None and FUSE_POOL_BLOCKS and hasattr(source.layer, "emit_pool_blocks")
+                    and source.layer.emit_pool_blocks(blocks)):
+                node.layer.take_blocks()
                 continue
             region = node.layer.input_region(source.output_shape)
             if region is not None:

@@ -111,6 +111,7 @@ def test_max_pooling_runs_before_the_relu_with_the_same_outputs_and_gradients(mo
     from dltrain.layers.pooling import _MaxPooling
     from dltrain.model import Model
 
+    monkeypatch.setattr("dltrain.model.FUSE_POOL_BLOCKS", False)     # bit-exact products: same rows
     x = np.random.default_rng(4).standard_normal((3, 10, 10, 1)).astype(np.float32)
     results = []
     for commutes in (True, False):
@@ -144,8 +145,10 @@ def test_a_relu_read_by_another_layer_or_named_as_output_stays_before_the_poolin
     assert model.output == "conv2d_1_relu"
 
 
-def test_a_conv_read_by_a_cropping_pooling_computes_only_the_read_region_with_equal_results():
+def test_a_conv_read_by_a_cropping_pooling_computes_only_the_read_region_with_equal_results(monkeypatch):
     from dltrain.model import Model
+
+    monkeypatch.setattr("dltrain.model.FUSE_POOL_BLOCKS", False)
 
     config = {"input_shape": [13, 13, 3], "layers": [
         {"type": "conv2d", "filters": 4, "kernel_size": 3},                 # 11x11: pooling reads 10x10
@@ -179,3 +182,77 @@ def test_a_conv_read_by_two_layers_computes_all_of_its_output():
         {"type": "global_max_pooling2d", "inputs": ["c"]}]})
     model.build(np.random.default_rng(0))
     assert model.nodes[0].layer._region is None
+
+
+def to_blocks(x, pool):
+    """(B, H, W, C) -> the (B, ph*pw, H//ph, W//pw, C) blocks of Conv2D.emit_pool_blocks."""
+    (ph, pw), (b, h, w, c) = pool, x.shape
+    x = x[:, :h // ph * ph, :w // pw * pw].reshape(b, h // ph, ph, w // pw, pw, c)
+    return np.ascontiguousarray(x.transpose(0, 2, 4, 1, 3, 5)).reshape(b, ph * pw, h // ph, w // pw, c)
+
+
+@pytest.mark.parametrize("pool, shape", [((2, 2), (3, 6, 6, 4)), ((2, 2), (2, 7, 9, 3)),
+                                         ((3, 3), (2, 9, 9, 2)), ((2, 3), (2, 6, 7, 5))])
+def test_max_pooling_of_blocks_equals_the_tiled_path_with_ties(pool, shape):
+    rng = np.random.default_rng(7)
+    x = np.maximum(rng.integers(-2, 3, shape), 0).astype(np.float32)     # many ties
+    plain, blocked = (build("layer", {"type": "max_pooling2d", "pool_size": list(pool)}) for _ in range(2))
+    plain.name, blocked.name = "plain", "blocked"
+    for layer in (plain, blocked):
+        layer.build(shape[1:], None)
+    assert blocked.blocks_for(shape[1:]) == pool
+    blocked.take_blocks()
+    y = plain.forward(x, True)
+    np.testing.assert_array_equal(blocked.forward(to_blocks(x, pool), True), y)
+    grad_y = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(blocked.backward(grad_y), to_blocks(plain.backward(grad_y), pool))
+
+
+@pytest.mark.parametrize("conv, input_shape, pool", [
+    ({"filters": 4, "kernel_size": 3}, (10, 10, 1), 2),                      # ones column (K = 9)
+    ({"filters": 5, "kernel_size": 3}, (11, 11, 6), 2),                      # odd: reads 8x8 of 9x9
+    ({"filters": 3, "kernel_size": 3, "padding": "same", "use_bias": False}, (9, 9, 4), 3),
+    ({"filters": 3, "kernel_size": [2, 3], "strides": 2, "dilation_rate": 1}, (13, 14, 3), 2),
+    ({"filters": 2, "kernel_size": 3, "dilation_rate": 2, "padding": "same"}, (8, 8, 3), 2),
+    ({"filters": 4, "kernel_size": 1}, (6, 6, 5), 2),                        # 1x1: no plain shortcut
+])
+def test_a_conv_giving_pooling_blocks_equals_the_plain_layout(monkeypatch, conv, input_shape, pool):
+    """Outputs, every parameter's gradient and the input's gradient, through a model whose conv
+    is not the first layer (so it computes its input gradient too)."""
+    from dltrain.model import Model
+
+    config = {"input_shape": list(input_shape), "layers": [
+        {"type": "zero_padding2d", "padding": 1},
+        {"type": "conv2d", "activation": "relu", **conv},
+        {"type": "max_pooling2d", "pool_size": pool},
+        {"type": "flatten"}, {"type": "dense", "units": 3}]}
+    b = 3
+    x = np.random.default_rng(8).standard_normal((b, *input_shape)).astype(np.float32)
+    results = []
+    for fuse in (True, False):
+        monkeypatch.setattr("dltrain.model.FUSE_POOL_BLOCKS", fuse)
+        model = Model.from_config(config)
+        model.build(np.random.default_rng(0))
+        conv_layer = next(n.layer for n in model.nodes if n.layer.registered_name == "conv2d")
+        assert (conv_layer._blocks is not None) == fuse
+        y = model.forward(x, training=True)
+        grad_x = model.backward(np.ones_like(y))
+        results.append((y, {"input": grad_x, **{k: g.copy() for k, _, g in model.parameters()}}))
+    (y, grads), (y_plain, grads_plain) = results
+    np.testing.assert_allclose(y, y_plain, rtol=1e-5, atol=1e-6)
+    for key in grads_plain:
+        np.testing.assert_allclose(grads[key], grads_plain[key], rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+def test_a_conv_read_by_a_pooling_and_another_layer_keeps_the_plain_layout():
+    from dltrain.model import Model
+
+    model = Model.from_config({"input_shape": [8, 8, 1], "layers": [
+        {"name": "c", "type": "conv2d", "filters": 2, "kernel_size": 3},
+        {"name": "p", "type": "max_pooling2d", "pool_size": 2},
+        {"name": "q", "type": "max_pooling2d", "pool_size": 2, "inputs": ["c"]},
+        {"type": "concatenate", "inputs": ["p", "q"]}]})
+    model.build(np.random.default_rng(0))
+    assert model.nodes[0].layer._blocks is None
+    y = model.forward(np.ones((2, 8, 8, 1), dtype=np.float32))
+    assert y.shape == (2, 3, 3, 4)

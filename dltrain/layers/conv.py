@@ -52,6 +52,7 @@ class Conv2D(Layer):
         self.bias_initializer = bias_initializer
         self._workspace = windows.Workspace()
         self._region = None             # (rows, cols) of the output its one reader reads
+        self._blocks = None             # (ph, pw) of the tiled max pooling that reads it all
 
     # a conv1d is a conv2d one pixel high: these give the 2-D view of the window arguments
     def _window(self):
@@ -82,9 +83,37 @@ class Conv2D(Layer):
         if self.rank == 2 and self.padding == "valid":
             self._region = tuple(region)
 
+    def emit_pool_blocks(self, pool_size):
+        """Give the output in the layout of a tiled max pooling, the one layer that reads it.
+
+        The model calls this (with the pooling's ``take_blocks``) where a 2-D `valid` max pooling
+        whose windows tile the image reads this output alone. The output is then
+        (B, ph*pw, Ho, Wo, F): block k = i*pw + j holds output pixels (ho*ph + i, wo*pw + j), the
+        window offset (i, j) of every pooling window, so the pooling compares ph*pw contiguous
+        blocks instead of strided pairs of pixels. Each block is a convolution with strides
+        multiplied by the pool size, so the im2col rows are simply gathered in that order and
+        the products are those of the plain layout on the same rows, permuted; the pixels no
+        window reads are never computed. The backward takes its gradient in the same layout.
+        Returns whether it will.
+        """
+        if self.rank != 2:
+            return False
+        self._blocks = tuple(pool_size)
+        return True
+
+    def _placements(self, out_hw):
+        """[(offset, strides)] of the output blocks and the (Ho, Wo) of each: one block of the
+        whole output, or one per pooling window offset (see emit_pool_blocks)."""
+        _, strides, _ = self._window()
+        if self._blocks is None:
+            return [((0, 0), strides)], out_hw
+        (ph, pw), (sh, sw) = self._blocks, strides
+        step = (sh * ph, sw * pw)
+        return [((i * sh, j * sw), step) for i in range(ph) for j in range(pw)], (out_hw[0] // ph, out_hw[1] // pw)
+
     def forward(self, x, training=False):
         self._crop = None
-        if self._region is not None:
+        if self._region is not None and self._blocks is None:
             (out_h, out_w), _ = windows.output_size(self, x.shape[1:3], *self._window(), self.padding)
             rows, cols = self._region
             if (rows, cols) != (out_h, out_w) and rows <= out_h and cols <= out_w:
@@ -117,19 +146,22 @@ class Conv2D(Layer):
         out_hw, self._pads = windows.output_size(self, (h, w), kernel, strides, dilation, self.padding)
         x_pad = windows.pad(x, self._pads)
         self._padded_shape = x_pad.shape
+        placements, block_hw = self._placements(out_hw)
         taps = kernel[0] * kernel[1] * c                                  # K
         weights = self.params["kernel"].reshape(taps, -1)                # (K, F)
         # short rows (a first layer's K = 9): the products run per image (see _per_image), and
         # the bias rides in the product as a column of ones instead of a pass over a large output
         self._short_rows = taps < self.bias_column_below
-        if kernel == (1, 1) and strides == (1, 1):
+        if kernel == (1, 1) and strides == (1, 1) and self._blocks is None:
             self._bias_column = False
             self._cols = x_pad.reshape(-1, taps)           # a 1x1 convolution needs no copy
         else:
             self._bias_column = self.use_bias and self._short_rows
-            buffer = self._workspace.get("cols", (b, *out_hw, taps + self._bias_column), x.dtype)
-            windows.im2col(x_pad, kernel, out_hw, strides, dilation,
-                           out=buffer[..., :taps].reshape(b, *out_hw, *kernel, c))
+            shape = (b, len(placements), *block_hw, taps + self._bias_column)
+            buffer = self._workspace.get("cols", shape, x.dtype)
+            for k, ((top, left), step) in enumerate(placements):
+                windows.im2col(x_pad[:, top:, left:], kernel, block_hw, step, dilation,
+                               out=buffer[:, k, ..., :taps].reshape(b, *block_hw, *kernel, c))
             if self._bias_column:
                 buffer[..., taps] = 1
                 weights = np.concatenate([weights, self.params["bias"][None]])   # (K+1, F)
@@ -140,12 +172,14 @@ class Conv2D(Layer):
             y = self._cols @ weights                                     # (N, K) @ (K, F) -> (N, F)
         if self.use_bias and not self._bias_column:
             y += self.params["bias"]
+        if self._blocks is not None:
+            return y.reshape(b, len(placements), *block_hw, self.filters)   # (B, ph*pw, Ho, Wo, F)
         y = y.reshape(b, *out_hw, self.filters)
         return y if self.rank == 2 else y[:, 0]
 
     def _backward(self, grad_y):
-        grad_y = grad_y if self.rank == 2 else grad_y[:, None]
-        b, out_h, out_w, f = grad_y.shape
+        grad_y = grad_y if self.rank == 2 or self._blocks is not None else grad_y[:, None]
+        b, f = grad_y.shape[0], grad_y.shape[-1]
         g = grad_y.reshape(-1, f)                                       # (N, F)
         if self._short_rows:
             grad_weights = _per_image_weight_grad(self._cols, g, b)      # (K[+1], N) @ (N, F) -> (K[+1], F)
@@ -161,27 +195,29 @@ class Conv2D(Layer):
             return None
         kernel, strides, _ = self._window()
         c = self._padded_shape[-1]
-        if kernel == (1, 1) and strides == (1, 1):
+        if kernel == (1, 1) and strides == (1, 1) and self._blocks is None:
             weights = self.params["kernel"].reshape(c, f)                # (C, F)
             grad_x = (g @ weights.T).reshape(self._padded_shape)         # (N, F) @ (F, C) -> (N, C)
         else:
-            grad_x = self._col2im_product(g, b, (out_h, out_w), c)
+            grad_x = self._col2im_product(g, b, c)
         grad_x = windows.unpad(grad_x, self._pads)
         return grad_x if self.rank == 2 else grad_x[:, 0]
 
-    def _col2im_product(self, g, b, out_hw, c):
+    def _col2im_product(self, g, b, c):
         """grad_x (B, Hp, Wp, C) = col2im(g @ kernel.T).
 
         One product per kernel offset, so that each offset's slab of column gradients is
         contiguous (a single (N, F) @ (F, K) product leaves runs of C floats for col2im's adds).
         """
-        kernel, strides, dilation = self._window()
+        kernel, _, dilation = self._window()
         taps, f = kernel[0] * kernel[1], g.shape[1]
         weights = self.params["kernel"].reshape(taps, c, f).transpose(0, 2, 1)    # (T, F, C)
-        slabs = self._workspace.get("grad_cols", (taps, b, *out_hw, c), g.dtype)
-        np.matmul(g, weights, out=slabs.reshape(taps, -1, c))          # (N, F) @ (T, F, C) -> (T, N, C)
-        grad_x = np.zeros(self._padded_shape, dtype=g.dtype)
-        return windows.col2im_slabs(slabs.reshape(*kernel, b, *out_hw, c), grad_x, strides, dilation)
+        slabs = self._workspace.get("grad_cols", (taps, len(g), c), g.dtype)
+        np.matmul(g, weights, out=slabs)                                # (N, F) @ (T, F, C) -> (T, N, C)
+        out_hw, _ = windows.output_size(self, self._padded_shape[1:3], kernel, self._window()[1], dilation, "valid")
+        placements, block_hw = self._placements(out_hw)
+        slabs = slabs.reshape(*kernel, b, len(placements), *block_hw, c)
+        return windows.col2im_slabs(slabs, self._padded_shape, placements, dilation)
 
     def flops(self, input_shape, output_shape):
         taps = int(np.prod(self._kernel)) * self._image_shape(input_shape)[-1]

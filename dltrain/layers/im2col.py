@@ -10,7 +10,7 @@ never a loop over samples or pixels and never ``np.add.at``.
 """
 import numpy as np
 
-from dltrain import check
+from dltrain import check, parallel
 
 
 def padding_amounts(length, kernel, stride, dilation, padding):
@@ -82,11 +82,16 @@ def im2col(x, kernel, out_hw, strides, dilation, out=None):
     if out is None:
         out = np.empty((b, *out_hw, kh, kw, c), dtype=x.dtype)
     if dilation[1] == 1 and kw * c >= out_hw[1] and x.strides[2] == c * x.strides[3]:
-        np.copyto(out.reshape(b, *out_hw, kh, kw * c), kernel_rows(x, kernel, out_hw, strides, dilation))
+        rows, view = out.reshape(b, *out_hw, kh, kw * c), kernel_rows(x, kernel, out_hw, strides, dilation)
+        parallel.over_batch(lambda n: np.copyto(rows[n], view[n]), b, out.size)
         return out
-    for i in range(kh):
-        for j in range(kw):
-            out[:, :, :, i, j] = window(x, i, j, out_hw, strides, dilation)
+
+    def part(n):
+        for i in range(kh):
+            for j in range(kw):
+                out[n, :, :, i, j] = window(x[n], i, j, out_hw, strides, dilation)
+
+    parallel.over_batch(part, b, out.size)
     return out
 
 
@@ -116,14 +121,27 @@ def col2im(cols, padded_shape, kernel, strides, dilation):
     return grad
 
 
-def col2im_slabs(slabs, grad, strides, dilation):
-    """col2im from slabs (kh, kw, B, Ho, Wo, C), one contiguous slab per kernel offset, added
-    into grad (B, Hp, Wp, C)."""
+def col2im_slabs(slabs, padded_shape, placements, dilation):
+    """col2im from slabs (kh, kw, B, P, Ho, Wo, C), one contiguous slab per kernel offset, summed
+    into a new (B, Hp, Wp, C) array; parts of the batch on separate threads.
+
+    ``placements`` [((top, left), strides)] gives where each of the P blocks of output pixels
+    starts and its step: [((0, 0), strides)] for a plain convolution, one per pooling window
+    offset for one that emits pooling blocks (Conv2D.emit_pool_blocks).
+    """
     kh, kw = slabs.shape[:2]
-    out_hw = slabs.shape[3:5]
-    for i in range(kh):
-        for j in range(kw):
-            window(grad, i, j, out_hw, strides, dilation)[...] += slabs[i, j]
+    block_hw = slabs.shape[4:6]
+    grad = np.empty(padded_shape, dtype=slabs.dtype)
+
+    def part(n):
+        grad[n] = 0
+        for p, ((top, left), strides) in enumerate(placements):
+            target = grad[n, top:, left:]
+            for i in range(kh):
+                for j in range(kw):
+                    window(target, i, j, block_hw, strides, dilation)[...] += slabs[i, j, n, p]
+
+    parallel.over_batch(part, len(grad), slabs.size)
     return grad
 
 
