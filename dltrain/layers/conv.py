@@ -208,16 +208,23 @@ class Conv2D(Layer):
 
         One product per kernel offset, so that each offset's slab of column gradients is
         contiguous (a single (N, F) @ (F, K) product leaves runs of C floats for col2im's adds).
+        A gradient in pooling blocks is first laid out as an image again (one copy of g): then
+        each offset's add covers whole rows of the window, not every other pixel.
         """
-        kernel, _, dilation = self._window()
+        kernel, strides, dilation = self._window()
         taps, f = kernel[0] * kernel[1], g.shape[1]
+        out_hw, _ = windows.output_size(self, self._padded_shape[1:3], kernel, strides, dilation, "valid")
+        if self._blocks is not None:
+            (ph, pw), (_, block_hw) = self._blocks, self._placements(out_hw)
+            out_hw = (block_hw[0] * ph, block_hw[1] * pw)
+            image = self._workspace.get("grad_image", (b, block_hw[0], ph, block_hw[1], pw, f), g.dtype)
+            np.copyto(image, g.reshape(b, ph, pw, *block_hw, f).transpose(0, 3, 1, 4, 2, 5))
+            g = image.reshape(-1, f)                                     # (B*Ho*ph*Wo*pw, F)
         weights = self.params["kernel"].reshape(taps, c, f).transpose(0, 2, 1)    # (T, F, C)
         slabs = self._workspace.get("grad_cols", (taps, len(g), c), g.dtype)
         np.matmul(g, weights, out=slabs)                                # (N, F) @ (T, F, C) -> (T, N, C)
-        out_hw, _ = windows.output_size(self, self._padded_shape[1:3], kernel, self._window()[1], dilation, "valid")
-        placements, block_hw = self._placements(out_hw)
-        slabs = slabs.reshape(*kernel, b, len(placements), *block_hw, c)
-        return windows.col2im_slabs(slabs, self._padded_shape, placements, dilation)
+        slabs = slabs.reshape(*kernel, b, 1, *out_hw, c)
+        return windows.col2im_slabs(slabs, self._padded_shape, [((0, 0), strides)], dilation)
 
     def flops(self, input_shape, output_shape):
         taps = int(np.prod(self._kernel)) * self._image_shape(input_shape)[-1]
