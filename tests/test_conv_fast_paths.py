@@ -256,3 +256,19 @@ def test_a_conv_read_by_a_pooling_and_another_layer_keeps_the_plain_layout():
     assert model.nodes[0].layer._blocks is None
     y = model.forward(np.ones((2, 8, 8, 1), dtype=np.float32))
     assert y.shape == (2, 3, 3, 4)
+
+
+@pytest.mark.parametrize("shape, kernel, strides, blocks", [
+    ((2, 9, 9, 8), (3, 3), (1, 1), (2, 2)),       # kernel-row copy
+    ((3, 10, 10, 1), (3, 3), (1, 1), (2, 2)),     # one channel: per-offset copies
+    ((2, 11, 13, 2), (2, 3), (1, 2), (3, 2)),
+])
+def test_im2col_in_pooling_blocks_is_the_plain_columns_regrouped(shape, kernel, strides, blocks):
+    x = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
+    out_hw, _ = windows.output_size(None, shape[1:3], kernel, strides, (1, 1), "valid")
+    region = (out_hw[0] // blocks[0] * blocks[0], out_hw[1] // blocks[1] * blocks[1])
+    plain = windows.im2col(x, kernel, out_hw, strides, (1, 1))[:, :region[0], :region[1]]
+    b, k = shape[0], kernel[0] * kernel[1] * shape[3]
+    blocked = windows.im2col(x, kernel, region, strides, (1, 1), blocks=blocks)
+    np.testing.assert_array_equal(blocked.reshape(b, -1, region[0] // blocks[0], region[1] // blocks[1], k),
+                                  to_blocks(plain.reshape(b, *region, k), blocks))

@@ -101,16 +101,6 @@ class Conv2D(Layer):
         self._blocks = tuple(pool_size)
         return True
 
-    def _placements(self, out_hw):
-        """[(offset, strides)] of the output blocks and the (Ho, Wo) of each: one block of the
-        whole output, or one per pooling window offset (see emit_pool_blocks)."""
-        _, strides, _ = self._window()
-        if self._blocks is None:
-            return [((0, 0), strides)], out_hw
-        (ph, pw), (sh, sw) = self._blocks, strides
-        step = (sh * ph, sw * pw)
-        return [((i * sh, j * sw), step) for i in range(ph) for j in range(pw)], (out_hw[0] // ph, out_hw[1] // pw)
-
     def forward(self, x, training=False):
         self._crop = None
         if self._region is not None and self._blocks is None:
@@ -146,7 +136,10 @@ class Conv2D(Layer):
         out_hw, self._pads = windows.output_size(self, (h, w), kernel, strides, dilation, self.padding)
         x_pad = windows.pad(x, self._pads)
         self._padded_shape = x_pad.shape
-        placements, block_hw = self._placements(out_hw)
+        blocks = self._blocks or (1, 1)
+        if self._blocks is not None:                    # the region the pooling reads
+            out_hw = (out_hw[0] // blocks[0] * blocks[0], out_hw[1] // blocks[1] * blocks[1])
+        block_hw = (out_hw[0] // blocks[0], out_hw[1] // blocks[1])
         taps = kernel[0] * kernel[1] * c                                  # K
         weights = self.params["kernel"].reshape(taps, -1)                # (K, F)
         # short rows (a first layer's K = 9): the products run per image (see _per_image), and
@@ -157,13 +150,13 @@ class Conv2D(Layer):
             self._cols = x_pad.reshape(-1, taps)           # a 1x1 convolution needs no copy
         else:
             self._bias_column = self.use_bias and self._short_rows
-            shape = (b, len(placements), *block_hw, taps + self._bias_column)
-            buffer = self._workspace.get("cols", shape, x.dtype)
-            for k, ((top, left), step) in enumerate(placements):
-                windows.im2col(x_pad[:, top:, left:], kernel, block_hw, step, dilation,
-                               out=buffer[:, k, ..., :taps].reshape(b, *block_hw, *kernel, c))
+            shape = (b, blocks[0] * blocks[1], *block_hw, taps + self._bias_column)
+            buffer, new = self._workspace.get("cols", shape, x.dtype, new=True)
+            windows.im2col(x_pad, kernel, out_hw, strides, dilation, blocks=blocks,
+                           out=buffer[..., :taps].reshape(*shape[:4], *kernel, c))
             if self._bias_column:
-                buffer[..., taps] = 1
+                if new:                                  # the ones column stays from step to step
+                    buffer[..., taps] = 1
                 weights = np.concatenate([weights, self.params["bias"][None]])   # (K+1, F)
             self._cols = buffer.reshape(-1, buffer.shape[-1])              # (N, K[+1]), N = B*Ho*Wo
         if self._short_rows:
@@ -173,7 +166,7 @@ class Conv2D(Layer):
         if self.use_bias and not self._bias_column:
             y += self.params["bias"]
         if self._blocks is not None:
-            return y.reshape(b, len(placements), *block_hw, self.filters)   # (B, ph*pw, Ho, Wo, F)
+            return y.reshape(b, blocks[0] * blocks[1], *block_hw, self.filters)   # (B, ph*pw, Ho, Wo, F)
         y = y.reshape(b, *out_hw, self.filters)
         return y if self.rank == 2 else y[:, 0]
 
@@ -215,7 +208,8 @@ class Conv2D(Layer):
         taps, f = kernel[0] * kernel[1], g.shape[1]
         out_hw, _ = windows.output_size(self, self._padded_shape[1:3], kernel, strides, dilation, "valid")
         if self._blocks is not None:
-            (ph, pw), (_, block_hw) = self._blocks, self._placements(out_hw)
+            (ph, pw) = self._blocks
+            block_hw = (out_hw[0] // ph, out_hw[1] // pw)
             out_hw = (block_hw[0] * ph, block_hw[1] * pw)
             image = self._workspace.get("grad_image", (b, block_hw[0], ph, block_hw[1], pw, f), g.dtype)
             np.copyto(image, g.reshape(b, ph, pw, *block_hw, f).transpose(0, 3, 1, 4, 2, 5))
@@ -223,8 +217,8 @@ class Conv2D(Layer):
         weights = self.params["kernel"].reshape(taps, c, f).transpose(0, 2, 1)    # (T, F, C)
         slabs = self._workspace.get("grad_cols", (taps, len(g), c), g.dtype)
         np.matmul(g, weights, out=slabs)                                # (N, F) @ (T, F, C) -> (T, N, C)
-        slabs = slabs.reshape(*kernel, b, 1, *out_hw, c)
-        return windows.col2im_slabs(slabs, self._padded_shape, [((0, 0), strides)], dilation)
+        slabs = slabs.reshape(*kernel, b, *out_hw, c)
+        return windows.col2im_slabs(slabs, self._padded_shape, strides, dilation)
 
     def flops(self, input_shape, output_shape):
         taps = int(np.prod(self._kernel)) * self._image_shape(input_shape)[-1]

@@ -69,30 +69,57 @@ def window(x, i, j, out_hw, strides, dilation):
     return x[:, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
 
 
-def im2col(x, kernel, out_hw, strides, dilation, out=None):
+def im2col(x, kernel, out_hw, strides, dilation, out=None, blocks=(1, 1)):
     """Columns (B, Ho, Wo, kh, kw, C) of a padded x (B, Hp, Wp, C); reshape to (B*Ho*Wo, kh*kw*C).
 
     ``out`` is a buffer of that shape to reuse (no fresh pages per step). The copy runs over
     whichever is longer: a kernel row's kw*C floats, contiguous in x when dilation along W is 1
     (one strided copy), or an output row's Wo pixels (one copy per kernel offset, for few
     channels, as a first layer's C = 1).
+
+    With ``blocks`` (ph, pw) the rows come grouped by pooling window offset, as
+    Conv2D.emit_pool_blocks lays its output out: ``out`` is (B, ph*pw, Ho/ph, Wo/pw, kh, kw, C),
+    block i*pw + j holding output pixels (ho*ph + i, wo*pw + j). The same copies, through a
+    permuted view of the destination.
     """
     kh, kw = kernel
-    b, c = x.shape[0], x.shape[3]
+    (ph, pw), b, c = blocks, x.shape[0], x.shape[3]
+    ho, wo = out_hw[0] // ph, out_hw[1] // pw
     if out is None:
-        out = np.empty((b, *out_hw, kh, kw, c), dtype=x.dtype)
+        shape = (b, *out_hw) if blocks == (1, 1) else (b, ph * pw, ho, wo)
+        out = np.empty((*shape, kh, kw, c), dtype=x.dtype)
+    dest = _view(out, (b, ph, pw, ho, wo, kh, kw, c))
     if dilation[1] == 1 and kw * c >= out_hw[1] and x.strides[2] == c * x.strides[3]:
-        rows, view = out.reshape(b, *out_hw, kh, kw * c), kernel_rows(x, kernel, out_hw, strides, dilation)
+        rows = _view(out, (b, ph, pw, ho, wo, kh, kw * c))
+        view = _blocked(kernel_rows(x, kernel, out_hw, strides, dilation), blocks)
         parallel.over_batch(lambda n: np.copyto(rows[n], view[n]), b, out.size)
         return out
 
     def part(n):
         for i in range(kh):
             for j in range(kw):
-                out[n, :, :, i, j] = window(x[n], i, j, out_hw, strides, dilation)
+                dest[n, ..., i, j, :] = _blocked(window(x[n], i, j, out_hw, strides, dilation), blocks)
 
     parallel.over_batch(part, b, out.size)
     return out
+
+
+def _blocked(a, blocks):
+    """The (B, ph, pw, Ho/ph, Wo/pw, ...) view of a (B, Ho, Wo, ...) array: pixel (ho*ph + i,
+    wo*pw + j) at [:, i, j, ho, wo]."""
+    (ph, pw), (b, h, w) = blocks, a.shape[:3]
+    if (ph, pw) == (1, 1):
+        return a[:, None, None]
+    split = a.reshape(b, h // ph, ph, w // pw, pw, *a.shape[3:])         # splits axes: a view
+    return split.transpose(0, 2, 4, 1, 3, *range(5, split.ndim))
+
+
+def _view(a, shape):
+    """a reshaped without a copy (a buffer that is written through), or an error."""
+    view = a.reshape(shape)
+    if not np.shares_memory(view, a):
+        raise ValueError(f"im2col: a {a.shape} buffer cannot be seen as {shape} without a copy")
+    return view
 
 
 def kernel_rows(x, kernel, out_hw, strides, dilation):
@@ -121,25 +148,18 @@ def col2im(cols, padded_shape, kernel, strides, dilation):
     return grad
 
 
-def col2im_slabs(slabs, padded_shape, placements, dilation):
-    """col2im from slabs (kh, kw, B, P, Ho, Wo, C), one contiguous slab per kernel offset, summed
-    into a new (B, Hp, Wp, C) array; parts of the batch on separate threads.
-
-    ``placements`` [((top, left), strides)] gives where each of the P blocks of output pixels
-    starts and its step: [((0, 0), strides)] for a plain convolution, one per pooling window
-    offset for one that emits pooling blocks (Conv2D.emit_pool_blocks).
-    """
+def col2im_slabs(slabs, padded_shape, strides, dilation):
+    """col2im from slabs (kh, kw, B, Ho, Wo, C), one contiguous slab per kernel offset, summed
+    into a new (B, Hp, Wp, C) array; parts of the batch on separate threads."""
     kh, kw = slabs.shape[:2]
-    block_hw = slabs.shape[4:6]
+    out_hw = slabs.shape[3:5]
     grad = np.empty(padded_shape, dtype=slabs.dtype)
 
     def part(n):
         grad[n] = 0
-        for p, ((top, left), strides) in enumerate(placements):
-            target = grad[n, top:, left:]
-            for i in range(kh):
-                for j in range(kw):
-                    window(target, i, j, block_hw, strides, dilation)[...] += slabs[i, j, n, p]
+        for i in range(kh):
+            for j in range(kw):
+                window(grad[n], i, j, out_hw, strides, dilation)[...] += slabs[i, j, n]
 
     parallel.over_batch(part, len(grad), slabs.size)
     return grad
@@ -164,11 +184,14 @@ class Workspace:
     def __init__(self):
         self.buffers = {}
 
-    def get(self, name, shape, dtype):
+    def get(self, name, shape, dtype, new=False):
+        """The buffer ``name`` of that shape and dtype (contents left from its last use); with
+        ``new``, also whether it was just made."""
         buffer = self.buffers.get(name)
-        if buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype:
+        made = buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype
+        if made:
             buffer = self.buffers[name] = np.empty(shape, dtype=dtype)
-        return buffer
+        return (buffer, made) if new else buffer
 
     def ones(self, length, dtype):
         """A (length,) vector of ones: sums over rows as a product, ``ones @ g`` (BLAS, not a
