@@ -10,7 +10,7 @@ never a loop over samples or pixels and never ``np.add.at``.
 """
 import numpy as np
 
-from dltrain import check, parallel
+from dltrain import check
 
 
 def padding_amounts(length, kernel, stride, dilation, padding):
@@ -92,15 +92,11 @@ def im2col(x, kernel, out_hw, strides, dilation, out=None, blocks=(1, 1)):
     if dilation[1] == 1 and kw * c >= out_hw[1] and x.strides[2] == c * x.strides[3]:
         rows = _view(out, (b, ph, pw, ho, wo, kh, kw * c))
         view = _blocked(kernel_rows(x, kernel, out_hw, strides, dilation), blocks)
-        parallel.over_batch(lambda n: np.copyto(rows[n], view[n]), b, out.size)
+        np.copyto(rows, view)
         return out
-
-    def part(n):
-        for i in range(kh):
-            for j in range(kw):
-                dest[n, ..., i, j, :] = _blocked(window(x[n], i, j, out_hw, strides, dilation), blocks)
-
-    parallel.over_batch(part, b, out.size)
+    for i in range(kh):
+        for j in range(kw):
+            dest[..., i, j, :] = _blocked(window(x, i, j, out_hw, strides, dilation), blocks)
     return out
 
 
@@ -150,18 +146,13 @@ def col2im(cols, padded_shape, kernel, strides, dilation):
 
 def col2im_slabs(slabs, padded_shape, strides, dilation):
     """col2im from slabs (kh, kw, B, Ho, Wo, C), one contiguous slab per kernel offset, summed
-    into a new (B, Hp, Wp, C) array; parts of the batch on separate threads."""
+    into a new (B, Hp, Wp, C) array."""
     kh, kw = slabs.shape[:2]
     out_hw = slabs.shape[3:5]
-    grad = np.empty(padded_shape, dtype=slabs.dtype)
-
-    def part(n):
-        grad[n] = 0
-        for i in range(kh):
-            for j in range(kw):
-                window(grad[n], i, j, out_hw, strides, dilation)[...] += slabs[i, j, n]
-
-    parallel.over_batch(part, len(grad), slabs.size)
+    grad = np.zeros(padded_shape, dtype=slabs.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window(grad, i, j, out_hw, strides, dilation)[...] += slabs[i, j]
     return grad
 
 

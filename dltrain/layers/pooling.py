@@ -8,7 +8,7 @@ way gradients go to one input per window with masked products: no scatter-add.
 """
 import numpy as np
 
-from dltrain import check, parallel
+from dltrain import check
 from dltrain.layers import im2col as windows
 from dltrain.layers.base import Layer
 from dltrain.registry import register
@@ -92,12 +92,8 @@ class _MaxPooling(_Pooling2D):
         self._blocked_shape = x.shape
         y = np.empty((b, *x.shape[2:]), dtype=x.dtype)                  # (B, Ho, Wo, C)
         self._winner = np.empty((b, y[0].size), dtype=np.uint8)
-        flat_x, flat_y = x.reshape(b, blocks, -1), y.reshape(b, -1)
-
-        def part(n):    # the first maximum of the blocks: the first offset in row-major order
-            _first_max(flat_x[n], 1, flat_y[n], self._winner[n])
-
-        parallel.over_batch(part, b, x.size)
+        # the first maximum of the blocks: the first window offset in row-major order
+        _first_max(x.reshape(b, blocks, -1), 1, y.reshape(b, -1), self._winner)
         return y
 
     def _pool_forward(self, x, out_hw):
@@ -117,8 +113,7 @@ class _MaxPooling(_Pooling2D):
 
         First the maximum of each row's pw pixels (and which column holds it), then the maximum
         of ph such row maxima (and which row). Both stages keep the first maximum on ties, so
-        the winner is the first in row-major order, as the per-offset path picks it. Parts of
-        the batch run on separate threads (parallel.over_batch).
+        the winner is the first in row-major order, as the per-offset path picks it.
         """
         (ph, pw), (ho, wo) = self._pool, out_hw
         self._input_shape = x.shape
@@ -129,12 +124,8 @@ class _MaxPooling(_Pooling2D):
         self._column = np.empty((b, h, wo, c), dtype=np.uint8)
         y = np.empty((b, ho, wo, c), dtype=x.dtype)
         self._row = np.empty((b, ho, wo * c), dtype=np.uint8)
-
-        def part(n):
-            _first_max(tiled[n].reshape(-1, h, wo, pw, c), 3, rows[n], self._column[n])
-            _first_max(rows[n].reshape(-1, ho, ph, wo * c), 2, y[n].reshape(-1, ho, wo * c), self._row[n])
-
-        parallel.over_batch(part, b, tiled.size)
+        _first_max(tiled.reshape(b, h, wo, pw, c), 3, rows, self._column)
+        _first_max(rows.reshape(b, ho, ph, wo * c), 2, y.reshape(b, ho, wo * c), self._row)
         return y
 
     def _tiled_backward(self, grad_y):
@@ -149,14 +140,11 @@ class _MaxPooling(_Pooling2D):
         else:
             grad_tiled = np.empty((b, h, wo, pw, c), dtype=grad_y.dtype)
 
-        def part(n):
-            for i in range(ph):                                  # to the winning row
-                np.multiply(g[n], self._row[n] == i, out=grad_rows[n, :, i])
-            rows = grad_rows[n].reshape(-1, h, wo, c)
-            for j in range(pw):                                  # to the winning column
-                np.multiply(rows, self._column[n] == j, out=grad_tiled[n, :, :, j])
-
-        parallel.over_batch(part, b, grad_tiled.size)
+        for i in range(ph):                                      # to the winning row
+            np.multiply(g, self._row == i, out=grad_rows[:, :, i])
+        grad_rows = grad_rows.reshape(b, h, wo, c)
+        for j in range(pw):                                      # to the winning column
+            np.multiply(grad_rows, self._column == j, out=grad_tiled[:, :, :, j])
         if (top, left) == (0, 0):
             return grad_x
         # `same` padded the image
@@ -202,12 +190,8 @@ class _MaxPooling(_Pooling2D):
         b, blocks = self._blocked_shape[:2]
         grad_x = np.empty(self._blocked_shape, dtype=grad_y.dtype)
         g, flat = grad_y.reshape(b, -1), grad_x.reshape(b, blocks, -1)
-
-        def part(n):
-            for k in range(blocks):                              # to the winning offset
-                np.multiply(g[n], self._winner[n] == k, out=flat[n, k])
-
-        parallel.over_batch(part, b, grad_x.size)
+        for k in range(blocks):                                  # to the winning offset
+            np.multiply(g, self._winner == k, out=flat[:, k])
         return grad_x
 
 
