@@ -149,10 +149,15 @@ def col2im_slabs(slabs, padded_shape, strides, dilation):
     into a new (B, Hp, Wp, C) array."""
     kh, kw = slabs.shape[:2]
     out_hw = slabs.shape[3:5]
-    grad = np.zeros(padded_shape, dtype=slabs.dtype)
+    if tuple(strides) == (1, 1):       # the first offset's window is the block [:Ho, :Wo]
+        grad = empty_with_zero_border(padded_shape, *out_hw, slabs.dtype)
+    else:
+        grad = np.zeros(padded_shape, dtype=slabs.dtype)
+    window(grad, 0, 0, out_hw, strides, dilation)[...] = slabs[0, 0]      # written, not added
     for i in range(kh):
         for j in range(kw):
-            window(grad, i, j, out_hw, strides, dilation)[...] += slabs[i, j]
+            if i or j:
+                window(grad, i, j, out_hw, strides, dilation)[...] += slabs[i, j]
     return grad
 
 
