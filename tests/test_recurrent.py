@@ -175,3 +175,31 @@ def test_float32_by_default_and_shapes():
     assert model.output_shape == (7, 2)
     y = model.forward(np.array([[1, 2, 3, 0, 0, 0, 0]], dtype=np.float32))
     assert y.dtype == np.float32 and y.shape == (1, 7, 2)
+
+
+@pytest.mark.parametrize("spec", [{"type": "lstm", "units": 3, "return_sequences": True},
+                                  {"type": "simple_rnn", "units": 4}])
+def test_the_bias_added_in_each_steps_product_equals_the_bias_added_to_the_inputs(monkeypatch, spec):
+    """bias_in_recurrence (a ones row under the states) against adding it to every x_t W."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 6, 2)).astype(np.float32)
+    mask = rng.random((3, 6)) > 0.3
+    bias = None
+    results = []
+    for in_recurrence in (True, False):
+        layer = build("layer", spec)
+        layer.name = "r"
+        layer.build((6, 2), np.random.default_rng(0))
+        if bias is None:
+            bias = rng.standard_normal(layer.params["bias"].shape)
+        layer.params["bias"][...] = bias
+        monkeypatch.setattr(type(layer), "bias_in_recurrence", in_recurrence)
+        layer.input_mask = mask
+        y = layer.forward(x, training=True)
+        grad_x = layer.backward(np.ones_like(y))
+        results.append((y, grad_x, {k: g.copy() for k, g in layer.grads.items()}))
+    (y, grad_x, grads), (y_plain, grad_x_plain, grads_plain) = results
+    np.testing.assert_allclose(y, y_plain, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad_x, grad_x_plain, rtol=1e-5, atol=1e-6)
+    for key in grads:
+        np.testing.assert_allclose(grads[key], grads_plain[key], rtol=1e-5, atol=1e-6, err_msg=key)

@@ -48,6 +48,9 @@ class Recurrent(Layer):
     gate_order = None
     #: leading internal blocks that go through a sigmoid
     sigmoid_gates = 0
+    #: whether the cells add the bias in each step's product (recurrent_cells.states_and_weights)
+    #: rather than the layer adding it to every step's projected input
+    bias_in_recurrence = False
 
     def __init__(self, units, return_sequences=False, go_backwards=False,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -85,6 +88,14 @@ class Recurrent(Layer):
         """The internal-order parameter with the sigmoid columns halved, transposed: (G*U, ...)."""
         return np.ascontiguousarray((self._internal(name) * self._halve).T)
 
+    def _forward_bias(self):
+        """The internal-order bias with the sigmoid entries halved, (G*U,)."""
+        return self._internal("bias") * self._halve
+
+    def _step_bias(self):
+        """The bias for the cells to add in each step's product, or None (xw holds it)."""
+        return self._forward_bias() if self.bias_in_recurrence else None
+
     def _to_params(self, grad):
         """A gradient in the internal column order (..., G*U) back in the parameters' order."""
         out = np.empty_like(grad)
@@ -115,7 +126,8 @@ class Recurrent(Layer):
         self._xt = xp.ascontiguousarray(xt, dtype=self.dtype)         # free after an embedding
         # one product per step, all in one call: (G*U, F) @ (T, F, B) -> (T, G*U, B)
         xw = xp.matmul(self._forward_weights("kernel"), self._xt.transpose(0, 2, 1))
-        xw += (self._internal("bias") * self._halve)[:, None]
+        if not self.bias_in_recurrence:
+            xw += self._forward_bias()[:, None]
         self._mask = None if mask is None else xp.ascontiguousarray(mask.T[:, None, :], dtype=self.dtype)
         with np.errstate(over="ignore"), blas.single_thread():
             self._h = self._run(xw, self._mask)                        # (T+1, U, B)
@@ -176,11 +188,12 @@ class SimpleRNN(Recurrent):
     """
 
     gates = 1
+    bias_in_recurrence = True
     examples = (({"units": 3}, (4, 2)),
                 ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)))
 
     def _run(self, xw, mask):
-        return rnn_forward(xw, self._forward_weights("recurrent_kernel"), mask)
+        return rnn_forward(xw, self._forward_weights("recurrent_kernel"), mask, self._step_bias())
 
     def _backprop(self, grad_h, grad_last):
         with blas.single_thread():
@@ -207,6 +220,7 @@ class LSTM(Recurrent):
     """
 
     gates = 4
+    bias_in_recurrence = True
     gate_order = (0, 1, 3, 2)          # internally i, f, o, c~: the three sigmoids in one block
     sigmoid_gates = 3
     examples = (({"units": 3}, (4, 2)),
@@ -226,7 +240,7 @@ class LSTM(Recurrent):
         return shape
 
     def _run(self, xw, mask):
-        h, self._cache = lstm_forward(xw, self._forward_weights("recurrent_kernel"), mask)
+        h, self._cache = lstm_forward(xw, self._forward_weights("recurrent_kernel"), mask, self._step_bias())
         return h
 
     def _backprop(self, grad_h, grad_last):
