@@ -19,6 +19,8 @@ INPUT = "input"
 #: pair a convolution with the tiled max pooling that alone reads it (Conv2D.emit_pool_blocks);
 #: tests turn it off to compare with the plain layout
 FUSE_POOL_BLOCKS = True
+#: let such a pooling also apply the ReLU that alone reads it (MaxPooling.absorb_relu)
+ABSORB_RELU = True
 
 
 class Node:
@@ -121,6 +123,11 @@ class Model:
             if (blocks is not None and FUSE_POOL_BLOCKS and hasattr(source.layer, "emit_pool_blocks")
                     and source.layer.emit_pool_blocks(blocks)):
                 node.layer.take_blocks()
+                after = readers.get(node.name, [])
+                if (len(after) == 1 and isinstance(after[0].layer, ActivationLayer)
+                        and after[0].layer.function_name == "relu" and ABSORB_RELU):
+                    node.layer.absorb_relu()              # the ReLU that alone reads the pooling
+                    after[0].layer.absorbed = True
                 continue
             region = node.layer.input_region(source.output_shape)
             if region is not None:

@@ -272,3 +272,39 @@ def test_im2col_in_pooling_blocks_is_the_plain_columns_regrouped(shape, kernel, 
     blocked = windows.im2col(x, kernel, region, strides, (1, 1), blocks=blocks)
     np.testing.assert_array_equal(blocked.reshape(b, -1, region[0] // blocks[0], region[1] // blocks[1], k),
                                   to_blocks(plain.reshape(b, *region, k), blocks))
+
+
+@pytest.mark.parametrize("pool, shape", [((2, 2), (3, 6, 6, 4)), ((3, 3), (2, 9, 9, 2))])
+def test_a_blocked_pooling_that_absorbed_its_relu_equals_pooling_then_relu_with_ties(pool, shape):
+    """max(0, blocks) with the zero first: the same values as relu(max) and no gradient where the
+    maximum is <= 0 (ties at zero included), as the ReLU layer's x > 0 gives."""
+    from dltrain.activations import ReLU
+
+    rng = np.random.default_rng(11)
+    x = rng.integers(-2, 3, shape).astype(np.float32)                  # negatives, zeros, ties
+    plain, fused = (build("layer", {"type": "max_pooling2d", "pool_size": list(pool)}) for _ in range(2))
+    plain.name, fused.name = "plain", "fused"
+    for layer in (plain, fused):
+        layer.build(shape[1:], None)
+    fused.take_blocks()
+    fused.absorb_relu()
+    relu = ReLU()
+    y = relu.forward(plain.forward(x, True))
+    np.testing.assert_array_equal(fused.forward(to_blocks(x, pool), True), y)
+    grad_y = rng.standard_normal(y.shape).astype(np.float32)
+    expected = to_blocks(plain.backward(relu.backward(grad_y)), pool)
+    np.testing.assert_array_equal(fused.backward(grad_y), expected)
+
+
+def test_the_relu_after_a_blocked_pooling_is_absorbed_and_passes_through():
+    from dltrain.model import Model
+
+    model = Model.from_config({"input_shape": [10, 10, 1], "layers": [
+        {"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "relu"},
+        {"type": "max_pooling2d", "pool_size": 2},
+        {"type": "flatten"}]})
+    model.build(np.random.default_rng(0))
+    layers = {n.name: n.layer for n in model.nodes}
+    assert layers["max_pooling2d_1"]._relu and layers["conv2d_1_relu"].absorbed
+    y = model.forward(np.random.default_rng(1).standard_normal((2, 10, 10, 1)).astype(np.float32))
+    assert (y >= 0).all()

@@ -169,11 +169,14 @@ class ActivationLayer(Layer):
         self.activation = activation
         self.function = get("activation", activation)
 
+    #: applied by the layer before it (a max pooling that absorbed this ReLU): pass through
+    absorbed = False
+
     def forward(self, x, training=False):
-        return self.function.forward(x)
+        return x if self.absorbed else self.function.forward(x)
 
     def backward(self, grad_y):
-        return self.function.backward(grad_y)
+        return grad_y if self.absorbed else self.function.backward(grad_y)
 
     @property
     def function_name(self):

@@ -68,6 +68,7 @@ class _MaxPooling(_Pooling2D):
     commutes_with_relu = True
 
     _blocked = False
+    _relu = False
 
     def _tiled(self):
         """Whether the windows tile the (cropped or padded) input: strides equal to pool_size."""
@@ -85,6 +86,12 @@ class _MaxPooling(_Pooling2D):
         and its gradient goes back in that layout (the model pairs this with emit_pool_blocks)."""
         self._blocked = True
 
+    def absorb_relu(self):
+        """Also apply the ReLU that alone reads this (blocked) output: max(0, blocks), the zero
+        first so that it wins ties, as relu(max) routes no gradient where the maximum is <= 0.
+        The model marks that ReLU layer ``absorbed`` (it passes values and gradients through)."""
+        self._relu = True
+
     def forward(self, x, training=False):
         if not self._blocked:
             return super().forward(x, training)
@@ -93,7 +100,7 @@ class _MaxPooling(_Pooling2D):
         y = np.empty((b, *x.shape[2:]), dtype=x.dtype)                  # (B, Ho, Wo, C)
         self._winner = np.empty((b, y[0].size), dtype=np.uint8)
         # the first maximum of the blocks: the first window offset in row-major order
-        _first_max(x.reshape(b, blocks, -1), 1, y.reshape(b, -1), self._winner)
+        _first_max(x.reshape(b, blocks, -1), 1, y.reshape(b, -1), self._winner, self._relu)
         return y
 
     def _pool_forward(self, x, out_hw):
@@ -194,23 +201,32 @@ class _MaxPooling(_Pooling2D):
         flat = grad_x.reshape(b, blocks, -1)
         # 1.0 where offset k won, written as float32 by the comparison itself (a bool mask would
         # be cast in the multiply: 0.72 -> 0.31 ms for a first layer's pooling), times grad_y
-        np.equal(self._winner[:, None], np.arange(blocks, dtype=np.uint8)[:, None], out=flat)
+        # (with the ReLU absorbed, index 0 is the zero and offset k is k + 1)
+        offsets = np.arange(self._relu, blocks + self._relu, dtype=np.uint8)
+        np.equal(self._winner[:, None], offsets[:, None], out=flat)
         flat *= grad_y.reshape(b, 1, -1)
         return grad_x
 
 
-def _first_max(a, axis, top, where):
+def _first_max(a, axis, top, where, above_zero=False):
     """Write the maximum of a along a short axis into ``top`` and the uint8 index of its first
-    occurrence into ``where``."""
+    occurrence into ``where``. With ``above_zero`` the maximum of a zero and a, the zero first:
+    index 0 is the zero, k + 1 the k-th entry."""
     parts = [a[(slice(None),) * axis + (k,)] for k in range(a.shape[axis])]     # views
-    if len(parts) == 1:
+    if above_zero:
+        np.maximum(parts[0], top.dtype.type(0), out=top)
+        np.greater(parts[0], 0, out=where.view(np.bool_))
+        rest = enumerate(parts[1:], 2)
+    elif len(parts) == 1:
         np.copyto(top, parts[0])
         where[...] = 0
         return
-    np.maximum(parts[0], parts[1], out=top)
-    np.not_equal(top, parts[0], out=where.view(np.bool_))  # reads half the strided input again
-    later = np.empty(where.shape, dtype=np.uint8) if len(parts) > 2 else None
-    for k, part in enumerate(parts[2:], 2):
+    else:
+        np.maximum(parts[0], parts[1], out=top)
+        np.not_equal(top, parts[0], out=where.view(np.bool_))  # reads half the strided input again
+        rest = enumerate(parts[2:], 2)
+    later = np.empty(where.shape, dtype=np.uint8)
+    for k, part in rest:
         # where part beats all before it, k; k exceeds every earlier index, so a maximum does
         # it (a masked np.copyto is some 30x slower)
         np.greater(part, top, out=later.view(np.bool_))
