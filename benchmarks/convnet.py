@@ -55,21 +55,12 @@ def dltrain_runner(x, y):
     """run(steps) trains ``steps`` batches through dltrain's Trainer; returns seconds per step."""
     import numpy as np
 
-    from dltrain.api import _tune_allocator
-    from dltrain.data.dataset import Pipeline, Split
+    from dltrain.data.dataset import Split
     from dltrain.data.preprocessing import Rescale
     from dltrain.losses import SparseCategoricalCrossentropy
-    from dltrain.model import Model
-    from dltrain.optimizers import RMSprop
-    from dltrain.random import Streams
-    from dltrain.training.trainer import Trainer
 
-    _tune_allocator()
-    streams = Streams(0)
-    model = Model.from_config({"input_shape": [28, 28, 1], "layers": LAYERS})
-    model.build(streams.get("init"), streams)
-    trainer = Trainer(model, SparseCategoricalCrossentropy(), RMSprop(learning_rate=0.001),
-                      ["accuracy"], Pipeline([Rescale(1 / 255)]), streams, batch_size=BATCH)
+    trainer = harness.dltrain_trainer({"input_shape": [28, 28, 1], "layers": LAYERS},
+                                      SparseCategoricalCrossentropy(), BATCH, [Rescale(1 / 255)])
     epoch = [0]
 
     def run(steps):

@@ -29,6 +29,24 @@ def prepare(args):
         sys.path.append(args.torch_site)
 
 
+def dltrain_trainer(model_config, loss, batch_size, preprocessing=()):
+    """dltrain's real Trainer for a benchmark: the model built from ``model_config`` with seed 0,
+    RMSprop (lr 0.001) and the accuracy metric, after the allocator settings ``fit`` uses."""
+    from dltrain.api import _tune_allocator
+    from dltrain.data.dataset import Pipeline
+    from dltrain.model import Model
+    from dltrain.optimizers import RMSprop
+    from dltrain.random import Streams
+    from dltrain.training.trainer import Trainer
+
+    _tune_allocator()
+    streams = Streams(0)
+    model = Model.from_config(model_config)
+    model.build(streams.get("init"), streams)
+    return Trainer(model, loss, RMSprop(learning_rate=0.001), ["accuracy"], Pipeline(list(preprocessing)),
+                   streams, batch_size=batch_size)
+
+
 def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

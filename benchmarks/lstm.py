@@ -37,23 +37,13 @@ def make_data(batches):
 
 def dltrain_runner(x, y):
     """A function that trains one round (every batch of x) through dltrain's Trainer."""
-    from dltrain.api import _tune_allocator
-    from dltrain.data.dataset import Pipeline, Split
+    from dltrain.data.dataset import Split
     from dltrain.losses import BinaryCrossentropy
-    from dltrain.model import Model
-    from dltrain.optimizers import RMSprop
-    from dltrain.random import Streams
-    from dltrain.training.trainer import Trainer
 
-    _tune_allocator()
-    streams = Streams(0)
-    model = Model.from_config({"input_shape": [STEPS], "layers": [
+    trainer = harness.dltrain_trainer({"input_shape": [STEPS], "layers": [
         {"type": "embedding", "input_dim": VOCAB, "output_dim": DIM},
         {"type": "lstm", "units": UNITS},
-        {"type": "dense", "units": 1, "activation": "sigmoid"}]})
-    model.build(streams.get("init"), streams)
-    trainer = Trainer(model, BinaryCrossentropy(), RMSprop(learning_rate=0.001), ["accuracy"],
-                      Pipeline(), streams, batch_size=BATCH)
+        {"type": "dense", "units": 1, "activation": "sigmoid"}]}, BinaryCrossentropy(), BATCH)
     split = Split(x, y.reshape(-1, 1).astype("float32"))
     epoch = [0]
 

@@ -37,22 +37,13 @@ def make_data():
 
 def dltrain_epoch_runner(x, y):
     """A function that trains one epoch through dltrain's Trainer and returns its seconds."""
-    from dltrain.api import _tune_allocator
-    from dltrain.data.dataset import Pipeline, Split
+    from dltrain.data.dataset import Split
     from dltrain.losses import SparseCategoricalCrossentropy
-    from dltrain.model import Model
-    from dltrain.optimizers import RMSprop
-    from dltrain.random import Streams
-    from dltrain.training.trainer import Trainer
 
-    _tune_allocator()
-    streams = Streams(0)
-    model = Model.from_config({"input_shape": [FEATURES], "layers": [
+    trainer = harness.dltrain_trainer({"input_shape": [FEATURES], "layers": [
         {"type": "dense", "units": HIDDEN, "activation": "relu"},
-        {"type": "dense", "units": CLASSES, "activation": "softmax"}]})
-    model.build(streams.get("init"), streams)
-    trainer = Trainer(model, SparseCategoricalCrossentropy(), RMSprop(learning_rate=0.001),
-                      ["accuracy"], Pipeline(), streams, batch_size=BATCH)
+        {"type": "dense", "units": CLASSES, "activation": "softmax"}]},
+        SparseCategoricalCrossentropy(), BATCH)
     split = Split(x, y)
     epoch = [0]
 

@@ -140,6 +140,7 @@ class Conv2D(Layer):
         if self._blocks is not None:                    # the region the pooling reads
             out_hw = (out_hw[0] // blocks[0] * blocks[0], out_hw[1] // blocks[1] * blocks[1])
         block_hw = (out_hw[0] // blocks[0], out_hw[1] // blocks[1])
+        self._computed_hw = out_hw                       # the output pixels computed, for backward
         taps = kernel[0] * kernel[1] * c                                  # K
         weights = self.params["kernel"].reshape(taps, -1)                # (K, F)
         # short rows (a first layer's K = 9): the products run per image (see _per_image), and
@@ -205,12 +206,10 @@ class Conv2D(Layer):
         each offset's add covers whole rows of the window, not every other pixel.
         """
         kernel, strides, dilation = self._window()
-        taps, f = kernel[0] * kernel[1], g.shape[1]
-        out_hw, _ = windows.output_size(self, self._padded_shape[1:3], kernel, strides, dilation, "valid")
+        taps, f, out_hw = kernel[0] * kernel[1], g.shape[1], self._computed_hw
         if self._blocks is not None:
             (ph, pw) = self._blocks
             block_hw = (out_hw[0] // ph, out_hw[1] // pw)
-            out_hw = (block_hw[0] * ph, block_hw[1] * pw)
             image = self._workspace.get("grad_image", (b, block_hw[0], ph, block_hw[1], pw, f), g.dtype)
             np.copyto(image, g.reshape(b, ph, pw, *block_hw, f).transpose(0, 3, 1, 4, 2, 5))
             g = image.reshape(-1, f)                                     # (B*Ho*ph*Wo*pw, F)

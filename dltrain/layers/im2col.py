@@ -88,12 +88,12 @@ def im2col(x, kernel, out_hw, strides, dilation, out=None, blocks=(1, 1)):
     if out is None:
         shape = (b, *out_hw) if blocks == (1, 1) else (b, ph * pw, ho, wo)
         out = np.empty((*shape, kh, kw, c), dtype=x.dtype)
-    dest = _view(out, (b, ph, pw, ho, wo, kh, kw, c))
     if dilation[1] == 1 and kw * c >= out_hw[1] and x.strides[2] == c * x.strides[3]:
         rows = _view(out, (b, ph, pw, ho, wo, kh, kw * c))
         view = _blocked(kernel_rows(x, kernel, out_hw, strides, dilation), blocks)
         np.copyto(rows, view)
         return out
+    dest = _view(out, (b, ph, pw, ho, wo, kh, kw, c))
     for i in range(kh):
         for j in range(kw):
             dest[..., i, j, :] = _blocked(window(x, i, j, out_hw, strides, dilation), blocks)
@@ -113,7 +113,7 @@ def _blocked(a, blocks):
 def _view(a, shape):
     """a reshaped without a copy (a buffer that is written through), or an error."""
     view = a.reshape(shape)
-    if not np.shares_memory(view, a):
+    if not np.may_share_memory(view, a):          # a reshape that copies gives a fresh array
         raise ValueError(f"im2col: a {a.shape} buffer cannot be seen as {shape} without a copy")
     return view
 
