@@ -1,10 +1,13 @@
 """Recurrent layers: simple_rnn, lstm, gru, and the bidirectional wrapper.
 
-All three share one structure (``Recurrent``): the input projection of every time step is ONE
-``matmul`` call, ``(G*U, F) @ (T, F, B)``; each step then does ONE product
-``recurrent_kernel^T @ h`` for all gates at once; backpropagation through time runs the same
-structure in reverse and leaves the kernel, recurrent-kernel, bias and input gradients to
-products over all steps after the loop. Inside the layer each step is feature-major, (G*U, B),
+All three share one structure (``Recurrent``): each step does ONE product for all gates at
+once. simple_rnn and lstm stack everything a step multiplies: the states live in an operand
+(T+1, U+1+F, B) = [h; 1; x] (the inputs written in once, a row of ones for the bias) and the
+step's product ``[R^T | b | W^T] @ operand[t]`` gives the pre-activations whole; gru, whose
+reset gate sits between the recurrent product and the input's, projects every step's input
+first with ONE ``matmul`` call, ``(G*U, F) @ (T, F, B)``, and multiplies ``R^T @ h`` per step.
+Backpropagation through time runs the same structure in reverse and leaves the kernel,
+recurrent-kernel, bias and input gradients to products over all steps after the loop. Inside the layer each step is feature-major, (G*U, B),
 so every gate is a contiguous (U, B) block (see recurrent_cells).
 
 Masks (True for real steps, from ``embedding(mask_zero)`` or ``masking``): a masked step leaves
@@ -48,9 +51,9 @@ class Recurrent(Layer):
     gate_order = None
     #: leading internal blocks that go through a sigmoid
     sigmoid_gates = 0
-    #: whether the cells add the bias in each step's product (recurrent_cells.states_and_weights)
-    #: rather than the layer adding it to every step's projected input
-    bias_in_recurrence = False
+    #: whether each step's one product also takes the bias and the step's input (``_stack``)
+    #: rather than the layer projecting every step's input first (``_project``)
+    input_in_recurrence = False
 
     def __init__(self, units, return_sequences=False, go_backwards=False,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -92,10 +95,6 @@ class Recurrent(Layer):
         """The internal-order bias with the sigmoid entries halved, (G*U,)."""
         return self._internal("bias") * self._halve
 
-    def _step_bias(self):
-        """The bias for the cells to add in each step's product, or None (xw holds it)."""
-        return self._forward_bias() if self.bias_in_recurrence else None
-
     def _to_params(self, grad):
         """A gradient in the internal column order (..., G*U) back in the parameters' order."""
         out = np.empty_like(grad)
@@ -104,9 +103,9 @@ class Recurrent(Layer):
 
     # -- the recurrence, per layer -------------------------------------------------------------
 
-    def _run(self, xw, mask):
-        """States (T+1, U, B) from projected inputs xw (T, G*U, B); cache what _backprop needs.
-        Runs with one BLAS thread (``forward``), as the cells' loops in ``_backprop`` do."""
+    def _run(self, prepared, mask):
+        """States (T+1, U, B) from what ``_stack`` or ``_project`` prepared; cache what
+        _backprop needs. Runs with one BLAS thread (``forward``), as the loops in _backprop do."""
         raise NotImplementedError
 
     def _backprop(self, grad_h, grad_last):
@@ -123,14 +122,11 @@ class Recurrent(Layer):
         if self.go_backwards:
             xt = xt[::-1]
             mask = None if mask is None else mask[:, ::-1]
-        self._xt = xp.ascontiguousarray(xt, dtype=self.dtype)         # free after an embedding
-        # one product per step, all in one call: (G*U, F) @ (T, F, B) -> (T, G*U, B)
-        xw = xp.matmul(self._forward_weights("kernel"), self._xt.transpose(0, 2, 1))
-        if not self.bias_in_recurrence:
-            xw += self._forward_bias()[:, None]
+        self._steps_batch = xt.shape[:2]
         self._mask = None if mask is None else xp.ascontiguousarray(mask.T[:, None, :], dtype=self.dtype)
+        prepared = self._stack(xt) if self.input_in_recurrence else self._project(xt)
         with np.errstate(over="ignore"), blas.single_thread():
-            self._h = self._run(xw, self._mask)                        # (T+1, U, B)
+            self._h = self._run(prepared, self._mask)                  # (T+1, U, B)
         if self.return_sequences:
             return self._h[1:].transpose(2, 0, 1)                        # (B, T, U)
         return self._h[-1].T.copy()                                      # (B, U)
@@ -144,14 +140,55 @@ class Recurrent(Layer):
         grad_pre = _flat(self._backprop(grad_h, grad_last))              # (G*U, T*B)
         # every product over all steps is ONE 2-D GEMM, which OpenBLAS spreads over its threads
         # (a stack of 500 small products runs one at a time): 8.5 -> 4.2-4.9 ms each at 2 threads
-        xt = self._xt.reshape(-1, self._xt.shape[2])                     # (T*B, F)
-        self.grads["kernel"] = self._to_params(xp.matmul(grad_pre, xt).T)
-        self.grads["bias"] = self._to_params(self._sum_steps(grad_pre))
+        if self.input_in_recurrence:
+            self._stacked_grads(grad_pre)
+        else:
+            xt = self._xt.reshape(-1, self._xt.shape[2])                 # (T*B, F)
+            self.grads["kernel"] = self._to_params(xp.matmul(grad_pre, xt).T)
+            self.grads["bias"] = self._to_params(self._sum_steps(grad_pre))
         # (F, G*U) @ (G*U, T*B) -> (F, T, B)
-        grad_xt = xp.matmul(self._internal("kernel"), grad_pre).reshape(-1, *self._xt.shape[:2])
+        grad_xt = xp.matmul(self._internal("kernel"), grad_pre).reshape(-1, *self._steps_batch)
         if self.go_backwards:
             grad_xt = grad_xt[:, ::-1]
         return grad_xt.transpose(2, 1, 0)                                # (B, T, F)
+
+    def _project(self, xt):
+        """xw (T, G*U, B): every step's kernel^T x_t + bias, ONE matmul call (gru)."""
+        self._xt = np.ascontiguousarray(xt, dtype=self.dtype)          # free after an embedding
+        # (G*U, F) @ (T, F, B) -> (T, G*U, B)
+        xw = np.matmul(self._forward_weights("kernel"), self._xt.transpose(0, 2, 1))
+        xw += self._forward_bias()[:, None]
+        return xw
+
+    def _stack(self, xt):
+        """(weights (G*U, K), operand (T+1, K, B)), K = U + 1 + F, for cells whose one product
+        per step does all (simple_rnn, lstm): operand[t] = [h_t; 1; x_{t+1}] with h_0 = 0 and
+        the states written by the loop; weights = [R^T | b | W^T], sigmoid rows halved.
+
+        The operand is a view of (K, T+1, B) memory: each step reads a (K, B) block of rows
+        (BLAS takes the row stride), and after the loop every row is one (T*B,) run, so the
+        weight gradients are one product with no batch-major copy (``_stacked_grads``)."""
+        steps, batch, features = xt.shape
+        units = self.units
+        memory = np.empty((units + 1 + features, steps + 1, batch), dtype=self.dtype)
+        memory[:units, 0] = 0
+        memory[units] = 1
+        memory[units + 1:, :steps] = xt.transpose(2, 0, 1)
+        memory[units + 1:, steps] = 0                                    # read by no product
+        self._operand = memory
+        stacked = np.concatenate([self._internal("recurrent_kernel"), self._internal("bias")[None],
+                                  self._internal("kernel")])             # (K, G*U)
+        return np.ascontiguousarray((stacked * self._halve).T), memory.transpose(1, 0, 2)
+
+    def _stacked_grads(self, grad_pre):
+        """The recurrent-kernel, bias and kernel gradients as ONE product over all steps,
+        grad_pre (G*U, T*B) @ [h_{t-1}; 1; x_t]^T (T*B, K)."""
+        memory = self._operand[:, :-1]                                   # (K, T, B)
+        stacked = np.matmul(grad_pre, memory.reshape(memory.shape[0], -1).T).T   # (K, G*U)
+        units = self.units
+        self.grads["recurrent_kernel"] = self._to_params(stacked[:units])
+        self.grads["bias"] = self._to_params(stacked[units])
+        self.grads["kernel"] = self._to_params(stacked[units + 1:])
 
     def _sum_steps(self, grad):
         """sum over t and b of grad (W, T*B) -> (W,), as a product with a vector of ones."""
@@ -188,18 +225,17 @@ class SimpleRNN(Recurrent):
     """
 
     gates = 1
-    bias_in_recurrence = True
+    input_in_recurrence = True
     examples = (({"units": 3}, (4, 2)),
                 ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)))
 
-    def _run(self, xw, mask):
-        return rnn_forward(xw, self._forward_weights("recurrent_kernel"), mask, self._step_bias())
+    def _run(self, prepared, mask):
+        weights, operand = prepared
+        return rnn_forward(weights, operand, self.units, mask)
 
     def _backprop(self, grad_h, grad_last):
         with blas.single_thread():
-            grad_pre = rnn_backward(grad_h, grad_last, self._h, self.params["recurrent_kernel"], self._mask)
-        self.grads["recurrent_kernel"] = self._state_products(self._h[:-1], _flat(grad_pre))
-        return grad_pre
+            return rnn_backward(grad_h, grad_last, self._h, self.params["recurrent_kernel"], self._mask)
 
 
 @register("lstm")
@@ -220,7 +256,7 @@ class LSTM(Recurrent):
     """
 
     gates = 4
-    bias_in_recurrence = True
+    input_in_recurrence = True
     gate_order = (0, 1, 3, 2)          # internally i, f, o, c~: the three sigmoids in one block
     sigmoid_gates = 3
     examples = (({"units": 3}, (4, 2)),
@@ -239,16 +275,15 @@ class LSTM(Recurrent):
             self.params["bias"][self.units:2 * self.units] = 1
         return shape
 
-    def _run(self, xw, mask):
-        h, self._cache = lstm_forward(xw, self._forward_weights("recurrent_kernel"), mask, self._step_bias())
+    def _run(self, prepared, mask):
+        weights, operand = prepared
+        h, self._cache = lstm_forward(weights, operand, self.units, mask)
         return h
 
     def _backprop(self, grad_h, grad_last):
         with blas.single_thread():
-            grad_pre = lstm_backward(grad_h, grad_last, self._h, self._cache,
-                                     self._internal("recurrent_kernel"), self._mask)
-        self.grads["recurrent_kernel"] = self._to_params(self._state_products(self._h[:-1], _flat(grad_pre)))
-        return grad_pre
+            return lstm_backward(grad_h, grad_last, self._h, self._cache,
+                                 self._internal("recurrent_kernel"), self._mask)
 
 
 @register("gru")

@@ -80,38 +80,21 @@ class _StateGradient:
         return self.dh
 
 
-# -- simple_rnn: h_t = tanh(a_t), a_t = xw_t + R^T h_{t-1} --------------------------------------
+# -- simple_rnn: h_t = tanh(a_t), a_t = [R^T | b | W^T] [h_{t-1}; 1; x_t] -----------------------
 
-def states_and_weights(xw, units, recurrent_t, bias):
-    """(h (T+1, U, B) of zeros, what a step multiplies: recurrent_t and h, or with ``bias``
-    (G*U,) the weights [recurrent_t | bias] (G*U, U+1) and states stored (T+1, U+1, B) over a
-    row of ones, h being their first U rows: then the step's product adds the bias, and xw
-    needs no pass adding it (a 32 MB array for the LSTM benchmark, 2.8 ms per batch)."""
-    xp = array_module(xw)
-    steps, _, batch = xw.shape
-    if bias is None:
-        h = xp.zeros((steps + 1, units, batch), dtype=xw.dtype)
-        return h, recurrent_t, h
-    memory = xp.zeros((steps + 1, units + 1, batch), dtype=xw.dtype)
-    memory[:, units] = 1
-    weights = xp.concatenate([recurrent_t, bias[:, None].astype(xw.dtype)], axis=1)
-    return memory[:, :units], weights, memory
-
-
-def rnn_forward(xw, recurrent_t, mask, bias=None):
-    """States h (T+1, U, B) from xw (T, U, B); recurrent_t is R^T (U, U); the bias (U,), if
-    given, is added here (else xw holds it)."""
-    xp = array_module(xw)
-    steps, units, batch = xw.shape
-    h, weights, operand = states_and_weights(xw, units, recurrent_t, bias)   # h[0] = initial state
-    rec = xp.empty((units, batch), dtype=xw.dtype)
+def rnn_forward(weights, operand, units, mask):
+    """States h (T+1, U, B), the first U rows of ``operand`` (T+1, K, B), whose step ``t`` holds
+    [h_t; 1; x_{t+1}]: each step's ONE product ``weights @ operand[t]``, (U, K) @ (K, B), adds
+    the recurrence, the bias and the input projection together."""
+    xp = array_module(operand)
+    steps = operand.shape[0] - 1
+    h = operand[:, :units]                                            # h[0]: the initial state
     for t in range(steps):
-        a = xw[t]
-        xp.matmul(weights, operand[t], out=rec)                       # (U, U[+1]) @ (U[+1], B)
-        a += rec
-        xp.tanh(a, out=h[t + 1])
+        a = h[t + 1]
+        xp.matmul(weights, operand[t], out=a)
+        xp.tanh(a, out=a)
         if mask is not None:
-            carry(h[t + 1], h[t], mask[t])
+            carry(a, h[t], mask[t])
     return h
 
 
@@ -136,24 +119,24 @@ def rnn_backward(grad_h, grad_last, h, recurrent_kernel, mask):
 
 # -- lstm: internal gate blocks i, f, o, c~ as rows [0:U], [U:2U], [2U:3U], [3U:4U] -------------
 
-def lstm_forward(xw, recurrent_t, mask, bias=None):
-    """h (T+1, U, B) and the cache (gates (T, 4U, B), cells (T+1, U, B), tanh(c_t) (T, U, B)).
+def lstm_forward(weights, operand, units, mask):
+    """h (T+1, U, B), the first U rows of ``operand`` (as rnn_forward), and the cache (gates
+    (T, 4U, B), cells (T+1, U, B), tanh(c_t) (T, U, B)).
 
-    xw, recurrent_t (4U, U) and the bias (4U,) come with the sigmoid rows halved (see the module
-    docstring); the bias, if given, is added by the step's product (else xw holds it).
+    ``weights`` (4U, K) come with the sigmoid rows halved (see the module docstring); the step's
+    product writes the pre-activations straight into its gate block.
     """
-    xp = array_module(xw)
-    steps, width, batch = xw.shape
-    n = width // 4
-    h, weights, operand = states_and_weights(xw, n, recurrent_t, bias)
-    c = xp.zeros((steps + 1, n, batch), dtype=xw.dtype)
-    tanh_c = xp.empty((steps, n, batch), dtype=xw.dtype)
-    rec = xp.empty((width, batch), dtype=xw.dtype)
-    input_cell = xp.empty((n, batch), dtype=xw.dtype)
+    xp = array_module(operand)
+    steps, batch = operand.shape[0] - 1, operand.shape[2]
+    n = units
+    h = operand[:, :n]
+    gates = xp.empty((steps, 4 * n, batch), dtype=operand.dtype)
+    c = xp.zeros((steps + 1, n, batch), dtype=operand.dtype)
+    tanh_c = xp.empty((steps, n, batch), dtype=operand.dtype)
+    input_cell = xp.empty((n, batch), dtype=operand.dtype)
     for t in range(steps):
-        a = xw[t]                                             # (4U, B)
-        xp.matmul(weights, operand[t], out=rec)               # (4U, U[+1]) @ (U[+1], B)
-        a += rec
+        a = gates[t]                                          # (4U, B)
+        xp.matmul(weights, operand[t], out=a)                 # (4U, K) @ (K, B)
         xp.tanh(a, out=a)
         sigmoid_from_tanh_(a[:3 * n])
         xp.multiply(a[n:2 * n], c[t], out=c[t + 1])           # f * c_{t-1}
@@ -164,7 +147,7 @@ def lstm_forward(xw, recurrent_t, mask, bias=None):
         if mask is not None:
             carry(c[t + 1], c[t], mask[t])
             carry(h[t + 1], h[t], mask[t])
-    return h, (xw, c, tanh_c)
+    return h, (gates, c, tanh_c)
 
 
 def lstm_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask):
