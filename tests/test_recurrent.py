@@ -42,6 +42,19 @@ def test_gradients_through_time(spec, variant, masked):
     assert max(errors.values()) < 1e-6, errors
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_lstm_gradients_through_time_across_backward_chunks(monkeypatch, chunk):
+    """lstm_backward computes its state-independent factors LSTM_CHUNK steps at a time: runs
+    of 1, 2 and 3 over 5 steps (one short run at the start) give the same exact gradients."""
+    from dltrain.layers import recurrent_cells
+
+    monkeypatch.setattr(recurrent_cells, "LSTM_CHUNK", chunk)
+    layer = make({"type": "lstm", "units": 3, "return_sequences": True}, (5, 2))
+    layer.input_mask = np.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], bool)
+    errors = check_layer(layer, np.random.default_rng(3).standard_normal((3, 5, 2)), eps=1e-5)
+    assert max(errors.values()) < 1e-6, errors
+
+
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])
 @pytest.mark.parametrize("return_sequences", [False, True])
 def test_bidirectional_gradients(merge_mode, return_sequences):

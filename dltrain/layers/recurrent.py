@@ -257,7 +257,7 @@ class LSTM(Recurrent):
 
     gates = 4
     input_in_recurrence = True
-    gate_order = (0, 1, 3, 2)          # internally i, f, o, c~: the three sigmoids in one block
+    gate_order = (3, 0, 1, 2)          # internally o, i, f, c~ (see recurrent_cells)
     sigmoid_gates = 3
     examples = (({"units": 3}, (4, 2)),
                 ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)))

@@ -117,7 +117,13 @@ def rnn_backward(grad_h, grad_last, h, recurrent_kernel, mask):
     return grad_pre
 
 
-# -- lstm: internal gate blocks i, f, o, c~ as rows [0:U], [U:2U], [2U:3U], [3U:4U] -------------
+# -- lstm: internal gate blocks o, i, f, c~ as rows [0:U], [U:2U], [2U:3U], [3U:4U] -------------
+# (the sigmoid gates o, i, f first, for the one sigmoid pass; the gates whose gradient scales
+# with the cell's, i, f, c~, last, for the one product with it in backward)
+
+#: steps whose state-independent backward factors are computed together (lstm_backward)
+LSTM_CHUNK = 32
+
 
 def lstm_forward(weights, operand, units, mask):
     """h (T+1, U, B), the first U rows of ``operand`` (as rnn_forward), and the cache (gates
@@ -139,62 +145,79 @@ def lstm_forward(weights, operand, units, mask):
         xp.matmul(weights, operand[t], out=a)                 # (4U, K) @ (K, B)
         xp.tanh(a, out=a)
         sigmoid_from_tanh_(a[:3 * n])
-        xp.multiply(a[n:2 * n], c[t], out=c[t + 1])           # f * c_{t-1}
-        xp.multiply(a[:n], a[3 * n:], out=input_cell)         # i * c~
+        xp.multiply(a[2 * n:3 * n], c[t], out=c[t + 1])       # f * c_{t-1}
+        xp.multiply(a[n:2 * n], a[3 * n:], out=input_cell)    # i * c~
         c[t + 1] += input_cell
         xp.tanh(c[t + 1], out=tanh_c[t])
-        xp.multiply(a[2 * n:3 * n], tanh_c[t], out=h[t + 1])  # o * tanh(c_t)
+        xp.multiply(a[:n], tanh_c[t], out=h[t + 1])           # o * tanh(c_t)
         if mask is not None:
             carry(c[t + 1], c[t], mask[t])
             carry(h[t + 1], h[t], mask[t])
     return h, (gates, c, tanh_c)
 
 
+def _lstm_factors(gates, c, tanh_c, n, out, cell_out):
+    """The state-independent factors of a run of steps (k, 4U, B), written into ``out``:
+    d(gates) = [dh * out_o, dc * out_i, dc * out_f, dc * out_c~] with
+    out_o = tanh(c_t) o (1 - o), out_i = c~ i (1 - i), out_f = c_{t-1} f (1 - f),
+    out_c~ = i (1 - c~^2); and ``cell_out`` = o (1 - tanh(c_t)^2), dc's share of dh."""
+    xp = array_module(gates)
+    sig, cand = gates[:, :3 * n], gates[:, 3 * n:]
+    xp.subtract(1, sig, out=out[:, :3 * n])
+    out[:, :3 * n] *= sig                                     # s (1 - s)
+    xp.multiply(cand, cand, out=out[:, 3 * n:])
+    xp.subtract(1, out[:, 3 * n:], out=out[:, 3 * n:])        # 1 - c~^2
+    out[:, :n] *= tanh_c
+    out[:, n:2 * n] *= cand
+    out[:, 2 * n:3 * n] *= c
+    out[:, 3 * n:] *= gates[:, n:2 * n]
+    xp.multiply(tanh_c, tanh_c, out=cell_out)
+    xp.subtract(1, cell_out, out=cell_out)
+    cell_out *= gates[:, :n]
+
+
 def lstm_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask):
     """BPTT for the LSTM; recurrent_kernel is R (U, 4U) in the internal order, not halved.
 
     With dc = dc_{t+1} + dh * o * (1 - tanh(c_t)^2):
-    d(i) = dc * c~, d(f) = dc * c_{t-1}, d(o) = dh * tanh(c_t), d(c~) = dc * i, each times its
+    d(o) = dh * tanh(c_t), d(i) = dc * c~, d(f) = dc * c_{t-1}, d(c~) = dc * i, each times its
     activation's derivative (s * (1 - s) for sigmoid, 1 - c~^2 for tanh);
     dh_{t-1} = R d(gates), dc_{t-1} = dc * f.
+
+    Everything that does not depend on dh and dc is computed LSTM_CHUNK steps at a time, into a
+    buffer (k, 4U, B) that the steps then scale in place by dh and dc and that goes into the
+    feature-major gradient in one copy per chunk: a step is five small ufuncs and its product.
     """
     xp = array_module(h)
     gates, c, tanh_c = cache
     steps, width, batch = gates.shape
     n = width // 4
+    chunk = min(LSTM_CHUNK, steps)
     grad_pre = feature_major(xp, steps, width, batch, gates.dtype)
-    d = xp.empty((width, batch), dtype=gates.dtype)                   # (4U, B)
-    derivative = xp.empty((width, batch), dtype=gates.dtype)
+    factors = xp.empty((chunk, width, batch), dtype=gates.dtype)
+    cell_factors = xp.empty((chunk, n, batch), dtype=gates.dtype)
     state = _StateGradient(xp, grad_h, grad_last, (n, batch), gates.dtype)
     dc = xp.empty((n, batch), dtype=gates.dtype)
     dc_next = xp.zeros((n, batch), dtype=gates.dtype)
-    for t in range(steps - 1, -1, -1):
-        a = gates[t]
-        i, f, o, g = a[:n], a[n:2 * n], a[2 * n:3 * n], a[3 * n:]
-        dh, passed_h = _new_path(state.step(t), mask, t)
-        dc_in, passed_c = _new_path(dc_next, mask, t)
-        xp.multiply(tanh_c[t], tanh_c[t], out=dc)
-        xp.subtract(1, dc, out=dc)
-        dc *= o
-        dc *= dh
-        dc += dc_in                                           # (U, B)
-        xp.multiply(dc, g, out=d[:n])
-        xp.multiply(dc, c[t], out=d[n:2 * n])
-        xp.multiply(dh, tanh_c[t], out=d[2 * n:3 * n])
-        xp.multiply(dc, i, out=d[3 * n:])
-        sig = derivative[:3 * n]
-        xp.subtract(1, a[:3 * n], out=sig)
-        sig *= a[:3 * n]                                      # s * (1 - s) on the sigmoid rows
-        dg = derivative[3 * n:]
-        xp.multiply(g, g, out=dg)
-        xp.subtract(1, dg, out=dg)                            # 1 - c~^2 on the tanh rows
-        d *= derivative
-        xp.matmul(recurrent_kernel, d, out=state.next)        # (U, 4U) @ (4U, B)
-        grad_pre[t] = d
-        xp.multiply(dc, f, out=dc_next)
-        if mask is not None:
-            state.next += passed_h
-            dc_next += passed_c
+    for end in range(steps, 0, -chunk):
+        start = max(0, end - chunk)
+        d_run, cell_run = factors[:end - start], cell_factors[:end - start]
+        _lstm_factors(gates[start:end], c[start:end], tanh_c[start:end], n, d_run, cell_run)
+        for t in range(end - 1, start - 1, -1):
+            d = d_run[t - start]                              # (4U, B), becomes d(gates)
+            dh, passed_h = _new_path(state.step(t), mask, t)
+            dc_in, passed_c = _new_path(dc_next, mask, t)
+            xp.multiply(dh, cell_run[t - start], out=dc)
+            dc += dc_in                                       # (U, B)
+            d[:n] *= dh
+            scaled_by_cell = d[n:].reshape(3, n, batch)       # the i, f, c~ rows: one call
+            scaled_by_cell *= dc
+            xp.matmul(recurrent_kernel, d, out=state.next)    # (U, 4U) @ (4U, B)
+            xp.multiply(dc, gates[t, 2 * n:3 * n], out=dc_next)
+            if mask is not None:
+                state.next += passed_h
+                dc_next += passed_c
+        grad_pre[start:end] = d_run
     return grad_pre
 
 
