@@ -10,6 +10,12 @@ import os
 import resource
 import statistics
 import sys
+import time
+
+#: seconds between two timed runs, so that neither framework starts while the other's worker
+#: threads still spin: OpenBLAS's keep a core busy for ~0.1 s after its last product (2**28
+#: cycles), OpenMP's for a few milliseconds
+SETTLE = 0.3
 
 
 def parser(doc):
@@ -70,6 +76,7 @@ def alternate(dltrain_once, torch_factory, rounds, use_torch=True):
             print("PyTorch is not importable here: timing dltrain only", file=sys.stderr)
     for _ in range(rounds if "torch" in times else rounds - 1):
         for name, run in runners.items():
+            time.sleep(SETTLE)
             times[name].append(run())
     return times, peak
 
