@@ -1,17 +1,22 @@
 """The time loops of simple_rnn, lstm and gru: forward and backpropagation through time.
 
-Layout: every step works on contiguous, feature-major blocks. Projected inputs ``xw`` (T, G*U, B)
-already hold kernel^T x_t + bias for every step (one product, done by the layer), gate ``k`` of
-step ``t`` is the contiguous row block ``xw[t, k*U:(k+1)*U]`` (U, B), and states are (T+1, U, B).
-A step does ONE product ``recurrent_t @ h_{t-1}``, (G*U, U) @ (U, B), for all gates, then a few
-whole-block ufuncs with ``out=`` (a (B, G*U) row layout would make every gate a strided column
-slice, about 4x slower per ufunc call than a contiguous block). ``xw[t]`` ends up holding the
+Layout: every step works on contiguous, feature-major blocks: gate ``k`` of step ``t`` is the row
+block ``gates[t, k*U:(k+1)*U]`` (U, B) and states are (T+1, U, B). A step does ONE product for
+all gates, then a few whole-block ufuncs with ``out=`` (a (B, G*U) row layout would make every
+gate a strided column slice, about 4x slower per ufunc call than a contiguous block).
+
+simple_rnn and lstm multiply ``weights`` [R^T | b | W^T] (G*U, K) by the step's block of an
+``operand`` (T+1, K, B) = [h; 1; x] that the layer fills with the inputs and a row of ones: the
+product gives the whole pre-activation (recurrence, bias and input projection) straight into the
+gate block, and the loop writes each new state into the operand's first U rows. gru takes
+projected inputs ``xw`` (T, 3U, B), kernel^T x_t + bias for every step from one product done by
+the layer, and multiplies ``recurrent_t @ h_{t-1}`` per step. The gate blocks end up holding the
 activated gates that backward needs. Backward returns the gradient of the pre-activations
-(T, G*U, B); the layer turns it into the kernel, bias and input gradients with products over
-all steps after the loop.
+(T, G*U, B) in feature-major memory; the layer turns it into the kernel, bias and input
+gradients with products over all steps after the loop.
 
 Gate order: the layer hands the cells its parameters with the columns permuted so the sigmoid
-gates come first (lstm: i, f, o, c~; gru: z, r, h as Keras) and, for the forward pass only, with
+gates come first (lstm: o, i, f, c~; gru: z, r, h as Keras) and, for the forward pass only, with
 the sigmoid gates' columns halved: sigmoid(z) = 0.5 * tanh(z / 2) + 0.5, so ONE tanh over the
 whole (G*U, B) block activates every gate, then one multiply-add on the sigmoid rows (tanh costs
 less than exp here, and there is no reciprocal pass).
