@@ -7,8 +7,9 @@ step's product ``[R^T | b | W^T] @ operand[t]`` gives the pre-activations whole;
 reset gate sits between the recurrent product and the input's, projects every step's input
 first with ONE ``matmul`` call, ``(G*U, F) @ (T, F, B)``, and multiplies ``R^T @ h`` per step.
 Backpropagation through time runs the same structure in reverse and leaves the kernel,
-recurrent-kernel, bias and input gradients to products over all steps after the loop. Inside the layer each step is feature-major, (G*U, B),
-so every gate is a contiguous (U, B) block (see recurrent_cells).
+recurrent-kernel, bias and input gradients to products over all steps after the loop. Inside the
+layer each step is feature-major, (G*U, B), so every gate is a contiguous (U, B) block (see
+recurrent_cells).
 
 Masks (True for real steps, from ``embedding(mask_zero)`` or ``masking``): a masked step leaves
 the state unchanged, so padding before or after a sequence changes nothing. With
@@ -162,8 +163,9 @@ class Recurrent(Layer):
 
     def _stack(self, xt):
         """(weights (G*U, K), operand (T+1, K, B)), K = U + 1 + F, for cells whose one product
-        per step does all (simple_rnn, lstm): operand[t] = [h_t; 1; x_{t+1}] with h_0 = 0 and
-        the states written by the loop; weights = [R^T | b | W^T], sigmoid rows halved.
+        per step does all (simple_rnn, lstm): step t (from 0) reads operand[t] = [h_t; 1; x_t]
+        and writes the state h_{t+1} into operand[t + 1]; h_0 = 0. weights = [R^T | b | W^T],
+        sigmoid rows halved.
 
         The operand is a view of (K, T+1, B) memory: each step reads a (K, B) block of rows
         (BLAS takes the row stride), and after the loop every row is one (T*B,) run, so the

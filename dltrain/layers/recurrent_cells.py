@@ -85,12 +85,12 @@ class _StateGradient:
         return self.dh
 
 
-# -- simple_rnn: h_t = tanh(a_t), a_t = [R^T | b | W^T] [h_{t-1}; 1; x_t] -----------------------
+# -- simple_rnn: h_{t+1} = tanh([R^T | b | W^T] [h_t; 1; x_t]) -------------------------------
 
 def rnn_forward(weights, operand, units, mask):
-    """States h (T+1, U, B), the first U rows of ``operand`` (T+1, K, B), whose step ``t`` holds
-    [h_t; 1; x_{t+1}]: each step's ONE product ``weights @ operand[t]``, (U, K) @ (K, B), adds
-    the recurrence, the bias and the input projection together."""
+    """States h (T+1, U, B), the first U rows of ``operand`` (T+1, K, B): step ``t`` (from 0)
+    reads operand[t] = [h_t; 1; x_t] and its ONE product ``weights @ operand[t]``,
+    (U, K) @ (K, B), gives the recurrence, the bias and the input projection together."""
     xp = array_module(operand)
     steps = operand.shape[0] - 1
     h = operand[:, :units]                                            # h[0]: the initial state
