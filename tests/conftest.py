@@ -13,6 +13,29 @@ DATASETS = ROOT / "datasets"
 SHARED_DATA = Path(os.environ.get("DLTRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+def config_data_files(config_path):
+    """The files a config's data sources name (path-like arguments), resolved from its folder."""
+    import yaml
+
+    config = yaml.safe_load(Path(config_path).read_text())
+    files = []
+    for spec in (config.get("data") or {}).values():
+        if not isinstance(spec, dict) or "type" not in spec:
+            continue
+        for key, value in spec.items():
+            if key in ("path", "labels", "images", "folder", "directory") and isinstance(value, str):
+                files.append(Path(config_path).parent / value)
+    return files
+
+
+def skip_without_data(config_path):
+    """Skip the calling test, naming the files, when a config's data is not on this machine
+    (the example configs read ../shared/data, which CI has beside the checkout)."""
+    missing = [f for f in config_data_files(config_path) if not f.exists()]
+    if missing:
+        pytest.skip(f"{Path(config_path).name}: data not on this machine: {', '.join(map(str, missing))}")
+
+
 @pytest.fixture
 def shared_data():
     if not SHARED_DATA.exists():

@@ -10,7 +10,7 @@ import json
 import pytest
 import yaml
 
-from conftest import CONFIGS, SHARED_DATA
+from conftest import CONFIGS, SHARED_DATA, skip_without_data
 
 #: configs whose one epoch takes long on 2 cores (full MNIST and the like): run with -m slow
 #: (measured on a loaded 2-core machine: mnist_convnet 1 epoch ~300 s, mnist_separable ~33 s)
@@ -24,19 +24,6 @@ def _configs():
         marks = [pytest.mark.slow] if path.name in SLOW else []
         params.append(pytest.param(path, id=path.name, marks=marks))
     return params
-
-
-def _data_files(config_path):
-    """The files the config's data sources name (path-like arguments), resolved."""
-    config = yaml.safe_load(config_path.read_text())
-    files = []
-    for split, spec in ((config.get("data") or {}).items()):
-        if not isinstance(spec, dict) or "type" not in spec:
-            continue
-        for key, value in spec.items():
-            if key in ("path", "labels", "images", "folder", "directory") and isinstance(value, str):
-                files.append(config_path.parent / value)
-    return files
 
 
 def _datasets(config_path):
@@ -82,9 +69,7 @@ def _use_local_datasets(config_path, monkeypatch):
 
 @pytest.mark.parametrize("config", _configs())
 def test_config_trains_evaluates_and_predicts(config, cli, tmp_path, monkeypatch):
-    missing = [f for f in _data_files(config) if not f.exists()]
-    if missing:
-        pytest.skip(f"{config.name}: data not on this machine: {', '.join(map(str, missing))}")
+    skip_without_data(config)
     _use_local_datasets(config, monkeypatch)
     run = tmp_path / "run"
     result = cli("fit", config, "--set", "training.epochs=1", "--run-dir", run, "--quiet")
