@@ -43,13 +43,17 @@ def test_gradients_through_time(spec, variant, masked):
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3])
-def test_lstm_gradients_through_time_across_backward_chunks(monkeypatch, chunk):
-    """lstm_backward computes its state-independent factors LSTM_CHUNK steps at a time: runs
-    of 1, 2 and 3 over 5 steps (one short run at the start) give the same exact gradients."""
+@pytest.mark.parametrize("spec", [{"type": "lstm", "units": 3}, {"type": "gru", "units": 3},
+                                  {"type": "gru", "units": 3, "reset_after": False}])
+def test_gradients_through_time_across_backward_chunks(monkeypatch, spec, chunk):
+    """lstm_backward computes its state-independent factors, and both gather their gate
+    gradients, LSTM_CHUNK / GRU_CHUNK steps at a time: runs of 1, 2 and 3 over 5 steps (one
+    short run at the start) give the same exact gradients."""
     from dltrain.layers import recurrent_cells
 
     monkeypatch.setattr(recurrent_cells, "LSTM_CHUNK", chunk)
-    layer = make({"type": "lstm", "units": 3, "return_sequences": True}, (5, 2))
+    monkeypatch.setattr(recurrent_cells, "GRU_CHUNK", chunk)
+    layer = make({**spec, "return_sequences": True}, (5, 2))
     layer.input_mask = np.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], bool)
     errors = check_layer(layer, np.random.default_rng(3).standard_normal((3, 5, 2)), eps=1e-5)
     assert max(errors.values()) < 1e-6, errors
@@ -192,11 +196,13 @@ def test_float32_by_default_and_shapes():
 
 @pytest.mark.parametrize("spec", [{"type": "lstm", "units": 3, "return_sequences": True},
                                   {"type": "lstm", "units": 4, "go_backwards": True},
-                                  {"type": "simple_rnn", "units": 4, "return_sequences": True}])
+                                  {"type": "simple_rnn", "units": 4, "return_sequences": True},
+                                  {"type": "gru", "units": 3, "return_sequences": True},
+                                  {"type": "gru", "units": 4, "reset_after": False, "go_backwards": True}])
 def test_float32_layer_with_inputs_in_each_steps_product_matches_float64(spec):
-    """simple_rnn and lstm multiply [R^T | b | W^T] by the operand [h; 1; x] per step: in float32
-    (the default) with a random bias and a mask, outputs and every gradient agree with the
-    gradient-checked float64 layer."""
+    """Each step multiplies its weights by the operand [h; 1; x]: in float32 (the default) with
+    random biases and a mask, outputs and every gradient agree with the gradient-checked
+    float64 layer."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 6, 2))
     mask = rng.random((3, 6)) > 0.3
@@ -204,7 +210,9 @@ def test_float32_layer_with_inputs_in_each_steps_product_matches_float64(spec):
     results = []
     for dtype in (np.float64, np.float32):
         layer = make(spec, (6, 2), dtype=dtype, seed=0)
-        layer.params["bias"][...] = np.random.default_rng(7).standard_normal(layer.params["bias"].shape)
+        for name in ("bias", "recurrent_bias"):
+            if name in layer.params:
+                layer.params[name][...] = np.random.default_rng(7).standard_normal(layer.params[name].shape)
         layer.input_mask = mask
         y = layer.forward(x.astype(dtype), training=True)
         if grad_y is None:
@@ -215,7 +223,7 @@ def test_float32_layer_with_inputs_in_each_steps_product_matches_float64(spec):
     assert y32.dtype == np.float32 and grad_x32.dtype == np.float32
     np.testing.assert_allclose(y32, y64, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(grad_x32, grad_x64, rtol=1e-4, atol=1e-5)
-    assert set(grads32) == {"kernel", "recurrent_kernel", "bias"}
+    assert set(grads32) == set(layer.params)
     for key in grads32:
         assert grads32[key].dtype == np.float32, key
         np.testing.assert_allclose(grads32[key], grads64[key], rtol=1e-4, atol=1e-5, err_msg=key)

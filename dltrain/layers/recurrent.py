@@ -1,13 +1,12 @@
 """Recurrent layers: simple_rnn, lstm, gru, and the bidirectional wrapper.
 
 All three share one structure (``Recurrent``): each step does ONE product for all gates at
-once. simple_rnn and lstm stack everything a step multiplies: the states live in an operand
-(T+1, U+1+F, B) = [h; 1; x] (the inputs written in once, a row of ones for the bias) and the
-step's product ``[R^T | b | W^T] @ operand[t]`` gives the pre-activations whole; gru, whose
-reset gate sits between the recurrent product and the input's, projects every step's input
-first with ONE ``matmul`` call, ``(G*U, F) @ (T, F, B)``, and multiplies ``R^T @ h`` per step.
-Backpropagation through time runs the same structure in reverse and leaves the kernel,
-recurrent-kernel, bias and input gradients to products over all steps after the loop. Inside the
+once, over everything the step multiplies: the states live in an operand (T+1, U+1+F, B) =
+[h; 1; x] (the inputs written in once, a row of ones for the bias) and the step's product
+``[R^T | b | W^T] @ operand[t]`` gives the pre-activations whole (gru's rows are arranged so its
+reset gate can act between the recurrent and the input part; see GRU). Backpropagation through
+time runs the same structure in reverse and leaves the kernel, recurrent-kernel, bias and input
+gradients to products over all steps after the loop. Inside the
 layer each step is feature-major, (G*U, B), so every gate is a contiguous (U, B) block (see
 recurrent_cells).
 
@@ -52,10 +51,6 @@ class Recurrent(Layer):
     gate_order = None
     #: leading internal blocks that go through a sigmoid
     sigmoid_gates = 0
-    #: whether each step's one product also takes the bias and the step's input (``_stack``)
-    #: rather than the layer projecting every step's input first (``_project``)
-    input_in_recurrence = False
-
     def __init__(self, units, return_sequences=False, go_backwards=False,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros"):
@@ -88,14 +83,6 @@ class Recurrent(Layer):
         """Parameter ``name`` with its gate columns in the internal order, (..., G*U)."""
         return self.params[name][..., self._columns]
 
-    def _forward_weights(self, name):
-        """The internal-order parameter with the sigmoid columns halved, transposed: (G*U, ...)."""
-        return np.ascontiguousarray((self._internal(name) * self._halve).T)
-
-    def _forward_bias(self):
-        """The internal-order bias with the sigmoid entries halved, (G*U,)."""
-        return self._internal("bias") * self._halve
-
     def _to_params(self, grad):
         """A gradient in the internal column order (..., G*U) back in the parameters' order."""
         out = np.empty_like(grad)
@@ -104,14 +91,25 @@ class Recurrent(Layer):
 
     # -- the recurrence, per layer -------------------------------------------------------------
 
-    def _run(self, prepared, mask):
-        """States (T+1, U, B) from what ``_stack`` or ``_project`` prepared; cache what
-        _backprop needs. Runs with one BLAS thread (``forward``), as the loops in _backprop do."""
+    def _step_weights(self):
+        """What each step's product multiplies the operand [h; 1; x] by: [R^T | b | W^T]
+        (G*U, K) in the internal order, sigmoid rows halved (gru arranges its own)."""
+        stacked = np.concatenate([self._internal("recurrent_kernel"), self._internal("bias")[None],
+                                  self._internal("kernel")])             # (K, G*U)
+        return np.ascontiguousarray((stacked * self._halve).T)
+
+    def _input_weights(self):
+        """(F, width): the input's weights per row of the step product, for the input gradient."""
+        return self._internal("kernel")
+
+    def _run(self, weights, operand, mask):
+        """States (T+1, U, B), the operand's first U rows; cache what _backprop needs. Runs with
+        one BLAS thread (``forward``), as the loops in _backprop do."""
         raise NotImplementedError
 
     def _backprop(self, grad_h, grad_last):
-        """d(loss)/d(xw) (T, G*U, B) from d(loss)/d(h) (T, U, B) or of the last state (U, B);
-        fill the recurrent grads."""
+        """d(loss)/d(the step products) (T, width, B) from d(loss)/d(h) (T, U, B) or of the
+        last state (U, B)."""
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------------------------
@@ -125,9 +123,9 @@ class Recurrent(Layer):
             mask = None if mask is None else mask[:, ::-1]
         self._steps_batch = xt.shape[:2]
         self._mask = None if mask is None else xp.ascontiguousarray(mask.T[:, None, :], dtype=self.dtype)
-        prepared = self._stack(xt) if self.input_in_recurrence else self._project(xt)
+        operand = self._stack(xt)
         with np.errstate(over="ignore"), blas.single_thread():
-            self._h = self._run(prepared, self._mask)                  # (T+1, U, B)
+            self._h = self._run(self._step_weights(), operand, self._mask)   # (T+1, U, B)
         if self.return_sequences:
             return self._h[1:].transpose(2, 0, 1)                        # (B, T, U)
         return self._h[-1].T.copy()                                      # (B, U)
@@ -138,38 +136,24 @@ class Recurrent(Layer):
             grad_h, grad_last = xp.ascontiguousarray(grad_y.transpose(1, 2, 0)), None   # (T, U, B)
         else:
             grad_h, grad_last = None, grad_y.T                           # (U, B)
-        grad_pre = _flat(self._backprop(grad_h, grad_last))              # (G*U, T*B)
+        grad_pre = _flat(self._backprop(grad_h, grad_last))              # (width, T*B)
         # every product over all steps is ONE 2-D GEMM, which OpenBLAS spreads over its threads
         # (a stack of 500 small products runs one at a time): 8.5 -> 4.2-4.9 ms each at 2 threads
-        if self.input_in_recurrence:
-            self._stacked_grads(grad_pre)
-        else:
-            xt = self._xt.reshape(-1, self._xt.shape[2])                 # (T*B, F)
-            self.grads["kernel"] = self._to_params(xp.matmul(grad_pre, xt).T)
-            self.grads["bias"] = self._to_params(self._sum_steps(grad_pre))
-        # (F, G*U) @ (G*U, T*B) -> (F, T, B)
-        grad_xt = xp.matmul(self._internal("kernel"), grad_pre).reshape(-1, *self._steps_batch)
+        memory = self._operand[:, :-1]                                   # (K, T, B)
+        self._weight_grads(np.matmul(grad_pre, memory.reshape(memory.shape[0], -1).T).T, grad_pre)
+        # (F, width) @ (width, T*B) -> (F, T, B)
+        grad_xt = xp.matmul(self._input_weights(), grad_pre).reshape(-1, *self._steps_batch)
         if self.go_backwards:
             grad_xt = grad_xt[:, ::-1]
         return grad_xt.transpose(2, 1, 0)                                # (B, T, F)
 
-    def _project(self, xt):
-        """xw (T, G*U, B): every step's kernel^T x_t + bias, ONE matmul call (gru)."""
-        self._xt = np.ascontiguousarray(xt, dtype=self.dtype)          # free after an embedding
-        # (G*U, F) @ (T, F, B) -> (T, G*U, B)
-        xw = np.matmul(self._forward_weights("kernel"), self._xt.transpose(0, 2, 1))
-        xw += self._forward_bias()[:, None]
-        return xw
-
     def _stack(self, xt):
-        """(weights (G*U, K), operand (T+1, K, B)), K = U + 1 + F, for cells whose one product
-        per step does all (simple_rnn, lstm): step t (from 0) reads operand[t] = [h_t; 1; x_t]
-        and writes the state h_{t+1} into operand[t + 1]; h_0 = 0. weights = [R^T | b | W^T],
-        sigmoid rows halved.
+        """The operand (T+1, K, B), K = U + 1 + F: step t (from 0) reads operand[t] =
+        [h_t; 1; x_t] and writes the state h_{t+1} into operand[t + 1]; h_0 = 0.
 
-        The operand is a view of (K, T+1, B) memory: each step reads a (K, B) block of rows
-        (BLAS takes the row stride), and after the loop every row is one (T*B,) run, so the
-        weight gradients are one product with no batch-major copy (``_stacked_grads``)."""
+        It is a view of (K, T+1, B) memory: each step reads a (K, B) block of rows (BLAS takes
+        the row stride), and after the loop every row is one (T*B,) run, so the weight
+        gradients are one product with no batch-major copy (``backward``)."""
         steps, batch, features = xt.shape
         units = self.units
         memory = np.empty((units + 1 + features, steps + 1, batch), dtype=self.dtype)
@@ -178,30 +162,15 @@ class Recurrent(Layer):
         memory[units + 1:, :steps] = xt.transpose(2, 0, 1)
         memory[units + 1:, steps] = 0                                    # read by no product
         self._operand = memory
-        stacked = np.concatenate([self._internal("recurrent_kernel"), self._internal("bias")[None],
-                                  self._internal("kernel")])             # (K, G*U)
-        return np.ascontiguousarray((stacked * self._halve).T), memory.transpose(1, 0, 2)
+        return memory.transpose(1, 0, 2)
 
-    def _stacked_grads(self, grad_pre):
-        """The recurrent-kernel, bias and kernel gradients as ONE product over all steps,
-        grad_pre (G*U, T*B) @ [h_{t-1}; 1; x_t]^T (T*B, K)."""
-        memory = self._operand[:, :-1]                                   # (K, T, B)
-        stacked = np.matmul(grad_pre, memory.reshape(memory.shape[0], -1).T).T   # (K, G*U)
+    def _weight_grads(self, stacked, grad_pre):
+        """The parameters' gradients from ``stacked`` = sum_t [h_t; 1; x_t] d(step product)_t^T
+        (K, width); ``grad_pre`` (width, T*B) is d(step product) itself."""
         units = self.units
         self.grads["recurrent_kernel"] = self._to_params(stacked[:units])
         self.grads["bias"] = self._to_params(stacked[units])
         self.grads["kernel"] = self._to_params(stacked[units + 1:])
-
-    def _sum_steps(self, grad):
-        """sum over t and b of grad (W, T*B) -> (W,), as a product with a vector of ones."""
-        return grad @ np.ones(grad.shape[1], dtype=grad.dtype)
-
-    def _state_products(self, states, grad):
-        """sum_t states_t @ grad_t^T -> (U, W), e.g. d(recurrent_kernel), from states (T, U, B)
-        and grad (W, T*B): one GEMM with the states copied batch-major, (T*B, U) (the copy
-        takes 0.8 ms for the benchmark's 500 steps)."""
-        batch_major = np.ascontiguousarray(states.transpose(0, 2, 1))               # (T, B, U)
-        return np.matmul(grad, batch_major.reshape(-1, states.shape[1])).T          # (U, W)
 
     def compute_mask(self, x, mask):
         if not self.return_sequences or mask is None:
@@ -227,12 +196,10 @@ class SimpleRNN(Recurrent):
     """
 
     gates = 1
-    input_in_recurrence = True
     examples = (({"units": 3}, (4, 2)),
                 ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)))
 
-    def _run(self, prepared, mask):
-        weights, operand = prepared
+    def _run(self, weights, operand, mask):
         return rnn_forward(weights, operand, self.units, mask)
 
     def _backprop(self, grad_h, grad_last):
@@ -258,7 +225,6 @@ class LSTM(Recurrent):
     """
 
     gates = 4
-    input_in_recurrence = True
     gate_order = (3, 0, 1, 2)          # internally o, i, f, c~ (see recurrent_cells)
     sigmoid_gates = 3
     examples = (({"units": 3}, (4, 2)),
@@ -277,8 +243,7 @@ class LSTM(Recurrent):
             self.params["bias"][self.units:2 * self.units] = 1
         return shape
 
-    def _run(self, prepared, mask):
-        weights, operand = prepared
+    def _run(self, weights, operand, mask):
         h, self._cache = lstm_forward(weights, operand, self.units, mask)
         return h
 
@@ -327,28 +292,63 @@ class GRU(Recurrent):
                 (3 * self.units,), rng, self.dtype)
         return shape
 
-    def _run(self, xw, mask):
-        recurrent_bias = None
+    # Inside, the step product's rows are [z, r, R_h^T h + rb_h, W_h^T x + b_h] with reset_after
+    # (width 4U: the reset gate multiplies the third block before it joins the fourth) and
+    # [z, r, W_h^T x + b_h] without (width 3U; R_h^T (r * h) is a second product per step).
+    # z and r take both biases (their sum is what acts); the blocks' unused parts are zeros.
+
+    def _step_weights(self):
+        n, kernel, recurrent = self.units, self.params["kernel"], self.params["recurrent_kernel"]
+        bias = self.params["bias"]
+        both = bias + self.params["recurrent_bias"] if self.reset_after else bias
+        gates = 0.5 * np.concatenate([recurrent[:, :2 * n], both[None, :2 * n], kernel[:, :2 * n]])
+        zeros_h = np.zeros((n, n), dtype=self.dtype)
+        candidate_x = np.concatenate([zeros_h, bias[None, 2 * n:], kernel[:, 2 * n:]])
+        blocks = [gates, candidate_x]
         if self.reset_after:
-            recurrent_bias = self._forward_weights("recurrent_bias")[:, None]     # (3U, 1)
-        h, self._cache = gru_forward(xw, self._forward_weights("recurrent_kernel"), recurrent_bias, mask)
+            zeros_x = np.zeros((len(kernel), n), dtype=self.dtype)
+            candidate_h = np.concatenate([recurrent[:, 2 * n:], self.params["recurrent_bias"][None, 2 * n:],
+                                          zeros_x])
+            blocks = [gates, candidate_h, candidate_x]
+        return np.ascontiguousarray(np.concatenate(blocks, axis=1).T)     # (width, K)
+
+    def _input_weights(self):
+        kernel = self.params["kernel"]
+        if not self.reset_after:
+            return kernel
+        n = self.units
+        return np.concatenate([kernel[:, :2 * n], np.zeros((len(kernel), n), dtype=kernel.dtype),
+                               kernel[:, 2 * n:]], axis=1)                # (F, 4U)
+
+    def _weight_grads(self, stacked, grad_pre):
+        n = self.units
+        h_rows, one_row, x_rows = stacked[:n], stacked[n], stacked[n + 1:]
+        self.grads["kernel"] = np.concatenate([x_rows[:, :2 * n], x_rows[:, -n:]], axis=1)
+        self.grads["bias"] = np.concatenate([one_row[:2 * n], one_row[-n:]])
+        if self.reset_after:
+            self.grads["recurrent_kernel"] = h_rows[:, :3 * n].copy()
+            self.grads["recurrent_bias"] = one_row[:3 * n].copy()
+        else:
+            # the candidate's recurrent weights multiply r * h: sum_t (r h)_t d(n)_t^T
+            reset_h = self._cache[1].transpose(1, 0, 2).reshape(n, -1)           # (U, T*B)
+            candidate_part = np.matmul(reset_h, grad_pre[2 * n:].T)             # (U, U)
+            self.grads["recurrent_kernel"] = np.concatenate([h_rows[:, :2 * n], candidate_part], axis=1)
+
+    def _run(self, weights, operand, mask):
+        candidate_t = None if self.reset_after else np.ascontiguousarray(
+            self.params["recurrent_kernel"][:, 2 * self.units:].T)
+        h, self._cache = gru_forward(weights, operand, self.units, mask, candidate_t)
         return h
 
     def _backprop(self, grad_h, grad_last):
+        n, recurrent = self.units, self.params["recurrent_kernel"]
         with blas.single_thread():
-            grad_pre, grad_rec = gru_backward(
-                grad_h, grad_last, self._h, self._cache, self.params["recurrent_kernel"], self._mask,
-                self.reset_after)
-        if self.reset_after:
-            grad_rec = _flat(grad_rec)
-            self.grads["recurrent_kernel"] = self._state_products(self._h[:-1], grad_rec)
-            self.grads["recurrent_bias"] = self._sum_steps(grad_rec)
-        else:
-            n = self.units
-            flat = _flat(grad_pre)
-            gate_part = self._state_products(self._h[:-1], flat[:2 * n])           # (U, 2U)
-            candidate_part = self._state_products(self._cache[1], flat[2 * n:])    # r * h_{t-1}
-            self.grads["recurrent_kernel"] = np.concatenate([gate_part, candidate_part], axis=1)
+            if self.reset_after:
+                grad_pre = gru_backward(grad_h, grad_last, self._h, self._cache, recurrent, self._mask)
+            else:
+                grad_pre = gru_backward(grad_h, grad_last, self._h, self._cache,
+                                        np.ascontiguousarray(recurrent[:, :2 * n]), self._mask,
+                                        np.ascontiguousarray(recurrent[:, 2 * n:]))
         return grad_pre
 
 

@@ -226,113 +226,111 @@ def lstm_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask):
     return grad_pre
 
 
-# -- gru: gate blocks z, r, h as rows [0:U], [U:2U], [2U:3U] ------------------------------------
+# -- gru: gate blocks z, r as rows [0:U], [U:2U], then the candidate's parts --------------------
+# reset_after: rows [2U:3U] = R_h^T h + rb_h (kept for backward), [3U:4U] = W_h^T x + b_h, which
+# becomes the candidate n; otherwise rows [2U:3U] = W_h^T x + b_h, becoming n, and a second
+# product R_h^T (r * h) per step.
 
-def gru_forward(xw, recurrent_t, recurrent_bias, mask):
-    """h (T+1, U, B) and the cache (gates (T, 3U, B), and per step either R_h^T h + rb_h
-    (reset_after, ``recurrent_bias`` (3U, 1) given) or r * h_{t-1}), each (U, B).
+#: steps whose gate gradients are gathered before going into the feature-major array (gru_backward)
+GRU_CHUNK = 32
 
-    xw, recurrent_t (3U, U) and recurrent_bias come with the z and r rows halved.
+
+def gru_forward(weights, operand, units, mask, candidate_t=None):
+    """h (T+1, U, B), the first U rows of ``operand`` (as rnn_forward), and the cache (gates
+    (T, width, B), and without reset_after the products' operands r * h_t (T, U, B) in
+    feature-major memory, else None).
+
+    reset_after: ``weights`` (4U, K) give [z, r, R_h^T h + rb_h, W_h^T x + b_h] in one product
+    and n = tanh(W_h^T x + b_h + r * (R_h^T h + rb_h)). Otherwise (``candidate_t`` = R_h^T given)
+    ``weights`` (3U, K) give [z, r, W_h^T x + b_h] and n = tanh(W_h^T x + b_h + R_h^T (r * h)).
+    z and r rows come halved (see the module docstring). h_{t+1} = n + z * (h_t - n).
     """
-    xp = array_module(xw)
-    steps, width, batch = xw.shape
-    n = width // 3
-    reset_after = recurrent_bias is not None
-    h = xp.zeros((steps + 1, n, batch), dtype=xw.dtype)
-    extra = xp.empty((steps, n, batch), dtype=xw.dtype)
-    scratch = xp.empty((n, batch), dtype=xw.dtype)
-    if reset_after:
-        rec = xp.empty((width, batch), dtype=xw.dtype)
-    else:
-        gate_t = xp.ascontiguousarray(recurrent_t[:2 * n])
-        candidate_t = xp.ascontiguousarray(recurrent_t[2 * n:])
-        rec = xp.empty((2 * n, batch), dtype=xw.dtype)
+    xp = array_module(operand)
+    steps, batch = operand.shape[0] - 1, operand.shape[2]
+    n = units
+    width = weights.shape[0]
+    h = operand[:, :n]
+    gates = xp.empty((steps, width, batch), dtype=operand.dtype)
+    reset_h = None if candidate_t is None else feature_major(xp, steps, n, batch, operand.dtype)
+    scratch = xp.empty((n, batch), dtype=operand.dtype)
     for t in range(steps):
-        a = xw[t]
-        z, r, cand = a[:n], a[n:2 * n], a[2 * n:]
-        if reset_after:
-            xp.matmul(recurrent_t, h[t], out=rec)             # (3U, U) @ (U, B)
-            rec += recurrent_bias
-            a[:2 * n] += rec[:2 * n]
-            xp.copyto(extra[t], rec[2 * n:])
-            xp.tanh(a[:2 * n], out=a[:2 * n])
-            sigmoid_from_tanh_(a[:2 * n])
-            xp.multiply(r, extra[t], out=scratch)
+        a = gates[t]
+        xp.matmul(weights, operand[t], out=a)                 # (width, K) @ (K, B)
+        z, r, cand = a[:n], a[n:2 * n], a[width - n:]
+        xp.tanh(a[:2 * n], out=a[:2 * n])
+        sigmoid_from_tanh_(a[:2 * n])
+        if candidate_t is None:
+            xp.multiply(r, a[2 * n:3 * n], out=scratch)       # r * (R_h^T h + rb_h)
         else:
-            xp.matmul(gate_t, h[t], out=rec)                  # (2U, U) @ (U, B)
-            a[:2 * n] += rec
-            xp.tanh(a[:2 * n], out=a[:2 * n])
-            sigmoid_from_tanh_(a[:2 * n])
-            xp.multiply(r, h[t], out=extra[t])
-            xp.matmul(candidate_t, extra[t], out=scratch)     # (U, U) @ (U, B)
+            xp.multiply(r, h[t], out=reset_h[t])
+            xp.matmul(candidate_t, reset_h[t], out=scratch)   # (U, U) @ (U, B)
         cand += scratch
         xp.tanh(cand, out=cand)
         hn = h[t + 1]
-        xp.subtract(h[t], cand, out=hn)                       # h_t = n + z * (h_{t-1} - n)
+        xp.subtract(h[t], cand, out=hn)                       # h_{t+1} = n + z * (h_t - n)
         hn *= z
         hn += cand
         if mask is not None:
             carry(hn, h[t], mask[t])
-    return h, (xw, extra)
+    return h, (gates, reset_h)
 
 
-def gru_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask, reset_after):
-    """BPTT for the GRU: (d/d(input pre-activations), d/d(recurrent products) or None).
+def gru_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask, candidate_kernel=None):
+    """BPTT for the GRU: d/d(the step product's rows) (T, width, B) in feature-major memory.
 
-    d(n) = dh (1 - z) (1 - n^2); d(z) = dh (h_{t-1} - n) z (1 - z);
-    reset_after: d(r) = d(n) * (R_h^T h + rb_h) * r (1 - r), the recurrent product's gradient
-    is [d(z), d(r), d(n) * r] and dh_{t-1} = dh z + R that;
-    otherwise d(r h) = R_h d(n), d(r) = d(r h) h_{t-1} r (1 - r) and
-    dh_{t-1} = dh z + d(r h) r + R_zr [d(z), d(r)].
+    d(n) = dh (1 - z) (1 - n^2); d(z) = dh (h_t - n) z (1 - z).
+    reset_after: the rows R_h^T h + rb_h get d(n) * r, d(r) = d(n) (R_h^T h + rb_h) r (1 - r),
+    and dh_t = dh z + R [d(z), d(r), d(n) r] with ``recurrent_kernel`` R = [R_z, R_r, R_h]
+    (U, 3U); otherwise d(r h) = R_h d(n) (``candidate_kernel`` R_h (U, U)),
+    d(r) = d(r h) h_t r (1 - r) and dh_t = dh z + d(r h) r + [R_z, R_r] [d(z), d(r)].
+    Each chunk of GRU_CHUNK steps is gathered in a contiguous buffer and copied in at once.
     """
     xp = array_module(h)
-    gates, extra = cache
+    gates, reset_h = cache
     steps, width, batch = gates.shape
-    n = width // 3
+    reset_after = candidate_kernel is None
+    n = width // 4 if reset_after else width // 3
+    chunk = min(GRU_CHUNK, steps)
     grad_pre = feature_major(xp, steps, width, batch, gates.dtype)
-    grad_rec = feature_major(xp, steps, width, batch, gates.dtype) if reset_after else None
-    d = xp.empty((width, batch), dtype=gates.dtype)
-    rec = xp.empty((width, batch), dtype=gates.dtype)
+    buffer = xp.empty((chunk, width, batch), dtype=gates.dtype)
     if not reset_after:
-        gate_kernel = xp.ascontiguousarray(recurrent_kernel[:, :2 * n])        # (U, 2U)
-        candidate_kernel = xp.ascontiguousarray(recurrent_kernel[:, 2 * n:])   # (U, U)
         d_reset_h = xp.empty((n, batch), dtype=gates.dtype)
     state = _StateGradient(xp, grad_h, grad_last, (n, batch), gates.dtype)
     one_minus = xp.empty((n, batch), dtype=gates.dtype)
-    for t in range(steps - 1, -1, -1):
-        a = gates[t]
-        z, r, cand = a[:n], a[n:2 * n], a[2 * n:]
-        dh, passed = _new_path(state.step(t), mask, t)
-        dz, dr, dn = d[:n], d[n:2 * n], d[2 * n:]
-        xp.subtract(1, z, out=one_minus)
-        xp.multiply(cand, cand, out=dn)
-        xp.subtract(1, dn, out=dn)
-        dn *= dh
-        dn *= one_minus
-        xp.subtract(h[t], cand, out=dz)
-        dz *= dh
-        dz *= one_minus
-        dz *= z
-        xp.subtract(1, r, out=one_minus)
-        if reset_after:
-            xp.multiply(dn, extra[t], out=dr)
-            dr *= one_minus
-            dr *= r
-            rec[:2 * n] = d[:2 * n]
-            xp.multiply(dn, r, out=rec[2 * n:])
-            xp.matmul(recurrent_kernel, rec, out=state.next)  # (U, 3U) @ (3U, B)
-            grad_rec[t] = rec
-        else:
-            xp.matmul(candidate_kernel, dn, out=d_reset_h)    # (U, U) @ (U, B)
-            xp.multiply(d_reset_h, h[t], out=dr)
-            dr *= one_minus
-            dr *= r
-            xp.matmul(gate_kernel, d[:2 * n], out=state.next)  # (U, 2U) @ (2U, B)
-            d_reset_h *= r
-            state.next += d_reset_h
-        grad_pre[t] = d
-        dh *= z
-        state.next += dh
-        if passed is not None:
-            state.next += passed
-    return grad_pre, grad_rec
+    for end in range(steps, 0, -chunk):
+        start = max(0, end - chunk)
+        for t in range(end - 1, start - 1, -1):
+            a, d = gates[t], buffer[t - start]
+            z, r, cand = a[:n], a[n:2 * n], a[width - n:]
+            dz, dr, dcand = d[:n], d[n:2 * n], d[width - n:]
+            dh, passed = _new_path(state.step(t), mask, t)
+            xp.subtract(1, z, out=one_minus)
+            xp.multiply(cand, cand, out=dcand)
+            xp.subtract(1, dcand, out=dcand)
+            dcand *= dh
+            dcand *= one_minus
+            xp.subtract(h[t], cand, out=dz)
+            dz *= dh
+            dz *= one_minus
+            dz *= z
+            xp.subtract(1, r, out=one_minus)
+            if reset_after:
+                xp.multiply(dcand, a[2 * n:3 * n], out=dr)
+                dr *= one_minus
+                dr *= r
+                xp.multiply(dcand, r, out=d[2 * n:3 * n])
+                xp.matmul(recurrent_kernel, d[:3 * n], out=state.next)    # (U, 3U) @ (3U, B)
+            else:
+                xp.matmul(candidate_kernel, dcand, out=d_reset_h)         # (U, U) @ (U, B)
+                xp.multiply(d_reset_h, h[t], out=dr)
+                dr *= one_minus
+                dr *= r
+                xp.matmul(recurrent_kernel, d[:2 * n], out=state.next)    # (U, 2U) @ (2U, B)
+                d_reset_h *= r
+                state.next += d_reset_h
+            dh *= z
+            state.next += dh
+            if passed is not None:
+                state.next += passed
+        grad_pre[start:end] = buffer[:end - start]
+    return grad_pre
