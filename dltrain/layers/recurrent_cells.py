@@ -5,13 +5,12 @@ block ``gates[t, k*U:(k+1)*U]`` (U, B) and states are (T+1, U, B). A step does O
 all gates, then a few whole-block ufuncs with ``out=`` (a (B, G*U) row layout would make every
 gate a strided column slice, about 4x slower per ufunc call than a contiguous block).
 
-simple_rnn and lstm multiply ``weights`` [R^T | b | W^T] (G*U, K) by the step's block of an
-``operand`` (T+1, K, B) = [h; 1; x] that the layer fills with the inputs and a row of ones: the
-product gives the whole pre-activation (recurrence, bias and input projection) straight into the
-gate block, and the loop writes each new state into the operand's first U rows. gru takes
-projected inputs ``xw`` (T, 3U, B), kernel^T x_t + bias for every step from one product done by
-the layer, and multiplies ``recurrent_t @ h_{t-1}`` per step. The gate blocks end up holding the
-activated gates that backward needs. Backward returns the gradient of the pre-activations
+Each step multiplies ``weights`` (width, K) by its block of an ``operand`` (T+1, K, B) =
+[h; 1; x] that the layer fills with the inputs and a row of ones: for simple_rnn and lstm the
+weights are [R^T | b | W^T] and the product gives the whole pre-activation (recurrence, bias and
+input projection) straight into the gate block; gru's rows are arranged for its reset gate (see
+gru_forward). The loop writes each new state into the operand's first U rows. The gate blocks
+end up holding the activated gates that backward needs. Backward returns the gradient of the pre-activations
 (T, G*U, B) in feature-major memory; the layer turns it into the kernel, bias and input
 gradients with products over all steps after the loop.
 
