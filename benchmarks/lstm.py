@@ -1,4 +1,4 @@
-"""The book's IMDB model, embedding 10,000x32 -> LSTM 32 -> dense 1 sigmoid: dltrain vs PyTorch.
+"""The book's IMDB model (embedding 10,000x32 -> LSTM or GRU 32 -> dense 1 sigmoid) vs PyTorch.
 
 Sequences of 500 token ids, batch 128, RMSprop, float32, binary cross-entropy. Each round trains
 ``--batches`` batches (default 20) through dltrain's real Trainer and then through PyTorch (same
@@ -7,7 +7,7 @@ Medians per batch are extrapolated to one epoch of 25,000 sequences (196 batches
 training set); their ratio is printed. Peak memory (ru_maxrss) is read for dltrain before
 PyTorch is imported.
 
-    python benchmarks/lstm.py [--rounds 3] [--batches 20] [--threads N] [--no-torch]
+    python benchmarks/lstm.py [--rounds 3] [--batches 20] [--threads N] [--cell lstm|gru] [--no-torch]
     # PyTorch installed in another virtual environment (same Python version):
     python benchmarks/lstm.py --torch-site /path/to/torch-venv/lib/python3.11/site-packages
 """
@@ -23,6 +23,8 @@ def parse():
     parser = harness.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per framework")
     parser.add_argument("--batches", type=int, default=20, help="batches per round")
+    parser.add_argument("--cell", choices=["lstm", "gru"], default="lstm",
+                        help="the recurrent layer (gru: Keras's reset_after, as PyTorch's nn.GRU)")
     return parser.parse_args()
 
 
@@ -35,14 +37,14 @@ def make_data(batches):
     return x, y
 
 
-def dltrain_runner(x, y):
+def dltrain_runner(x, y, cell="lstm"):
     """A function that trains one round (every batch of x) through dltrain's Trainer."""
     from dltrain.data.dataset import Split
     from dltrain.losses import BinaryCrossentropy
 
     trainer = harness.dltrain_trainer({"input_shape": [STEPS], "layers": [
         {"type": "embedding", "input_dim": VOCAB, "output_dim": DIM},
-        {"type": "lstm", "units": UNITS},
+        {"type": cell, "units": UNITS},
         {"type": "dense", "units": 1, "activation": "sigmoid"}]}, BinaryCrossentropy(), BATCH)
     split = Split(x, y.reshape(-1, 1).astype("float32"))
     epoch = [0]
@@ -56,7 +58,7 @@ def dltrain_runner(x, y):
     return run
 
 
-def torch_runner(x, y, threads):
+def torch_runner(x, y, threads, cell="lstm"):
     import numpy as np
     import torch
 
@@ -67,11 +69,13 @@ def torch_runner(x, y, threads):
         def __init__(self):
             super().__init__()
             self.embedding = torch.nn.Embedding(VOCAB, DIM)
-            self.lstm = torch.nn.LSTM(DIM, UNITS, batch_first=True)
+            recurrent = torch.nn.LSTM if cell == "lstm" else torch.nn.GRU
+            self.recurrent = recurrent(DIM, UNITS, batch_first=True)
             self.dense = torch.nn.Linear(UNITS, 1)
 
         def forward(self, ids):
-            _, (h, _) = self.lstm(self.embedding(ids))
+            _, state = self.recurrent(self.embedding(ids))
+            h = state[0] if cell == "lstm" else state            # LSTM: (h, c); GRU: h
             return self.dense(h[-1])
 
     model = Net()
@@ -101,11 +105,12 @@ def main():
     harness.prepare(args)
     x, y = make_data(args.batches)
     times, dltrain_peak = harness.alternate(        # each run: every batch of x, its seconds
-        dltrain_runner(x, y), lambda: torch_runner(x, y, args.threads), args.rounds, not args.no_torch)
+        dltrain_runner(x, y, args.cell), lambda: torch_runner(x, y, args.threads, args.cell), args.rounds,
+        not args.no_torch)
     import numpy as np
 
     per_epoch = -(-EPOCH_SAMPLES // BATCH) / args.batches
-    print(f"embedding {VOCAB}x{DIM} -> LSTM {UNITS} -> dense 1 sigmoid, {STEPS} steps, batch {BATCH}, "
+    print(f"embedding {VOCAB}x{DIM} -> {args.cell.upper()} {UNITS} -> dense 1 sigmoid, {STEPS} steps, batch {BATCH}, "
           f"RMSprop, float32; {args.batches} batches per round; {args.threads} threads; "
           f"numpy {np.__version__}")
     for name, values in times.items():
