@@ -19,14 +19,7 @@ import numpy as np
 from dltrain import blas, check
 from dltrain.backend import array_module
 from dltrain.layers.base import Layer
-from dltrain.layers.recurrent_cells import (
-    gru_backward,
-    gru_forward,
-    lstm_backward,
-    lstm_forward,
-    rnn_backward,
-    rnn_forward,
-)
+from dltrain.layers.recurrent_cells import CELLS
 from dltrain.registry import build, get, register
 
 
@@ -47,6 +40,8 @@ class Recurrent(Layer):
 
     #: gate blocks in the kernels (1 for simple_rnn, 4 for lstm, 3 for gru)
     gates = 1
+    #: which time loops it runs: a key of recurrent_cells.CELLS
+    cell = None
     #: the parameter block held by each internal block (None: the parameters' order)
     gate_order = None
     #: leading internal blocks that go through a sigmoid
@@ -102,15 +97,13 @@ class Recurrent(Layer):
         """(F, width): the input's weights per row of the step product, for the input gradient."""
         return self._internal("kernel")
 
-    def _run(self, weights, operand, mask):
-        """States (T+1, U, B), the operand's first U rows; cache what _backprop needs. Runs with
-        one BLAS thread (``forward``), as the loops in _backprop do."""
-        raise NotImplementedError
+    def _forward_kernels(self):
+        """Extra arrays the forward loop takes (gru without reset_after: its candidate's R_h^T)."""
+        return {}
 
-    def _backprop(self, grad_h, grad_last):
-        """d(loss)/d(the step products) (T, width, B) from d(loss)/d(h) (T, U, B) or of the
-        last state (U, B)."""
-        raise NotImplementedError
+    def _backward_kernels(self):
+        """The arrays the backward loop multiplies by: R (U, width) in the internal order."""
+        return {"recurrent_kernel": self._internal("recurrent_kernel")}
 
     # -- shared --------------------------------------------------------------------------------
 
@@ -124,8 +117,10 @@ class Recurrent(Layer):
         self._steps_batch = xt.shape[:2]
         self._mask = None if mask is None else xp.ascontiguousarray(mask.T[:, None, :], dtype=self.dtype)
         operand = self._stack(xt)
+        forward_loop = CELLS[self.cell][0]
         with np.errstate(over="ignore"), blas.single_thread():
-            self._h = self._run(self._step_weights(), operand, self._mask)   # (T+1, U, B)
+            self._h, self._cache = forward_loop(self._step_weights(), operand, self.units, self._mask,
+                                                **self._forward_kernels())   # h (T+1, U, B)
         if self.return_sequences:
             return self._h[1:].transpose(2, 0, 1)                        # (B, T, U)
         return self._h[-1].T.copy()                                      # (B, U)
@@ -136,7 +131,11 @@ class Recurrent(Layer):
             grad_h, grad_last = xp.ascontiguousarray(grad_y.transpose(1, 2, 0)), None   # (T, U, B)
         else:
             grad_h, grad_last = None, grad_y.T                           # (U, B)
-        grad_pre = _flat(self._backprop(grad_h, grad_last))              # (width, T*B)
+        backward_loop = CELLS[self.cell][1]
+        with blas.single_thread():
+            grad_pre = backward_loop(grad_h, grad_last, self._h, self._cache, self._mask,
+                                     **self._backward_kernels())
+        grad_pre = _flat(grad_pre)                                       # (width, T*B)
         # every product over all steps is ONE 2-D GEMM, which OpenBLAS spreads over its threads
         # (a stack of 500 small products runs one at a time): 8.5 -> 4.2-4.9 ms each at 2 threads
         memory = self._operand[:, :-1]                                   # (K, T, B)
@@ -196,15 +195,12 @@ class SimpleRNN(Recurrent):
     """
 
     gates = 1
+    cell = "simple_rnn"
     examples = (({"units": 3}, (4, 2)),
                 ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)))
 
-    def _run(self, weights, operand, mask):
-        return rnn_forward(weights, operand, self.units, mask)
-
-    def _backprop(self, grad_h, grad_last):
-        with blas.single_thread():
-            return rnn_backward(grad_h, grad_last, self._h, self.params["recurrent_kernel"], self._mask)
+    def _backward_kernels(self):
+        return {"recurrent_kernel": self.params["recurrent_kernel"]}
 
 
 @register("lstm")
@@ -225,6 +221,7 @@ class LSTM(Recurrent):
     """
 
     gates = 4
+    cell = "lstm"
     gate_order = (3, 0, 1, 2)          # internally o, i, f, c~ (see recurrent_cells)
     sigmoid_gates = 3
     examples = (({"units": 3}, (4, 2)),
@@ -243,14 +240,6 @@ class LSTM(Recurrent):
             self.params["bias"][self.units:2 * self.units] = 1
         return shape
 
-    def _run(self, weights, operand, mask):
-        h, self._cache = lstm_forward(weights, operand, self.units, mask)
-        return h
-
-    def _backprop(self, grad_h, grad_last):
-        with blas.single_thread():
-            return lstm_backward(grad_h, grad_last, self._h, self._cache,
-                                 self._internal("recurrent_kernel"), self._mask)
 
 
 @register("gru")
@@ -273,6 +262,7 @@ class GRU(Recurrent):
     """
 
     gates = 3
+    cell = "gru"
     sigmoid_gates = 2
     examples = (({"units": 3}, (4, 2)),
                 ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)),
@@ -334,22 +324,17 @@ class GRU(Recurrent):
             candidate_part = np.matmul(reset_h, grad_pre[2 * n:].T)             # (U, U)
             self.grads["recurrent_kernel"] = np.concatenate([h_rows[:, :2 * n], candidate_part], axis=1)
 
-    def _run(self, weights, operand, mask):
-        candidate_t = None if self.reset_after else np.ascontiguousarray(
-            self.params["recurrent_kernel"][:, 2 * self.units:].T)
-        h, self._cache = gru_forward(weights, operand, self.units, mask, candidate_t)
-        return h
+    def _forward_kernels(self):
+        if self.reset_after:
+            return {}
+        return {"candidate_t": np.ascontiguousarray(self.params["recurrent_kernel"][:, 2 * self.units:].T)}
 
-    def _backprop(self, grad_h, grad_last):
+    def _backward_kernels(self):
         n, recurrent = self.units, self.params["recurrent_kernel"]
-        with blas.single_thread():
-            if self.reset_after:
-                grad_pre = gru_backward(grad_h, grad_last, self._h, self._cache, recurrent, self._mask)
-            else:
-                grad_pre = gru_backward(grad_h, grad_last, self._h, self._cache,
-                                        np.ascontiguousarray(recurrent[:, :2 * n]), self._mask,
-                                        np.ascontiguousarray(recurrent[:, 2 * n:]))
-        return grad_pre
+        if self.reset_after:
+            return {"recurrent_kernel": recurrent}
+        return {"recurrent_kernel": np.ascontiguousarray(recurrent[:, :2 * n]),
+                "candidate_kernel": np.ascontiguousarray(recurrent[:, 2 * n:])}
 
 
 @register("bidirectional")

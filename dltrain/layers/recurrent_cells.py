@@ -87,8 +87,8 @@ class _StateGradient:
 # -- simple_rnn: h_{t+1} = tanh([R^T | b | W^T] [h_t; 1; x_t]) -------------------------------
 
 def rnn_forward(weights, operand, units, mask):
-    """States h (T+1, U, B), the first U rows of ``operand`` (T+1, K, B): step ``t`` (from 0)
-    reads operand[t] = [h_t; 1; x_t] and its ONE product ``weights @ operand[t]``,
+    """(h, None): the states h (T+1, U, B), the first U rows of ``operand`` (T+1, K, B): step
+    ``t`` (from 0) reads operand[t] = [h_t; 1; x_t] and its ONE product ``weights @ operand[t]``,
     (U, K) @ (K, B), gives the recurrence, the bias and the input projection together."""
     xp = array_module(operand)
     steps = operand.shape[0] - 1
@@ -99,14 +99,15 @@ def rnn_forward(weights, operand, units, mask):
         xp.tanh(a, out=a)
         if mask is not None:
             carry(a, h[t], mask[t])
-    return h
+    return h, None
 
 
-def rnn_backward(grad_h, grad_last, h, recurrent_kernel, mask):
-    """d/d(a_t) = dh_t * (1 - h_t^2); dh_{t-1} = R d/d(a_t) (+ carried gradient)."""
+def rnn_backward(grad_h, grad_last, h, cache, mask, recurrent_kernel, out=None):
+    """d/d(a_t) = dh_t * (1 - h_t^2); dh_{t-1} = R d/d(a_t) (+ carried gradient). ``cache`` is
+    unused (the states are all it needs); ``out``, if given, receives the result."""
     xp = array_module(h)
     steps, units, batch = h.shape[0] - 1, h.shape[1], h.shape[2]
-    grad_pre = feature_major(xp, steps, units, batch, h.dtype)
+    grad_pre = feature_major(xp, steps, units, batch, h.dtype) if out is None else out
     d = xp.empty((units, batch), dtype=h.dtype)
     state = _StateGradient(xp, grad_h, grad_last, (units, batch), h.dtype)
     for t in range(steps - 1, -1, -1):
@@ -180,8 +181,9 @@ def _lstm_factors(gates, c, tanh_c, n, out, cell_out):
     cell_out *= gates[:, :n]
 
 
-def lstm_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask):
-    """BPTT for the LSTM; recurrent_kernel is R (U, 4U) in the internal order, not halved.
+def lstm_backward(grad_h, grad_last, h, cache, mask, recurrent_kernel, out=None):
+    """BPTT for the LSTM; recurrent_kernel is R (U, 4U) in the internal order, not halved;
+    ``out`` (T, 4U, B), if given, receives the result.
 
     With dc = dc_{t+1} + dh * o * (1 - tanh(c_t)^2):
     d(o) = dh * tanh(c_t), d(i) = dc * c~, d(f) = dc * c_{t-1}, d(c~) = dc * i, each times its
@@ -197,7 +199,7 @@ def lstm_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask):
     steps, width, batch = gates.shape
     n = width // 4
     chunk = min(LSTM_CHUNK, steps)
-    grad_pre = feature_major(xp, steps, width, batch, gates.dtype)
+    grad_pre = feature_major(xp, steps, width, batch, gates.dtype) if out is None else out
     factors = xp.empty((chunk, width, batch), dtype=gates.dtype)
     cell_factors = xp.empty((chunk, n, batch), dtype=gates.dtype)
     state = _StateGradient(xp, grad_h, grad_last, (n, batch), gates.dtype)
@@ -274,7 +276,7 @@ def gru_forward(weights, operand, units, mask, candidate_t=None):
     return h, (gates, reset_h)
 
 
-def gru_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask, candidate_kernel=None):
+def gru_backward(grad_h, grad_last, h, cache, mask, recurrent_kernel, candidate_kernel=None, out=None):
     """BPTT for the GRU: d/d(the step product's rows) (T, width, B) in feature-major memory.
 
     d(n) = dh (1 - z) (1 - n^2); d(z) = dh (h_t - n) z (1 - z).
@@ -282,7 +284,8 @@ def gru_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask, candidate_
     and dh_t = dh z + R [d(z), d(r), d(n) r] with ``recurrent_kernel`` R = [R_z, R_r, R_h]
     (U, 3U); otherwise d(r h) = R_h d(n) (``candidate_kernel`` R_h (U, U)),
     d(r) = d(r h) h_t r (1 - r) and dh_t = dh z + d(r h) r + [R_z, R_r] [d(z), d(r)].
-    Each chunk of GRU_CHUNK steps is gathered in a contiguous buffer and copied in at once.
+    Each chunk of GRU_CHUNK steps is gathered in a contiguous buffer and copied in at once (into
+    ``out``, if given).
     """
     xp = array_module(h)
     gates, reset_h = cache
@@ -290,7 +293,7 @@ def gru_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask, candidate_
     reset_after = candidate_kernel is None
     n = width // 4 if reset_after else width // 3
     chunk = min(GRU_CHUNK, steps)
-    grad_pre = feature_major(xp, steps, width, batch, gates.dtype)
+    grad_pre = feature_major(xp, steps, width, batch, gates.dtype) if out is None else out
     buffer = xp.empty((chunk, width, batch), dtype=gates.dtype)
     if not reset_after:
         d_reset_h = xp.empty((n, batch), dtype=gates.dtype)
@@ -333,3 +336,10 @@ def gru_backward(grad_h, grad_last, h, cache, recurrent_kernel, mask, candidate_
                 state.next += passed
         grad_pre[start:end] = buffer[:end - start]
     return grad_pre
+
+
+#: per layer type: (forward, backward) of its time loops, as the layer and the helper process
+#: call them: forward(weights, operand, units, mask, **kernels) -> (h, cache);
+#: backward(grad_h, grad_last, h, cache, mask, out=None, **kernels) -> d(step products)
+CELLS = {"simple_rnn": (rnn_forward, rnn_backward), "lstm": (lstm_forward, lstm_backward),
+         "gru": (gru_forward, gru_backward)}
