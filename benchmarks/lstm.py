@@ -119,6 +119,12 @@ def main():
               f"{median * per_epoch:.1f} s per 25,000-sequence epoch  "
               f"(rounds {', '.join(f'{v:.2f}' for v in values)} s)")
     print(f"  dltrain peak RSS {dltrain_peak:.0f} MiB (data {x.nbytes / 2**20:.0f} MiB)")
+    from dltrain.layers import recurrent_helper
+
+    helper_peak = recurrent_helper.peak_mib()
+    if helper_peak is not None:
+        print(f"  dltrain's recurrent helper process peak RSS {helper_peak:.0f} MiB "
+              f"(the second half of each batch's time loops; shared memory counted in both)")
     harness.print_ratio(times)
 
 

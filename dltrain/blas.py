@@ -14,8 +14,8 @@ _SUFFIXES = ("64_", "")
 
 
 @functools.lru_cache(maxsize=1)
-def _functions():
-    """(set_num_threads, get_num_threads) of the loaded OpenBLAS, or None."""
+def _library():
+    """The loaded OpenBLAS (ctypes), or None."""
     import numpy  # noqa: F401  (loads its BLAS)
 
     try:
@@ -28,15 +28,38 @@ def _functions():
             library = ctypes.CDLL(path)
         except OSError:
             continue
-        for prefix in _PREFIXES:
-            for suffix in _SUFFIXES:
-                setter = getattr(library, f"{prefix}_set_num_threads{suffix}", None)
-                getter = getattr(library, f"{prefix}_get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    setter.argtypes, setter.restype = [ctypes.c_int], None
-                    getter.argtypes, getter.restype = [], ctypes.c_int
-                    return setter, getter
+        if any(hasattr(library, f"{p}_set_num_threads{x}") for p in _PREFIXES for x in _SUFFIXES):
+            return library
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def _functions():
+    """(set_num_threads, get_num_threads) of the loaded OpenBLAS, or None."""
+    library = _library()
+    if library is None:
+        return None
+    for prefix in _PREFIXES:
+        for suffix in _SUFFIXES:
+            setter = getattr(library, f"{prefix}_set_num_threads{suffix}", None)
+            getter = getattr(library, f"{prefix}_get_num_threads{suffix}", None)
+            if setter is not None and getter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                getter.argtypes, getter.restype = [], ctypes.c_int
+                return setter, getter
+    return None
+
+
+def stop_workers():
+    """Make OpenBLAS's worker threads exit now rather than spin on their cores for ~0.1 s after
+    the last product (2**28 cycles), so another process can have those cores; the next
+    multi-threaded product starts them again (about 0.1 ms). Call it inside ``single_thread``
+    (measured: called just before it, one half of the LSTM benchmark's backward loops ran at
+    about half speed)."""
+    library = _library()
+    shutdown = None if library is None else getattr(library, "blas_thread_shutdown_", None)
+    if shutdown is not None:
+        shutdown()
 
 
 def threads():

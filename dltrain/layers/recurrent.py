@@ -19,6 +19,7 @@ import numpy as np
 from dltrain import blas, check
 from dltrain.backend import array_module
 from dltrain.layers.base import Layer
+from dltrain.layers import recurrent_helper
 from dltrain.layers.recurrent_cells import CELLS
 from dltrain.registry import build, get, register
 
@@ -42,6 +43,8 @@ class Recurrent(Layer):
     gates = 1
     #: which time loops it runs: a key of recurrent_cells.CELLS
     cell = None
+    #: whether its loops may run as two halves of the batch (recurrent_helper)
+    splits = True
     #: the parameter block held by each internal block (None: the parameters' order)
     gate_order = None
     #: leading internal blocks that go through a sigmoid
@@ -114,27 +117,47 @@ class Recurrent(Layer):
         if self.go_backwards:
             xt = xt[::-1]
             mask = None if mask is None else mask[:, ::-1]
-        self._steps_batch = xt.shape[:2]
-        self._mask = None if mask is None else xp.ascontiguousarray(mask.T[:, None, :], dtype=self.dtype)
+        steps, batch, features = xt.shape
+        self._steps_batch = steps, batch
+        weights = self._step_weights()
+        self._width = len(weights)                                       # rows of the step product
+        self._split = split = self._splitting(training, steps, batch)
+        if split is not None:                       # shared memory for both halves' loops
+            shapes = [(self.units + 1 + features, steps + 1, batch), (len(weights), steps, batch)]
+            shapes += [(steps, 1, batch)] if mask is not None else []
+            shapes += [(steps, self.units, batch)] if self.return_sequences else []
+            split.begin(shapes, self.dtype)
+        self._mask = None if mask is None else self._empty((steps, 1, batch))
+        if mask is not None:
+            self._mask[...] = mask.T[:, None, :]
         operand = self._stack(xt)
-        forward_loop = CELLS[self.cell][0]
         with np.errstate(over="ignore"), blas.single_thread():
-            self._h, self._cache = forward_loop(self._step_weights(), operand, self.units, self._mask,
-                                                **self._forward_kernels())   # h (T+1, U, B)
+            if split is None:
+                self._h, self._cache = CELLS[self.cell][0](weights, operand, self.units, self._mask,
+                                                           **self._forward_kernels())   # h (T+1, U, B)
+            else:
+                self._h, self._cache = split.forward(self.cell, weights, operand, self.units, self._mask,
+                                                     self._forward_kernels())
         if self.return_sequences:
             return self._h[1:].transpose(2, 0, 1)                        # (B, T, U)
         return self._h[-1].T.copy()                                      # (B, U)
 
     def backward(self, grad_y):
         xp = array_module(grad_y)
+        steps, batch = self._steps_batch
         if self.return_sequences:
-            grad_h, grad_last = xp.ascontiguousarray(grad_y.transpose(1, 2, 0)), None   # (T, U, B)
+            grad_h, grad_last = self._empty((steps, self.units, batch)), None
+            grad_h[...] = grad_y.transpose(1, 2, 0)                      # (T, U, B)
         else:
             grad_h, grad_last = None, grad_y.T                           # (U, B)
-        backward_loop = CELLS[self.cell][1]
         with blas.single_thread():
-            grad_pre = backward_loop(grad_h, grad_last, self._h, self._cache, self._mask,
-                                     **self._backward_kernels())
+            if self._split is None:
+                grad_pre = CELLS[self.cell][1](grad_h, grad_last, self._h, self._cache, self._mask,
+                                               **self._backward_kernels())
+            else:
+                out = self._split.array((self._width, steps, batch), self.dtype).transpose(1, 0, 2)
+                grad_pre = self._split.backward(self.cell, grad_h, grad_last, self._h, self._cache, self._mask,
+                                                self._backward_kernels(), out)
         grad_pre = _flat(grad_pre)                                       # (width, T*B)
         # every product over all steps is ONE 2-D GEMM, which OpenBLAS spreads over its threads
         # (a stack of 500 small products runs one at a time): 8.5 -> 4.2-4.9 ms each at 2 threads
@@ -146,6 +169,22 @@ class Recurrent(Layer):
             grad_xt = grad_xt[:, ::-1]
         return grad_xt.transpose(2, 1, 0)                                # (B, T, F)
 
+    def _splitting(self, training, steps, batch):
+        """The layer's recurrent_helper.Split when this pass runs its loops as two halves of the
+        batch (training, two or more BLAS threads, a large enough loop), else None."""
+        if (not training or not self.splits or batch < 2 * recurrent_helper.MIN_HALF
+                or steps * batch * self.units < recurrent_helper.MIN_WORK or not recurrent_helper.enabled()):
+            return None
+        if getattr(self, "_splitter", None) is None:
+            self._splitter = recurrent_helper.Split()
+        return self._splitter
+
+    def _empty(self, shape):
+        """A new array, in the split's shared memory when the batch is split."""
+        if self._split is None:
+            return np.empty(shape, dtype=self.dtype)
+        return self._split.array(shape, self.dtype)
+
     def _stack(self, xt):
         """The operand (T+1, K, B), K = U + 1 + F: step t (from 0) reads operand[t] =
         [h_t; 1; x_t] and writes the state h_{t+1} into operand[t + 1]; h_0 = 0.
@@ -155,7 +194,7 @@ class Recurrent(Layer):
         gradients are one product with no batch-major copy (``backward``)."""
         steps, batch, features = xt.shape
         units = self.units
-        memory = np.empty((units + 1 + features, steps + 1, batch), dtype=self.dtype)
+        memory = self._empty((units + 1 + features, steps + 1, batch))
         memory[:units, 0] = 0
         memory[units] = 1
         memory[units + 1:, :steps] = xt.transpose(2, 0, 1)
@@ -323,6 +362,12 @@ class GRU(Recurrent):
             reset_h = self._cache[1].transpose(1, 0, 2).reshape(n, -1)           # (U, T*B)
             candidate_part = np.matmul(reset_h, grad_pre[2 * n:].T)             # (U, U)
             self.grads["recurrent_kernel"] = np.concatenate([h_rows[:, :2 * n], candidate_part], axis=1)
+
+    @property
+    def splits(self):
+        """Without reset_after the weight gradient reads every step's r * h, which stays in the
+        process that computed it: such a layer does not split its batch."""
+        return self.reset_after
 
     def _forward_kernels(self):
         if self.reset_after:
