@@ -3,7 +3,7 @@
 Why a process: a time step is about ten numpy calls on small (U, B) blocks. numpy runs each on
 one core, and a second Python *thread* running the other half of the batch would wait for the
 GIL between every call (measured: 70 -> 84-89 ms per batch, slower). A second process has its
-own interpreter: the LSTM benchmark's loops ran 25 + 19 ms as one batch, 13 + 16 ms as two
+own interpreter: the LSTM benchmark's loops ran 25 + 19 ms as one batch, 14 + 15 ms as two
 halves at once.
 
 When: a layer splits its batch (``Split``) in training, when BLAS may use two or more threads
@@ -42,6 +42,8 @@ from dltrain.layers.recurrent_cells import CELLS
 MIN_WORK = 1 << 19
 #: smallest half-batch worth splitting
 MIN_HALF = 16
+#: seconds to wait for the helper's answer before it counts as failed (its half then runs here)
+TIMEOUT = 600
 ENVIRONMENT = "DLTRAIN_RECURRENT_HELPER"
 
 _HEADER = struct.Struct("<Q")
@@ -102,12 +104,15 @@ class HelperError(RuntimeError):
 class _Helper:
     def __init__(self):
         here, there = socket.socketpair()
-        environment = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        environment = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                           PYTHONPATH=os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]))
         self.process = subprocess.Popen(
             [sys.executable, "-c", f"from dltrain.layers.recurrent_helper import serve; serve({there.fileno()})"],
             pass_fds=(there.fileno(),), env=environment, stdin=subprocess.DEVNULL)
         there.close()
         self.socket = here
+        self.socket.settimeout(TIMEOUT)
         self.call(("hello",))
 
     def send(self, message, fds=()):
@@ -188,7 +193,7 @@ atexit.register(shutdown)
 class Split:
     """A layer's time loops over two halves of its batch: the first here, the second in the
     helper process (or here after it failed). The layer takes its shared arrays from ``array``
-    after ``begin``."""
+    after ``begin``. One helper serves the whole process: train from one thread at a time."""
 
     def __init__(self):
         self.key = next(_keys)
