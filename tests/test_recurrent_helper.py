@@ -142,3 +142,18 @@ def test_small_loops_and_inference_do_not_split():
     x = np.zeros((64, 20, 3), np.float32)
     layer.forward(x, training=True)                 # 20 * 64 * 8 is below MIN_WORK
     assert layer._split is None
+
+
+def test_the_helper_lets_go_of_layers_that_are_gone(split_always):
+    """k-fold training builds a model per fold: the helper must not keep every old layer's
+    shared memory mapped. Layers collected here are dropped there at its next request."""
+    import gc
+
+    run(SPECS[0], training=True)
+    run(SPECS[1], training=True)                 # the first layer is gone by now
+    gc.collect()
+    run(SPECS[2], training=True)
+    gc.collect()
+    run(SPECS[3], training=True)                 # drops the third, maps the fourth
+    arenas, caches = recurrent_helper._helper.call(("count",))[1]
+    assert (arenas, caches) == (1, 0)

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import traceback
 import warnings
+import weakref
 
 import numpy as np
 
@@ -49,6 +50,9 @@ ENVIRONMENT = "DLTRAIN_RECURRENT_HELPER"
 _HEADER = struct.Struct("<Q")
 _keys = itertools.count(1)
 _helper = None          # the running _Helper, or False once it failed (then halves run here)
+#: arenas and layer caches whose owners are gone, for the helper to drop at the next request
+#: (a garbage-collection callback must not talk to it: a request may be waiting for its answer)
+_released = []
 
 
 def enabled():
@@ -69,6 +73,7 @@ class Arena:
         self._base = np.frombuffer(self.map, dtype=np.uint8).ctypes.data
         self.used = 0
         self.mapped_by = None                # the helper that has mapped it
+        self.close = weakref.finalize(self, _release, "arena", self.key, self.fd)
 
     def array(self, shape, dtype):
         """A new array of the arena (64-byte aligned); ``reset`` frees them all at once."""
@@ -87,8 +92,12 @@ class Arena:
         """(arena key, byte offset, shape, strides, dtype) of a view of this arena's memory."""
         return self.key, view.ctypes.data - self._base, view.shape, view.strides, view.dtype.str
 
-    def close(self):
-        os.close(self.fd)
+
+def _release(kind, key, fd=None):
+    """An arena's or a Split's owner is gone: close the file here, let the helper drop it."""
+    if fd is not None:
+        os.close(fd)
+    _released.append((kind, key))
 
 
 def _bytes_needed(shapes, itemsize):
@@ -199,19 +208,15 @@ class Split:
         self.key = next(_keys)
         self.arena = None
         self._remote = False                 # whether the helper holds the second half's cache
+        weakref.finalize(self, _release, "cache", self.key)
 
     def begin(self, shapes, dtype):
         """Make room for this forward pass's shared arrays (their shapes, in any order)."""
         size = _bytes_needed(shapes, np.dtype(dtype).itemsize)
         if self.arena is None or self.arena.size < size:
-            old, self.arena = self.arena, Arena(size)
-            if old is not None:
-                if _helper and old.mapped_by is _helper:
-                    try:
-                        _helper.call(("drop", old.key))
-                    except (OSError, HelperError, EOFError) as error:
-                        _fail(error)
-                old.close()
+            if self.arena is not None:
+                self.arena.close()
+            self.arena = Arena(size)
         self.arena.reset()
 
     def array(self, shape, dtype):
@@ -219,6 +224,13 @@ class Split:
 
     def _helper_with_arena(self):
         helper = _get_helper()
+        if helper and _released:
+            try:
+                helper.call(("release", _released[:]))
+                _released.clear()
+            except (OSError, HelperError, EOFError) as error:
+                _fail(error)
+                return None
         if helper and self.arena.mapped_by is not helper:
             try:
                 helper.call(("arena", self.arena.key, self.arena.size), fds=(self.arena.fd,))
@@ -348,13 +360,16 @@ def _view(arenas, description):
 def _handle(message, fds, arenas, caches):
     kind = message[0]
     if kind == "hello":
-        return
+        return None
+    if kind == "count":                                  # for tests: what it holds
+        return len(arenas), len(caches)
     if kind == "arena":
         _, key, size = message
         arenas[key] = mmap.mmap(fds[0], size)
         os.close(fds[0])
-    elif kind == "drop":
-        arenas.pop(message[1], None)
+    elif kind == "release":
+        for what, key in message[1]:
+            (arenas if what == "arena" else caches).pop(key, None)
     elif kind == "forward":
         _, key, cell, weights, units, operand, mask, kernels = message
         operand = _view(arenas, operand)
@@ -367,6 +382,7 @@ def _handle(message, fds, arenas, caches):
                        out=_view(arenas, out), **kernels)
     else:
         raise ValueError(f"unknown message {kind!r}")
+    return None
 
 
 def serve(fd):
@@ -384,8 +400,7 @@ def serve(fd):
             return
         try:
             with np.errstate(over="ignore"):
-                _handle(message, fds, arenas, caches)
-            reply = ("ok",)
+                reply = ("ok", _handle(message, fds, arenas, caches))
         except Exception:                                # sent back and raised there
             reply = ("error", traceback.format_exc())
         data = pickle.dumps(reply)
