@@ -111,7 +111,6 @@ class Recurrent(Layer):
     # -- shared --------------------------------------------------------------------------------
 
     def forward(self, x, training=False):
-        xp = array_module(x)
         xt = x.transpose(1, 0, 2)                                      # (T, B, F)
         mask = self.input_mask
         if self.go_backwards:
