@@ -97,6 +97,20 @@ def test_without_the_helper_both_halves_run_here_with_the_same_numbers(split_alw
     assert_same(with_helper, without, exact=True)
 
 
+def test_without_shared_memory_both_halves_run_here_with_the_same_numbers(split_always, monkeypatch):
+    expected = run(SPECS[0], training=True)
+    recurrent_helper.shutdown()
+
+    def no_memory(name):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(os, "memfd_create", no_memory)
+    with pytest.warns(RuntimeWarning, match="Too many open files.*both halves of the batch run in this process"):
+        without = run(SPECS[0], training=True)
+    assert without[3]
+    assert_same(expected, without, exact=True)
+
+
 def test_a_helper_that_dies_between_forward_and_backward_changes_nothing(split_always):
     spec = SPECS[2]
     expected = run(spec, training=True)
@@ -135,13 +149,20 @@ def test_off_with_the_environment_variable_or_one_blas_thread(monkeypatch):
     assert not recurrent_helper.enabled()
 
 
-def test_small_loops_and_inference_do_not_split():
-    layer = build("layer", {"type": "lstm", "units": 8})
+def test_small_loops_and_inference_do_not_split(monkeypatch):
+    monkeypatch.setattr(recurrent_helper, "enabled", lambda: True)
+    layer = build("layer", {"type": "lstm", "units": 32})
     layer.name = "r"
-    layer.build((20, 3), np.random.default_rng(0))
-    x = np.zeros((64, 20, 3), np.float32)
-    layer.forward(x, training=True)                 # 20 * 64 * 8 is below MIN_WORK
-    assert layer._split is None
+    layer.build((128, 3), np.random.default_rng(0))
+    try:
+        layer.forward(np.zeros((64, 20, 3), np.float32), training=True)    # 20 * 64 * 32 < MIN_WORK
+        assert layer._split is None
+        layer.forward(np.zeros((128, 128, 3), np.float32), training=False)  # large, but inference
+        assert layer._split is None
+        layer.forward(np.zeros((128, 128, 3), np.float32), training=True)   # 128 * 128 * 32 = 2**19
+        assert layer._split is not None
+    finally:
+        recurrent_helper.shutdown()
 
 
 def test_the_helper_lets_go_of_layers_that_are_gone(split_always):

@@ -21,6 +21,7 @@ process that computed them. Messages are pickled tuples over a socket pair; the 
 say "ok" or carry the traceback of its error.
 """
 import atexit
+import contextlib
 import itertools
 import mmap
 import os
@@ -67,9 +68,17 @@ class Arena:
     def __init__(self, size):
         self.key = next(_keys)
         self.size = size
-        self.fd = os.memfd_create(f"dltrain-recurrent-{self.key}")
-        os.ftruncate(self.fd, size)
-        self.map = mmap.mmap(self.fd, size)
+        self.fd = None
+        try:
+            self.fd = os.memfd_create(f"dltrain-recurrent-{self.key}")
+            os.ftruncate(self.fd, size)
+            self.map = mmap.mmap(self.fd, size)
+        except OSError as error:             # no shared memory (limits): both halves run here
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+            _fail(error)
+            self.map = bytearray(size)
         self._base = np.frombuffer(self.map, dtype=np.uint8).ctypes.data
         self.used = 0
         self.mapped_by = None                # the helper that has mapped it
@@ -223,7 +232,7 @@ class Split:
         return self.arena.array(shape, dtype)
 
     def _helper_with_arena(self):
-        helper = _get_helper()
+        helper = _get_helper() if self.arena.fd is not None else None
         if helper and _released:
             try:
                 helper.call(("release", _released[:]))
@@ -307,18 +316,16 @@ def _collect(helper):
         return False
 
 
-class _resync_on_interrupt:
+@contextlib.contextmanager
+def _resync_on_interrupt():
     """If anything but the helper's own failures interrupts a posted request (Ctrl-C, an error
     in this half), stop the helper so that no stale answer is read later; the next split
     starts a fresh one."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, trace):
-        if kind is not None:
-            shutdown()
-        return False
+    try:
+        yield
+    except BaseException:
+        shutdown()
+        raise
 
 
 def _halves(batch):
