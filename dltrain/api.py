@@ -343,3 +343,10 @@ def write_predictions(predictions, output, format=None, top_k=None):
     except CheckpointError as error:
         raise CheckpointError(f"cannot write predictions to {output}: {error.message}") from None
     return output
+
+
+def export(run, format="onnx", output=None, which="best"):
+    """Write a trained run as ONNX or safetensors (dltrain/export); return the file written."""
+    from dltrain.export import export as export_run
+
+    return export_run(run, format, output, which)

@@ -108,10 +108,10 @@ class Rescaling(Layer):
 
     def forward(self, x, training=False):
         x = x.astype(self.dtype, copy=False)
-        return x * self.dtype(self.scale) + self.dtype(self.offset)
+        return x * np.dtype(self.dtype).type(self.scale) + np.dtype(self.dtype).type(self.offset)
 
     def backward(self, grad_y):
-        return grad_y * self.dtype(self.scale)
+        return grad_y * np.dtype(self.dtype).type(self.scale)
 
 
 @register("spatial_dropout2d")

@@ -1,0 +1,34 @@
+"""Models that leave dltrain and come back: ONNX export, safetensors out and in, .keras import.
+
+``export(run, format, output)`` writes a trained run as an ONNX model (onnx_model: preprocessing
+folded in, every layer converted or named in an error) or as a safetensors file of the model's
+arrays under dltrain's names (safetensors). ``weights`` reads such arrays back, from a run, a
+safetensors file or a .keras file, for ``init_from``.
+"""
+from pathlib import Path
+
+from dltrain.errors import ConfigError
+
+FORMATS = ("onnx", "safetensors")
+
+
+def export(run, format="onnx", output=None, which="best"):
+    """Write ``run`` (a run directory or checkpoint) as ``format``; return the file written."""
+    from dltrain.api import LoadedRun
+    from dltrain.training.files import atomic_open
+
+    if format not in FORMATS:
+        raise ConfigError(f"unknown export format {format!r}", expected=" or ".join(FORMATS))
+    loaded = LoadedRun(run, which)
+    output = Path(output) if output else loaded.run_dir / f"model.{format}"
+    if format == "onnx":
+        from dltrain.export import onnx_model
+
+        data, _ = onnx_model.convert(loaded)
+    else:
+        from dltrain.export import safetensors
+
+        data = safetensors.encode(loaded.model.state_dict(), safetensors.metadata_of(loaded))
+    with atomic_open(output, "wb") as f:
+        f.write(data)
+    return output

@@ -1,0 +1,76 @@
+"""An ONNX graph under construction: unique tensor names, constants, nodes, and the file.
+
+Tensors between layers keep dltrain's layout (channels last, batch first); the operators that
+want channels first (Conv, pooling) are wrapped in Transpose nodes by their converters, which
+onnxruntime's optimizer folds away between consecutive layers.
+"""
+import numpy as np
+
+from dltrain.export import protobuf
+
+OPSET = 17           # LayerNormalization is in the default domain from opset 17
+IR_VERSION = 8       # the IR version of opset 17 (ONNX 1.12)
+
+
+class Graph:
+    def __init__(self, dtype=np.float32):
+        self.dtype = np.dtype(dtype)
+        self.nodes, self.initializers = [], []
+        self._used = set()
+
+    def name(self, hint):
+        """A tensor or node name not used before, from ``hint`` ('/' kept, other odd characters out)."""
+        base = "".join(c if c.isalnum() or c in "_/.-" else "_" for c in hint) or "t"
+        name, n = base, 1
+        while name in self._used:
+            n += 1
+            name = f"{base}_{n}"
+        self._used.add(name)
+        return name
+
+    def const(self, value, hint, dtype=None):
+        """An initializer holding ``value`` (in the graph's dtype unless ``dtype``); its name."""
+        array = np.asarray(value, dtype=dtype or (self.dtype if np.asarray(value).dtype.kind == "f"
+                                                  else np.asarray(value).dtype))
+        name = self.name(hint)
+        self.initializers.append(protobuf.tensor(name, array))
+        return name
+
+    def ints(self, values, hint):
+        return self.const(np.asarray(values, dtype=np.int64), hint)
+
+    def op(self, op_type, inputs, hint, outputs=1, **attributes):
+        """Add a node; return its output name (or the list of ``outputs`` names when > 1)."""
+        names = [self.name(f"{hint}/{op_type}" + (f":{i}" if outputs > 1 else "")) for i in range(outputs)]
+        self.nodes.append(protobuf.node(op_type, inputs, names, self.name(f"{hint}/{op_type}_node"),
+                                        **attributes))
+        return names[0] if outputs == 1 else names
+
+    def identity(self, x, name):
+        """``x`` under the exact name ``name`` (the graph's output)."""
+        self._used.add(name)
+        self.nodes.append(protobuf.node("Identity", [x], [name], self.name(f"{name}/Identity_node")))
+        return name
+
+    # -- small compositions every converter uses -------------------------------------------------
+
+    def channels_first(self, x, rank, hint):
+        """(B, *spatial, C) -> (B, C, *spatial)."""
+        return self.op("Transpose", [x], hint, perm=[0, rank + 1, *range(1, rank + 1)])
+
+    def channels_last(self, x, rank, hint):
+        """(B, C, *spatial) -> (B, *spatial, C)."""
+        return self.op("Transpose", [x], hint, perm=[0, *range(2, rank + 2), 1])
+
+    def mul(self, x, value, hint):
+        return self.op("Mul", [x, self.const(value, f"{hint}/factor")], hint)
+
+    def add(self, x, value, hint):
+        return self.op("Add", [x, self.const(value, f"{hint}/term")], hint)
+
+    def serialize(self, name, inputs, outputs, metadata, producer_version):
+        """The ModelProto bytes; ``inputs`` and ``outputs`` are (name, dtype, shape) triples."""
+        body = protobuf.graph(name, self.nodes, self.initializers,
+                              [protobuf.value_info(*i) for i in inputs],
+                              [protobuf.value_info(*o) for o in outputs])
+        return protobuf.model(body, OPSET, IR_VERSION, "dltrain", producer_version, metadata)

@@ -1,0 +1,166 @@
+"""A trained run as an ONNX model: preprocessing, the layer graph, and the output activation.
+
+The exported model takes what ``dltrain predict`` reads from a file (raw features, images,
+series windows) and gives what it reports (probabilities for a classifier, also when the loss
+fused the final activation or read logits). Steps that turn text into numbers
+(text_vectorization) have no ONNX operator: such a model takes their output (token ids or
+multi-hot vectors), and says so in its metadata, with the vocabulary.
+"""
+import json
+
+import numpy as np
+
+from dltrain.errors import ConfigError
+from dltrain.export import onnx_layers, onnx_recurrent
+from dltrain.export.onnx_graph import Graph
+
+INPUT, OUTPUT = "input", "output"
+RECURRENT = {"simple_rnn", "lstm", "gru"}
+
+
+def convert_layer(g, node, x, in_shape, out_shape, mask):
+    """The output (and mask) of one layer node; an error names a layer that cannot be exported."""
+    name = node.layer.registered_name
+    if name in RECURRENT:
+        return onnx_recurrent.convert_recurrent(g, node, x, in_shape, out_shape, mask)
+    if name == "bidirectional":
+        return onnx_recurrent.convert_bidirectional(g, node, x, in_shape, out_shape, mask)
+    if name not in onnx_layers.CONVERTERS:
+        exportable = sorted({*onnx_layers.CONVERTERS, *RECURRENT, "bidirectional"})
+        raise ConfigError(f"layer '{node.name}' ({name}) cannot be exported to ONNX",
+                          expected="one of " + ", ".join(exportable),
+                          fix="export a model without it, or write its converter in dltrain/export/onnx_layers.py.")
+    return onnx_layers.CONVERTERS[name](g, node, x, in_shape, out_shape, mask)
+
+
+# -- preprocessing folded in front -----------------------------------------------------------
+
+def _rescale(g, step, x, hint):
+    y = g.mul(x, step.scale, hint)
+    return g.add(y, step.offset, hint) if step.offset else y
+
+
+def _standardize(g, step, x, hint):
+    y = g.op("Sub", [x, g.const(step.mean, f"{hint}/mean")], hint)
+    return g.op("Div", [y, g.const(step.std, f"{hint}/std")], hint)
+
+
+def _min_max(g, step, x, hint):
+    low, high = step.feature_range
+    span = np.where(step.data_max > step.data_min, step.data_max - step.data_min, 1.0)
+    scale = ((high - low) / span).astype(np.float32)
+    y = g.op("Sub", [x, g.const(step.data_min, f"{hint}/data_min")], hint)
+    return g.add(g.mul(y, scale, hint), np.float32(low), hint)
+
+
+def _clip(g, step, x, hint):
+    low = g.const(np.float32(step.min), f"{hint}/min") if step.min is not None else ""
+    high = g.const(np.float32(step.max), f"{hint}/max") if step.max is not None else ""
+    return g.op("Clip", [x, low, high], hint)
+
+
+def _log(g, step, x, hint):
+    return g.op("Log", [g.add(x, np.float32(step.offset), hint)], hint)
+
+
+STEPS = {"rescale": _rescale, "standardize": _standardize, "min_max": _min_max, "clip": _clip, "log": _log}
+#: steps whose output is the exported model's input (nothing in ONNX turns text into ids)
+ENCODERS = {"text_vectorization"}
+
+
+def _preprocessing(g, pipeline, x):
+    """Fold the saved steps in; (output, the steps folded, the encoder steps left to the user)."""
+    folded, left = [], []
+    for i, step in enumerate(pipeline.steps):
+        name = step.registered_name
+        if name in ENCODERS and not folded:
+            left.append(step)
+            continue
+        if getattr(step, "augments", False) and not getattr(step, "changes_shape", False):
+            continue                                     # random augmentation: training only
+        if name not in STEPS:
+            raise ConfigError(f"preprocessing step {i} ({name}) cannot be exported to ONNX",
+                              expected="one of " + ", ".join(sorted(STEPS)) + " (text_vectorization first)",
+                              fix="apply it before the model, or train without it.")
+        x = STEPS[name](g, step, x, f"preprocessing/{i}_{name}")
+        folded.append({"type": name, **{k: _plain(v) for k, v in step.state_dict().items()}})
+    return x, folded, left
+
+
+def _plain(value):
+    value = np.asarray(value)
+    return value.tolist() if value.size <= 64 else f"array of shape {list(value.shape)}"
+
+
+# -- the model -------------------------------------------------------------------------------
+
+def convert(loaded):
+    """(ONNX ModelProto bytes, output name) of a ``LoadedRun`` (api.LoadedRun)."""
+    experiment, loss = loaded.experiment, loaded.experiment.loss
+    final = None
+    if getattr(loss, "from_logits", False):                 # predict reports probabilities
+        from dltrain.registry import build
+
+        final = build("activation", loss.fuses)
+    return model_bytes(loaded.model, experiment.pipeline, final, str(experiment.config.get("name", "dltrain")),
+                       lambda folded, encoders: _metadata(loaded, folded, encoders))
+
+
+def model_bytes(model, pipeline=None, final=None, name="dltrain", metadata=None):
+    """ONNX bytes of a built ``Model`` after ``pipeline``'s steps, ending in activation ``final``."""
+    from dltrain import __version__
+    from dltrain.data.dataset import Pipeline
+
+    g = Graph(model.dtype)
+    x, folded, encoders = _preprocessing(g, pipeline or Pipeline(), INPUT)
+    y = layer_graph(g, model, x)
+    if final is not None:
+        y = onnx_layers.activation(g, final, y, "output_activation")
+    y = g.identity(y, OUTPUT)
+    record = metadata(folded, encoders) if metadata else {}
+    return g.serialize(name, [(INPUT, np.float32, ["batch", *model.input_shape])],
+                       [(y, model.dtype, ["batch", *model.output_shape])], record, __version__), y
+
+
+def layer_graph(g, model, x):
+    """The model's nodes converted in order from tensor ``x``; the output tensor's name."""
+    from dltrain.model import INPUT as MODEL_INPUT
+
+    shapes, tensors, masks = {MODEL_INPUT: model.input_shape}, {MODEL_INPUT: x}, {MODEL_INPUT: None}
+    for node in model.nodes:
+        ins = node.inputs
+        if node.layer.multi_input:
+            args = ([tensors[n] for n in ins], [shapes[n] for n in ins], node.output_shape, [masks[n] for n in ins])
+        else:
+            args = (tensors[ins[0]], shapes[ins[0]], node.output_shape, masks[ins[0]])
+        tensors[node.name], masks[node.name] = convert_layer(g, node, *args)
+        shapes[node.name] = node.output_shape
+    return tensors[model.output]
+
+
+def _metadata(loaded, folded, encoders):
+    experiment = loaded.experiment
+    source_state = loaded.meta.get("source_state") or {}
+    kinds = source_state.get("kinds") or {}
+    classifier = experiment.loss.fuses is not None or experiment.loss.target == "sparse"
+    record = {
+        "input": json.dumps({"name": INPUT, "shape": ["batch", *loaded.model.input_shape], "dtype": "float32",
+                             "expects": (f"the output of {encoders[0].registered_name} (token ids or counts)"
+                                         if encoders else "raw inputs, as `dltrain predict` reads them")}),
+        "preprocessing": json.dumps(folded),
+        "task": "classification" if classifier else "regression",
+        "dltrain_run": str(loaded.run_dir),
+        "dltrain_checkpoint": str(loaded.path),
+    }
+    if kinds and all(kind == "numeric" for kind in kinds.values()):
+        record["feature_names"] = json.dumps(list(kinds))
+    names = loaded.class_names or getattr(experiment.sources.get("train"), "class_names", None)
+    if names:
+        record["class_names"] = json.dumps([str(n) for n in names])
+    for step in encoders:
+        vocabulary = getattr(step, "vocabulary", None)
+        if vocabulary is not None:
+            record["vocabulary"] = json.dumps(vocabulary)
+            record["text_vectorization"] = json.dumps({"output_mode": step.output_mode,
+                                                       "output_sequence_length": getattr(step, "output_sequence_length", None)})
+    return record
