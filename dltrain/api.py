@@ -69,6 +69,10 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
     run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
     resolved = relative_paths(experiment.config, experiment.base, run_dir)
     resumed = resuming.start(run_dir, resume, overwrite, resolved, allow_config_change)
+    if not resumed:
+        from dltrain.export import init_from
+
+        init_from.apply(experiment)                   # model.init_from: weights trained elsewhere
     from dltrain.training.files import write_text
 
     write_text(run_dir / "config.yaml", dump(resolved))

@@ -38,7 +38,8 @@ def config_schema():
              "properties": {
                  "input_shape": {"type": "array", "items": {"type": ["integer", "null"], "minimum": 1}},
                  "layers": {"type": "array", "minItems": 1, "items": spec_schema("layer", node_keys)},
-                 "output": {"type": "string"}}}
+                 "output": {"type": "string"},
+                 "init_from": {"type": ["object", "string"]}}}      # dltrain/export/init_from.py
     training = {"type": "object", "additionalProperties": False, "properties": {
         key: {} for key in {**TRAINING_DEFAULTS, **TRAINING_CHECKS}}}
     training["properties"].update(epochs={"type": "integer", "minimum": 1, "default": 10},

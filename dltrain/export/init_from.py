@@ -1,0 +1,56 @@
+"""``model.init_from``: start training from weights trained elsewhere.
+
+    init_from: ../runs/digits-resnet                         # every layer whose name matches
+    init_from: {run: ../runs/digits-resnet, layers: [conv*, batch_normalization*]}
+    init_from: {file: base.safetensors}                      # or a .keras file
+
+Paths are relative to the config file; ``layers`` are globs over the model's layer names; the
+arrays of each chosen layer (parameters and moving statistics) must all be in the source with
+the same shapes, else one error lists every mismatch. A resumed run takes its weights from its
+checkpoint instead.
+"""
+from dltrain.errors import ConfigError
+
+KEYS = ("run", "file", "layers")
+
+
+def spec_of(experiment):
+    """(source path, layer globs or None) of the config's init_from, or None."""
+    spec = (experiment.config.get("model") or {}).get("init_from")
+    if spec is None:
+        return None
+    where = experiment.document.where
+    if isinstance(spec, str):
+        return experiment.base / spec, None
+    if not isinstance(spec, dict):
+        raise ConfigError("init_from must be a path or {run: PATH, layers: [GLOB...]}", where=where(("model", "init_from")))
+    for key in spec:
+        if key not in KEYS:
+            raise ConfigError(f"init_from has no setting {key!r}", where=where(("model", "init_from", key)),
+                              expected=", ".join(KEYS))
+    sources = [k for k in ("run", "file") if k in spec]
+    if len(sources) != 1 or not isinstance(spec[sources[0]], str):
+        raise ConfigError("init_from needs one of run: PATH or file: PATH", where=where(("model", "init_from")))
+    layers = spec.get("layers")
+    if layers is not None and (isinstance(layers, str) or not isinstance(layers, list)
+                               or not all(isinstance(p, str) for p in layers)):
+        raise ConfigError(f"init_from.layers must be a list of layer-name globs, not {layers!r}",
+                          where=where(("model", "init_from", "layers")), fix="e.g. layers: [conv*, dense_1]")
+    return experiment.base / spec[sources[0]], layers
+
+
+def apply(experiment):
+    """Copy the chosen weights into ``experiment.model`` (built); return the keys copied, or None."""
+    from dltrain.export import weights
+
+    found = spec_of(experiment)
+    if found is None:
+        return None
+    path, layers = found
+    where = experiment.document.where(("model", "init_from"))
+    try:
+        arrays = weights.read(path)
+    except ConfigError as error:
+        error.where = error.where or where
+        raise
+    return weights.assign(experiment.model, arrays, layers, source=str(path), where=where)
