@@ -1,10 +1,10 @@
 """`dltrain export` (ONNX, safetensors) and `dltrain ensemble`."""
 import click
 
-from dltrain.cli import CONTEXT, handle_errors, main
+from dltrain.cli.app import CONTEXT, handle_errors
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("run", type=click.Path())
 @click.option("--format", "format_", type=click.Choice(["onnx", "safetensors"]), default="onnx", show_default=True,
               help="onnx: the model with its preprocessing, for onnxruntime; safetensors: the weights.")
@@ -17,3 +17,6 @@ def export(run, format_, output, checkpoint):
 
     path = api.export(run, format_, output, checkpoint)
     click.echo(f"wrote {path}")
+
+
+COMMANDS = [export]
