@@ -7,9 +7,10 @@ recurrent bias is zero. ONNX kernels are (directions, gates * units, features), 
 
 Masks: a masked step leaves dltrain's state unchanged. The operators take ``sequence_lens``
 instead, the number of real steps counted from the front, so the export is exact when the
-padding comes after the real steps (as text_vectorization pads); with ``return_sequences`` the
-forward direction's padded steps output the carried state, as in dltrain (ONNX gives zeros
-there; the backward direction gives zeros in both).
+padding comes after the real steps (as text_vectorization pads). With ``return_sequences`` the
+padded steps output zeros in ONNX; where dltrain outputs the carried state instead (a forward
+layer without ``zero_output_for_mask``) the export selects it with a Where. The output mask of a
+go_backwards layer is its input mask, unreversed, as in dltrain and Keras.
 """
 import numpy as np
 
@@ -44,13 +45,6 @@ def _run(g, hint, layers, x, mask, direction):
     b = g.const(np.stack([p[3] for p in parts]), f"{hint}/B")
     xt = g.op("Transpose", [x], hint, perm=[1, 0, 2])                       # (T, B, F)
     lengths = ""
-    if mask in getattr(g, "reversed_masks", ()):
-        from dltrain.errors import ConfigError
-
-        raise ConfigError(f"layer '{hint}' reads a sequence from a go_backwards layer with a mask: the padding "
-                          "is then before the real steps, which ONNX's sequence_lens cannot express",
-                          fix="read the go_backwards output with a layer that is not recurrent, or export "
-                              "without the mask (mask_zero: false).")
     if mask is not None:
         lengths = g.op("Cast", [g.op("ReduceSum", [g.op("Cast", [mask], hint, to=6),
                                                    g.ints([1], f"{hint}/steps")], hint, keepdims=0)],
@@ -94,15 +88,11 @@ def convert_recurrent(g, node, x, in_shape, out_shape, mask):
     layer = node.layer
     direction = "reverse" if layer.go_backwards else "forward"
     y, y_h = _run(g, node.name, [layer], x, mask, direction)
-    out = _direction_output(g, node.name, layer, y, y_h, 0, mask, carried=not layer.go_backwards)
+    carried = not (layer.go_backwards or layer.zero_output_for_mask)
+    out = _direction_output(g, node.name, layer, y, y_h, 0, mask, carried)
     if layer.go_backwards and layer.return_sequences:
         out = _reverse_time(g, node.name, out, 1)      # dltrain's output runs in reading order
-    out_mask = None
-    if layer.return_sequences and mask is not None:
-        out_mask = _reverse_time(g, node.name, mask, 1) if layer.go_backwards else mask
-        if layer.go_backwards:
-            g.reversed_masks = getattr(g, "reversed_masks", set()) | {out_mask}
-    return out, out_mask
+    return out, (mask if layer.return_sequences else None)     # unreversed with go_backwards, as Keras
 
 
 def convert_bidirectional(g, node, x, in_shape, out_shape, mask):
@@ -114,7 +104,7 @@ def convert_bidirectional(g, node, x, in_shape, out_shape, mask):
         raise ConfigError(f"layer '{node.name}' (bidirectional over a go_backwards layer) cannot be exported to ONNX",
                           fix="drop go_backwards from the wrapped layer (bidirectional reads both ways already).")
     y, y_h = _run(g, node.name, [fwd, bwd], x, mask, "bidirectional")
-    y_f = _direction_output(g, node.name, fwd, y, y_h, 0, mask, carried=True)
+    y_f = _direction_output(g, node.name, fwd, y, y_h, 0, mask, carried=not fwd.zero_output_for_mask)
     y_b = _direction_output(g, node.name, fwd, y, y_h, 1, mask, carried=False)
     mode = layer.merge_mode
     if mode == "concat":
