@@ -354,3 +354,27 @@ def export(run, format="onnx", output=None, which="best"):
     from dltrain.export import export as export_run
 
     return export_run(run, format, output, which)
+
+
+def ensemble(runs, data=None, which="best"):
+    """Scores of several runs' averaged outputs (dltrain/ensemble.py): an EnsembleScores."""
+    from dltrain import ensemble as ensembles
+
+    return ensembles.evaluate(runs, data, which)
+
+
+def ensemble_predict(runs, files, which="best"):
+    """Predictions of several runs' averaged outputs for every sample of the files."""
+    from dltrain import ensemble as ensembles
+
+    return ensembles.predict(runs, files, which)
+
+
+def report(run, which="best", data=None, image=True):
+    """(per-class or residual report, path of its PNG or None) of a run (dltrain/report.py)."""
+    from dltrain import report as reports, scoring
+
+    loaded = LoadedRun(run, which)
+    found = reports.report(loaded, scoring.evaluation_split(loaded, data))
+    name = "confusion_matrix.png" if found.kind == "classification" else "predicted_vs_true.png"
+    return found, (reports.draw(found, loaded.run_dir / name) if image else None)

@@ -98,12 +98,18 @@ def _print_cross_validation(console, result):
               help="best, last, or a checkpoint file.")
 @click.option("--data", help="A data file (or a source spec in YAML) instead of the test split.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
+@click.option("--report", is_flag=True, help="Also a confusion matrix and per-class table (regression: "
+                                              "residuals), with a PNG in the run directory.")
 @handle_errors
-def evaluate(run, which, data, as_json):
+def evaluate(run, which, data, as_json, report):
     """Score the run RUN on its test split (or --data)."""
     from dltrain import api
 
     scores = api.evaluate(run, which, data)
+    if report:                                   # dltrain/cli/export.py
+        from dltrain.cli.export import show_report
+
+        return show_report(run, which, data, scores, as_json)
     if as_json:
         click.echo(json.dumps(scores))
         return

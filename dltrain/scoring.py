@@ -1,0 +1,68 @@
+"""A run's outputs as ``predict`` reports them, and scores of any outputs like ``evaluate``'s.
+
+``outputs(loaded, x)`` applies the run's saved preprocessing and model to raw inputs and gives
+probabilities for a classifier (the loss's activation applied when it read logits), batch by
+batch. ``score(experiment, outputs, y)`` computes the experiment's loss and metrics on outputs
+given as probabilities, so averaged outputs (an ensemble) are scored as one model is.
+"""
+import numpy as np
+
+from dltrain.registry import build
+
+BATCH = 1024
+
+
+def is_classifier(loss):
+    return loss.fuses is not None or loss.target == "sparse"
+
+
+def outputs(loaded, x, batch_size=BATCH):
+    """(N, ...) outputs of the run for raw inputs x (N, ...)."""
+    experiment, model = loaded.experiment, loaded.model
+    parts = []
+    for start in range(0, len(x), batch_size):
+        batch = experiment.pipeline.transform(np.asarray(x[start:start + batch_size]))
+        parts.append(np.asarray(model.forward(batch.astype(model.dtype, copy=False), training=False)))
+    out = np.concatenate(parts) if parts else np.zeros((0, *model.output_shape), model.dtype)
+    if getattr(experiment.loss, "from_logits", False):
+        out = build("activation", experiment.loss.fuses).forward(out)
+    return out
+
+
+def split_arrays(split):
+    """(raw x, raw y) of a Split, in its order."""
+    return split.take(np.arange(len(split)))
+
+
+def _as_logits(loss, p):
+    """Logits whose activation gives p back, for a loss that reads logits."""
+    p = np.clip(p.astype(np.float64), 1e-12, 1 - 1e-12)
+    return (np.log(p) if loss.fuses == "softmax" else np.log(p) - np.log1p(-p)).astype(np.float32)
+
+
+def score(experiment, out, y, batch_size=BATCH):
+    """{'loss': ..., metric: ...} of outputs ``out`` (probabilities) against raw labels ``y``."""
+    loss, target = experiment.loss, experiment.target_fn()
+    metrics = {name: build("metric", spec) for name, spec in zip(experiment.metric_names(), experiment.metric_specs)}
+    logits = getattr(loss, "from_logits", False)
+    total = 0.0
+    for start in range(0, len(out), batch_size):
+        p, t = out[start:start + batch_size], target(y[start:start + batch_size])
+        total += float(loss(_as_logits(loss, p) if logits else p, t)) * len(p)
+        for metric in metrics.values():
+            metric.update(p, t)
+    return {"loss": total / max(len(out), 1), **{k: m.result() for k, m in metrics.items()}}
+
+
+def evaluation_split(loaded, data=None):
+    """What ``evaluate`` scores a run on: ``data`` (a file or a source spec), else its test split."""
+    from dltrain.api import _data_split
+    from dltrain.errors import ConfigError
+
+    experiment = loaded.experiment
+    if data is not None:
+        return _data_split(data, experiment)
+    if experiment.sources.get("test") is None:
+        raise ConfigError(f"the config of {loaded.run_dir} has no test split",
+                          fix="pass --data FILE, or add `test: {split: 0.2}` under data.")
+    return experiment.load_data()["test"]
