@@ -75,9 +75,10 @@ def _no_location(path):
     return format_path(path)
 
 
-def parse(config, where=_no_location):
+def parse(config, where=_no_location, layers=None):
     """(input_shape, [Written], [Node] in an order where inputs come first, output name) of the
-    ``model:`` section of a config; every layer is constructed, nothing is allocated."""
+    ``model:`` section of a config; every layer is constructed (or taken from ``layers``, one
+    per spec), nothing is allocated."""
     if not isinstance(config, dict):
         raise ConfigError("`model` must be a mapping with input_shape and layers", where=where(("model",)))
     if "input_shape" not in config:
@@ -96,7 +97,8 @@ def parse(config, where=_no_location):
     previous = INPUT
     for i, spec in enumerate(specs):
         path = ("model", "layers", i)
-        entry_nodes = _nodes_of(spec, path, where, counts, previous, aliases)
+        entry_nodes = _nodes_of(spec, path, where, counts, previous, aliases,
+                                None if layers is None else layers[i])
         entry = Written(i, entry_nodes[0].name, entry_nodes[0].layer.registered_name,
                         list(entry_nodes[0].inputs), where(path), entry_nodes)
         for node in entry_nodes:
@@ -114,8 +116,9 @@ def parse(config, where=_no_location):
     return tuple(input_shape), written, topological(nodes), aliases.get(output, output)
 
 
-def _nodes_of(spec, path, where, counts, previous, aliases):
-    """The node (or node and activation node) for one layer spec."""
+def _nodes_of(spec, path, where, counts, previous, aliases, layer=None):
+    """The node (or node and activation node) for one layer spec; ``layer``: the layer already
+    constructed from it, if any."""
     type_name, arguments = split_spec(spec, "layer", where(path + ("type",)) if isinstance(spec, dict) else where(path))
     cls = registry("layer").get(type_name, where=where(path + ("type",)) if isinstance(spec, dict) else where(path))
     # `activation` is the activation layer's own argument, and the shorthand on any other layer
@@ -138,7 +141,8 @@ def _nodes_of(spec, path, where, counts, previous, aliases):
 
     found = regularizers.from_spec(dict(arguments), where(path))
     spec_for_build = {"type": type_name, **layer_arguments}
-    layer = build("layer", spec_for_build, where(path))
+    if layer is None:
+        layer = build("layer", spec_for_build, where(path))
     layer.name = name
     layer.regularizers = found
     nodes = [Node(name, layer, list(inputs), where(path))]

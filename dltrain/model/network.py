@@ -19,9 +19,9 @@ from dltrain.model.graph import INPUT, _no_location, parse
 class Model:
     """A directed acyclic graph of layers from one input to one output."""
 
-    def __init__(self, graph, input_shape, output, dtype=np.float32, layers=None, passes=None):
+    def __init__(self, graph, input_shape, output, dtype=np.float32, written=None, passes=None):
         self.graph = graph                   # the nodes as written, inputs first
-        self.layers = layers or []           # graph.Written, in the config's order
+        self.layers = written or []          # graph.Written, in the config's order
         self.input_shape = tuple(input_shape)
         self.output = output
         self.dtype = np.dtype(dtype)
@@ -36,11 +36,13 @@ class Model:
             node.layer.dtype = self.dtype
 
     @classmethod
-    def from_config(cls, config, where=_no_location, dtype=np.float32, passes=None):
-        """The graph (no arrays yet) from the ``model:`` section of a config; ``passes`` names
-        the graph passes that ``build`` runs (default: all of ``passes.PASSES``)."""
-        input_shape, layers, nodes, output = parse(config, where)
-        return cls(nodes, input_shape, output, dtype, layers, passes)
+    def from_config(cls, config, where=_no_location, dtype=np.float32, layers=None, passes=None):
+        """The graph (no arrays yet) from the ``model:`` section of a config. ``layers``: the
+        layers already constructed from ``config["layers"]`` (by validation), one per spec, to
+        use instead of constructing them again; ``passes`` names the graph passes that
+        ``build`` runs (default: all of ``passes.PASSES``)."""
+        input_shape, written, nodes, output = parse(config, where, layers)
+        return cls(nodes, input_shape, output, dtype, written, passes)
 
     # -- shapes and parameters -----------------------------------------------------------------
 
