@@ -253,3 +253,13 @@ def test_the_encoder_writes_what_onnx_reads_back():
     dims = parsed.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in dims] == ["batch", 5, 5, 1]
     assert {p.key: p.value for p in parsed.metadata_props} == {"class_names": '["a"]'}
+
+
+def test_the_graph_as_written_is_exported_whatever_the_passes_rewrote():
+    layers = [{"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
+              {"type": "max_pooling2d", "pool_size": 2}, {"type": "conv2d", "filters": 3, "kernel_size": 2},
+              {"type": "activation", "activation": "relu"}, {"type": "max_pooling2d", "pool_size": 2},
+              {"type": "flatten"}, {"type": "dense", "units": 2}]
+    model = _model(layers, (11, 11, 2))
+    assert model.rewrites                      # pool before relu, pooling blocks, relu absorbed
+    _compare(model, np.random.default_rng(7).normal(size=(4, 11, 11, 2)).astype(np.float32))

@@ -87,8 +87,6 @@ def activation(g, function, x, hint):
 
 @converts("activation")
 def _activation(g, node, x, in_shape, out_shape, mask):
-    # an `absorbed` ReLU is applied by the pooling before it in dltrain; the exported pooling is
-    # plain, so the ReLU is exported here in either case
     return activation(g, node.layer.function, x, node.name), mask
 
 

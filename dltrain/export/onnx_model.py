@@ -123,11 +123,13 @@ def model_bytes(model, pipeline=None, final=None, name="dltrain", metadata=None)
 
 
 def layer_graph(g, model, x):
-    """The model's nodes converted in order from tensor ``x``; the output tensor's name."""
+    """The model's nodes as written (not as the graph passes rewrote how they compute; the
+    layers' own flags for those rewrites are ignored) converted in order from tensor ``x``;
+    the output tensor's name."""
     from dltrain.model import INPUT as MODEL_INPUT
 
     shapes, tensors, masks = {MODEL_INPUT: model.input_shape}, {MODEL_INPUT: x}, {MODEL_INPUT: None}
-    for node in model.nodes:
+    for node in getattr(model, "graph", model.nodes):
         ins = node.inputs
         if node.layer.multi_input:
             args = ([tensors[n] for n in ins], [shapes[n] for n in ins], node.output_shape, [masks[n] for n in ins])
@@ -135,7 +137,7 @@ def layer_graph(g, model, x):
             args = (tensors[ins[0]], shapes[ins[0]], node.output_shape, masks[ins[0]])
         tensors[node.name], masks[node.name] = convert_layer(g, node, *args)
         shapes[node.name] = node.output_shape
-    return tensors[model.output]
+    return tensors[getattr(model, "written_output", model.output)]
 
 
 def _metadata(loaded, folded, encoders):
