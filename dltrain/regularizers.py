@@ -94,6 +94,8 @@ def terms(model):
     """(layer, param name, regularizer) of every regularized parameter of a built model."""
     found = []
     for node in model.nodes:
+        if not getattr(node.layer, "trainable", True):
+            continue                               # frozen: its parameters do not move
         for param, regularizer in getattr(node.layer, "regularizers", {}).items():
             if param not in node.layer.params:
                 key = next(k for k, p in SPEC_KEYS.items() if p == param)

@@ -23,6 +23,7 @@ class Row:
     params: int
     flops: int          # forward, per sample; a multiply-add counts as two
     activation: str = None   # the activation shorthand (or an activation layer's function)
+    frozen: bool = False     # trainable: false
 
     @property
     def kind(self):
@@ -47,17 +48,28 @@ class Summary:
         return sum(r.params for r in self.rows)
 
     @property
+    def frozen_params(self):
+        """Parameters of the layers written with ``trainable: false``."""
+        return sum(r.params for r in self.rows if r.frozen)
+
+    @property
+    def trainable_params(self):
+        return self.params - self.frozen_params
+
+    @property
     def flops(self):
         return sum(r.flops for r in self.rows)
 
     @property
     def memory(self):
-        """Bytes of parameters, their gradients, optimizer state and activations (one batch)."""
+        """Bytes of parameters, the trainable ones' gradients and optimizer state, and activations
+        (one batch)."""
         params = self.params * self.itemsize
+        trained = self.trainable_params * self.itemsize          # frozen layers: no gradient, no slots
         activations = self.activation_values * self.batch_size * self.itemsize
-        return {"parameters": params, "gradients": params, "optimizer": params * self.slots,
+        return {"parameters": params, "gradients": trained, "optimizer": trained * self.slots,
                 "activations": activations,
-                "total": params * (2 + self.slots) + activations}
+                "total": params + trained * (1 + self.slots) + activations}
 
 
 def summarize(checked, passes=False):
@@ -97,7 +109,7 @@ def _row(entry, shapes):
     if entry.type == "activation":
         activation = entry.layer.function_name
     return Row(entry.name, entry.type, list(entry.inputs), tuple(entry.output_shape), params, flops,
-               activation)
+               activation, not entry.layer.trainable)
 
 
 def config_of(target):

@@ -19,6 +19,11 @@ def config_data_files(config_path):
 
     config = yaml.safe_load(Path(config_path).read_text())
     files = []
+    init_from = (config.get("model") or {}).get("init_from")      # a trained run or weights file
+    if isinstance(init_from, str) or isinstance(init_from, dict):
+        source = init_from if isinstance(init_from, str) else init_from.get("run") or init_from.get("file")
+        if isinstance(source, str):
+            files.append(Path(config_path).parent / source)
     for spec in (config.get("data") or {}).values():
         if not isinstance(spec, dict) or "type" not in spec:
             continue

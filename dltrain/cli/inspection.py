@@ -60,11 +60,12 @@ def _print_summary(console, summary):
                             ("output shape", "left"), ("params", "right"), ("FLOPs", "right")):
         table.add_column(column, justify=justify)
     for row in summary.rows:
-        table.add_row(row.name, row.kind, ", ".join(row.inputs), str(row.output_shape),
-                      f"{row.params:,}", human_count(row.flops))
+        table.add_row(row.name, row.kind + (" (frozen)" if row.frozen else ""), ", ".join(row.inputs),
+                      str(row.output_shape), f"{row.params:,}", human_count(row.flops))
     table.add_section()
     table.add_row("total", "", "", "", f"{summary.params:,}", human_count(summary.flops))
     console.print(table)
+    console.print(f"parameters: {summary.trainable_params:,} trainable, {summary.frozen_params:,} frozen")
     memory = summary.memory
     console.print(
         f"memory at batch size {summary.batch_size}: parameters {human_bytes(memory['parameters'])}, "

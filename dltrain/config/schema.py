@@ -33,6 +33,7 @@ def config_schema():
         test={"anyOf": [spec_schema("source"), held_out]},
         preprocessing={"type": "array", "items": spec_schema("preprocessing")})
     node_keys = {"name": {"type": "string"}, "inputs": {"type": "array", "items": {"type": "string"}},
+                 "trainable": {"type": "boolean"},
                  "activation": nested_schema("activation")}
     model = {"type": "object", "required": ["input_shape", "layers"], "additionalProperties": False,
              "properties": {

@@ -47,6 +47,11 @@ class Layer:
     #: constructor arguments and input shapes (no batch axis) that the registry's contract tests
     #: build, run and gradient-check; every registered layer must list at least one
     examples = ()
+    #: false (``trainable: false`` in the config): the layer is frozen; the model computes no
+    #: gradient for its parameters where it can skip it, and hands none to the optimizer
+    trainable = True
+    #: a frozen layer of this kind runs in inference mode also in training (batch normalization)
+    inference_when_frozen = False
 
     def __init__(self):
         self.name = None

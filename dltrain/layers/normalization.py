@@ -58,6 +58,7 @@ class BatchNormalization(_Normalization):
     Shapes: (batch, ..., features) -> the same
     """
 
+    inference_when_frozen = True       # frozen: the moving statistics, never updated (as Keras)
     examples = (({}, (4,)), ({"momentum": 0.9, "center": False}, (3, 3, 2)),
                 ({"scale": False, "epsilon": 0.01}, (2, 3)))
 

@@ -13,7 +13,7 @@ from dltrain.errors import ConfigError
 from dltrain.registry import build, registry, split_spec, suggest
 
 #: keys of a layer spec that the model reads; the rest are the layer's constructor arguments
-NODE_KEYS = ("name", "inputs", "activation", "kernel_regularizer", "bias_regularizer")
+NODE_KEYS = ("name", "inputs", "activation", "kernel_regularizer", "bias_regularizer", "trainable")
 INPUT = "input"
 
 
@@ -145,6 +145,11 @@ def _nodes_of(spec, path, where, counts, previous, aliases, layer=None):
         layer = build("layer", spec_for_build, where(path))
     layer.name = name
     layer.regularizers = found
+    trainable = arguments.get("trainable", True)
+    if not isinstance(trainable, bool):
+        raise ConfigError(f"trainable of layer {name!r} must be true or false, not {trainable!r}",
+                          where=where(path + ("trainable",)))
+    layer.trainable = trainable                    # false: frozen (no gradient, no optimizer state)
     nodes = [Node(name, layer, list(inputs), where(path))]
     activation = arguments.get("activation")
     if activation is not None and cls.registered_name != "activation":

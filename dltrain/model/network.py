@@ -117,7 +117,8 @@ class Model:
             else:
                 xs, mask_in = outputs[node.inputs[0]], masks[node.inputs[0]]
             node.layer.input_mask = mask_in
-            outputs[node.name] = node.layer.forward(xs, training)
+            frozen = node.layer.inference_when_frozen and not node.layer.trainable
+            outputs[node.name] = node.layer.forward(xs, training and not frozen)
             masks[node.name] = node.layer.compute_mask(xs, mask_in)
             yield node, outputs[node.name]
 
@@ -125,14 +126,16 @@ class Model:
         """Backpropagate d(loss)/d(output) (or d/d(logits)); fill every layer's grads; return d/d(input).
 
         With ``input_grad=False`` (training) layers fed only by the input skip computing grad_x
-        and None is returned.
+        and None is returned, and frozen layers (``trainable: false``) that no trainable layer
+        reads through are not run backward at all: a frozen base costs no backward.
         """
         nodes = self.nodes[:-1] if logits else self.nodes
         start = self.nodes[-1].inputs[0] if logits else self.output
         grads = {start: grad}
+        needed = None if input_grad else self._needs_backward()
         for node in reversed(nodes):
             grad_y = grads.pop(node.name, None)
-            if grad_y is None:
+            if grad_y is None or (needed is not None and node.name not in needed):
                 continue
             if not input_grad and node.inputs == [INPUT]:
                 node.layer.input_grad = False
@@ -148,6 +151,15 @@ class Model:
                 grads[name] = g if name not in grads else grads[name] + g
         return grads.get(INPUT)
 
+    def _needs_backward(self):
+        """Names of the nodes whose backward training needs: trainable layers with parameters
+        and every node between them and the output."""
+        needed = set()
+        for node in self.nodes:                    # inputs come first
+            if (node.layer.trainable and node.layer.params) or any(n in needed for n in node.inputs):
+                needed.add(node.name)
+        return needed
+
     def predict(self, x, batch_size=256):
         """Outputs for every sample of x, in inference mode, batch by batch."""
         outputs = [np.array(self.forward(x[i:i + batch_size].astype(self.dtype, copy=False)))
@@ -157,8 +169,11 @@ class Model:
     # -- parameters --------------------------------------------------------------------------
 
     def parameters(self):
-        """(key, param, grad) for every trainable array, keyed 'layer_name/param_name'."""
+        """(key, param, grad) for every trainable array, keyed 'layer_name/param_name'; a frozen
+        layer's (``trainable: false``) are left out, so the optimizer keeps no state for them."""
         for node in self.graph:
+            if not node.layer.trainable:
+                continue
             for key, param in node.layer.params.items():
                 yield f"{node.name}/{key}", param, node.layer.grads.get(key)
 
@@ -185,4 +200,8 @@ class Model:
                     store[key][...] = value
 
     def count_params(self):
+        """Parameters of every layer, frozen ones included."""
+        return int(sum(p.size for node in self.graph for p in node.layer.params.values()))
+
+    def count_trainable(self):
         return int(sum(p.size for _, p, _ in self.parameters()))
