@@ -53,12 +53,15 @@ class Recurrent(Layer):
     sigmoid_gates = 0
     def __init__(self, units, return_sequences=False, go_backwards=False,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", zero_output_for_mask=False):
+                 bias_initializer="zeros", zero_output_for_mask=False, recurrent_dropout=0.0):
         super().__init__()
         self.units = check.positive_int("units", units)
         self.return_sequences = check.boolean("return_sequences", return_sequences)
         self.go_backwards = check.boolean("go_backwards", go_backwards)
         self.zero_output_for_mask = check.boolean("zero_output_for_mask", zero_output_for_mask)
+        self.recurrent_dropout = check.fraction("recurrent_dropout", recurrent_dropout)
+        self.random = self.recurrent_dropout > 0       # its mask comes from the layer's stream
+        self._dropped = None
         self.kernel_initializer = kernel_initializer
         self.recurrent_initializer = recurrent_initializer
         self.bias_initializer = bias_initializer
@@ -113,6 +116,9 @@ class Recurrent(Layer):
     # -- shared --------------------------------------------------------------------------------
 
     def forward(self, x, training=False):
+        if training and self.recurrent_dropout > 0:
+            return self._forward_dropped(x)
+        self._dropped = None
         xt = x.transpose(1, 0, 2)                                      # (T, B, F)
         mask = self.input_mask
         if self.go_backwards:
@@ -149,6 +155,8 @@ class Recurrent(Layer):
         return self.zero_output_for_mask and self._mask is not None
 
     def backward(self, grad_y):
+        if self._dropped is not None:
+            return self._backward_dropped(grad_y)
         xp = array_module(grad_y)
         steps, batch = self._steps_batch
         if self.return_sequences:
@@ -176,6 +184,39 @@ class Recurrent(Layer):
         if self.go_backwards:
             grad_xt = grad_xt[:, ::-1]
         return grad_xt.transpose(2, 1, 0)                                # (B, T, F)
+
+    # -- recurrent_dropout: its own loop (recurrent_dropout.py), training only ----------------------
+
+    def _forward_dropped(self, x):
+        from dltrain.layers import recurrent_dropout
+
+        mask = self.input_mask
+        xs = x[:, ::-1] if self.go_backwards else x                     # (B, T, F) in reading order
+        seq_mask = None if mask is None else np.asarray(mask[:, ::-1] if self.go_backwards else mask, dtype=x.dtype)
+        keep = self.rng.random((len(x), self.units)) >= self.recurrent_dropout
+        drop = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.recurrent_dropout))   # (B, U), every step
+        states, caches = recurrent_dropout.forward(self, xs, seq_mask, drop)
+        self._dropped = (xs, seq_mask, drop, caches, states.shape)
+        if not self.return_sequences:
+            return states[:, -1].copy()
+        if self.zero_output_for_mask and seq_mask is not None:
+            return states * seq_mask[:, :, None]
+        return states
+
+    def _backward_dropped(self, grad_y):
+        from dltrain.layers import recurrent_dropout
+
+        xs, seq_mask, drop, caches, shape = self._dropped
+        grad_states = np.zeros(shape, dtype=grad_y.dtype)
+        if not self.return_sequences:
+            grad_states[:, -1] = grad_y
+        elif self.zero_output_for_mask and seq_mask is not None:
+            grad_states[...] = grad_y * seq_mask[:, :, None]
+        else:
+            grad_states[...] = grad_y
+        grad_x, grads = recurrent_dropout.backward(self, xs, seq_mask, drop, caches, grad_states)
+        self.grads.update(grads)
+        return grad_x[:, ::-1] if self.go_backwards else grad_x
 
     def _splitting(self, training, steps, batch):
         """The layer's recurrent_helper.Split when this pass runs its loops as two halves of the
@@ -236,6 +277,8 @@ class SimpleRNN(Recurrent):
         go_backwards: read the sequence in reverse (the output sequence is reversed too, as Keras).
         kernel_initializer, recurrent_initializer, bias_initializer: registered initializers.
         zero_output_for_mask: with return_sequences, masked steps output 0 (not the carried state).
+        recurrent_dropout: fraction of the state's units dropped where it enters the recurrent
+            product, in training (one mask per sample for all steps, as Keras).
 
     Shapes: (batch, steps, features) -> (batch, units) or (batch, steps, units)
     """
@@ -263,6 +306,8 @@ class LSTM(Recurrent):
         unit_forget_bias: start the forget gate's bias at 1 (as Keras), so memory is kept early on.
         kernel_initializer, recurrent_initializer, bias_initializer: registered initializers.
         zero_output_for_mask: with return_sequences, masked steps output 0 (not the carried state).
+        recurrent_dropout: fraction of the state's units dropped where it enters the recurrent
+            product, in training (one mask per sample for all steps, as Keras).
 
     Shapes: (batch, steps, features) -> (batch, units) or (batch, steps, units)
     """
@@ -276,9 +321,9 @@ class LSTM(Recurrent):
 
     def __init__(self, units, return_sequences=False, go_backwards=False, unit_forget_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", zero_output_for_mask=False):
+                 bias_initializer="zeros", zero_output_for_mask=False, recurrent_dropout=0.0):
         super().__init__(units, return_sequences, go_backwards, kernel_initializer,
-                         recurrent_initializer, bias_initializer, zero_output_for_mask)
+                         recurrent_initializer, bias_initializer, zero_output_for_mask, recurrent_dropout)
         self.unit_forget_bias = check.boolean("unit_forget_bias", unit_forget_bias)
 
     def build(self, input_shape, rng):
@@ -305,6 +350,8 @@ class GRU(Recurrent):
         reset_after: apply the reset gate after the recurrent product (true, Keras's default).
         kernel_initializer, recurrent_initializer, bias_initializer: registered initializers.
         zero_output_for_mask: with return_sequences, masked steps output 0 (not the carried state).
+        recurrent_dropout: fraction of the state's units dropped where it enters the recurrent
+            product, in training (one mask per sample for all steps, as Keras).
 
     Shapes: (batch, steps, features) -> (batch, units) or (batch, steps, units)
     """
@@ -318,9 +365,9 @@ class GRU(Recurrent):
 
     def __init__(self, units, return_sequences=False, go_backwards=False, reset_after=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", zero_output_for_mask=False):
+                 bias_initializer="zeros", zero_output_for_mask=False, recurrent_dropout=0.0):
         super().__init__(units, return_sequences, go_backwards, kernel_initializer,
-                         recurrent_initializer, bias_initializer, zero_output_for_mask)
+                         recurrent_initializer, bias_initializer, zero_output_for_mask, recurrent_dropout)
         self.reset_after = check.boolean("reset_after", reset_after)
 
     def build(self, input_shape, rng):
@@ -424,6 +471,7 @@ class Bidirectional(Layer):
         self.backward_layer = build("layer", backward_spec)
         for inner in (self.forward_layer, self.backward_layer):     # as Keras: padded steps give 0
             inner.zero_output_for_mask = inner.return_sequences
+        self.random = self.forward_layer.random       # recurrent_dropout: masks from this stream
 
     @property
     def _pair(self):
@@ -444,6 +492,8 @@ class Bidirectional(Layer):
         outputs = []
         for _, inner in self._pair:
             inner.input_mask = self.input_mask
+            if inner.random:
+                inner.rng = self.rng
             outputs.append(inner.forward(x, training))
         y_f, y_b = outputs
         if self.forward_layer.return_sequences:
