@@ -21,8 +21,8 @@ import numpy as np
 from dltrain import blas, check
 from dltrain.backend import array_module
 from dltrain.layers.base import SHAPES_ONLY, Layer
-from dltrain.layers import recurrent_helper
 from dltrain.layers.recurrent_cells import CELLS
+from dltrain.parallel.recurrent_helper import Split
 from dltrain.registry import build, register
 
 
@@ -45,7 +45,7 @@ class Recurrent(Layer):
     gates = 1
     #: which time loops it runs: a key of recurrent_cells.CELLS
     cell = None
-    #: whether its loops may run as two halves of the batch (recurrent_helper)
+    #: whether its loops may run as two halves of the batch (dltrain/parallel/recurrent_helper.py)
     splits = True
     #: the parameter block held by each internal block (None: the parameters' order)
     gate_order = None
@@ -137,7 +137,7 @@ class Recurrent(Layer):
                 self._h, self._cache = CELLS[self.cell][0](weights, operand, self.units, self._mask,
                                                            **self._forward_kernels())   # h (T+1, U, B)
             else:
-                self._h, self._cache = split.forward(self.cell, weights, operand, self.units, self._mask,
+                self._h, self._cache = split.forward(CELLS[self.cell], weights, operand, self.units, self._mask,
                                                      self._forward_kernels())
         if self.return_sequences:
             if self._zeroes_masked():
@@ -164,8 +164,8 @@ class Recurrent(Layer):
                                                **self._backward_kernels())
             else:
                 out = self._split.array((self._width, steps, batch), self.dtype).transpose(1, 0, 2)
-                grad_pre = self._split.backward(self.cell, grad_h, grad_last, self._h, self._cache, self._mask,
-                                                self._backward_kernels(), out)
+                grad_pre = self._split.backward(CELLS[self.cell], grad_h, grad_last, self._h, self._cache,
+                                                self._mask, self._backward_kernels(), out)
         grad_pre = _flat(grad_pre)                                       # (width, T*B)
         # every product over all steps is ONE 2-D GEMM, which OpenBLAS spreads over its threads
         # (a stack of 500 small products runs one at a time): 8.5 -> 4.2-4.9 ms each at 2 threads
@@ -178,13 +178,12 @@ class Recurrent(Layer):
         return grad_xt.transpose(2, 1, 0)                                # (B, T, F)
 
     def _splitting(self, training, steps, batch):
-        """The layer's recurrent_helper.Split when this pass runs its loops as two halves of the
-        batch (training, two or more BLAS threads, a large enough loop), else None."""
-        if (not training or not self.splits or batch < 2 * recurrent_helper.MIN_HALF
-                or steps * batch * self.units < recurrent_helper.MIN_WORK or not recurrent_helper.enabled()):
+        """The layer's Split (parallel/recurrent_helper.py) when this pass runs its loops as two
+        halves of the batch (training, two or more BLAS threads, a large enough loop), else None."""
+        if not training or not self.splits or not Split.worth(batch, steps * batch * self.units):
             return None
         if getattr(self, "_splitter", None) is None:
-            self._splitter = recurrent_helper.Split()
+            self._splitter = Split()
         return self._splitter
 
     def _empty(self, shape):
