@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+import dltrain.catalogue  # noqa: F401  (every kind can be built by name from here)
+from dltrain.allocator import tune as _tune_allocator
 from dltrain.config.loader import parse
 from dltrain.config.resolve import dump
 from dltrain.errors import CheckpointError, ConfigError, DataError, Interrupted
@@ -23,19 +25,6 @@ class FitResult:
     history: list
     trainer: Trainer = field(repr=False)
     test: dict = None
-
-
-def _tune_allocator():
-    """Keep large freed blocks in the heap: returning them to the system and faulting them back
-    in every step costs up to half an epoch on dense networks (glibc only; harmless elsewhere)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-1, 1 << 30)   # M_TRIM_THRESHOLD
-        libc.mallopt(-3, 1 << 30)   # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None, resume=None,

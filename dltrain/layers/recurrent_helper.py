@@ -394,7 +394,7 @@ def _handle(message, fds, arenas, caches):
 
 def serve(fd):
     """The helper's loop: answer each message until the layer's process closes the socket."""
-    from dltrain.api import _tune_allocator
+    from dltrain.allocator import tune as _tune_allocator
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C is for the training process
     _tune_allocator()                                    # as fit does: no page faults per batch
