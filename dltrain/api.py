@@ -346,12 +346,13 @@ def check(config, overrides=()):
     return summarize(validate(config, overrides, files=True))
 
 
-def summary(target, overrides=()):
-    """The per-layer ``summary.Summary`` of a config, a run directory or a checkpoint file."""
+def summary(target, overrides=(), passes=False):
+    """The per-layer ``summary.Summary`` of a config, a run directory or a checkpoint file, as
+    the user wrote the model; with ``passes``, also what each graph pass rewrote."""
     from dltrain.config.validate import validate
     from dltrain.summary import config_of, summarize
 
-    return summarize(validate(config_of(target), overrides, files=False))
+    return summarize(validate(config_of(target), overrides, files=False), passes=passes)
 
 
 def catalogue(kind=None):

@@ -44,27 +44,35 @@ def error_records(error):
 @click.command(context_settings=CONTEXT)
 @click.argument("target", metavar="CONFIG|RUN", type=click.Path())
 @set_option
+@click.option("--passes", "passes", is_flag=True, help="Also list the graph passes and what each rewrote.")
 @json_option
 @handle_errors
-def summary(target, overrides, as_json):
+def summary(target, overrides, passes, as_json):
     """Per-layer table of a config or a run: output shape, parameters, FLOPs, memory."""
     from dltrain import api
 
-    result = api.summary(target, overrides)
+    result = api.summary(target, overrides, passes=passes)
     if as_json:
         click.echo(render.json_text(summary_record(result)))
-    else:
-        print_summary(render.console(), result)
+        return
+    console = render.console()
+    print_summary(console, result)
+    for graph_pass in result.passes or ():
+        rewrites = graph_pass["rewrites"] or ["(nothing in this model)"]
+        console.print(f"[bold]{graph_pass['name']}[/bold]: {graph_pass['description']}", highlight=False)
+        for note in rewrites if graph_pass["enabled"] else ["(off)"]:
+            console.print(f"  {note}", highlight=False)
 
 
 def summary_record(summary):
     """A ``summary.Summary`` as JSON's types: the layers, their totals and the memory estimate."""
     return {"name": summary.name, "input_shape": list(summary.input_shape),
-            "layers": [{"name": r.name, "type": r.type, "inputs": list(r.inputs),
+            "layers": [{"name": r.name, "type": r.type, "activation": r.activation, "inputs": list(r.inputs),
                         "output_shape": list(r.output_shape), "params": r.params, "flops": r.flops}
                        for r in summary.rows],
             "params": summary.params, "flops": summary.flops, "batch_size": summary.batch_size,
-            "optimizer": summary.optimizer, "memory": summary.memory}
+            "optimizer": summary.optimizer, "memory": summary.memory,
+            **({"passes": summary.passes} if summary.passes is not None else {})}
 
 
 def print_summary(console, summary):
@@ -74,7 +82,7 @@ def print_summary(console, summary):
                          ("type", render.NAME), "inputs", "output shape", ("params", render.RIGHT),
                          ("FLOPs", render.RIGHT))
     for row in summary.rows:
-        table.add_row(row.name, row.type, ", ".join(row.inputs), str(row.output_shape),
+        table.add_row(row.name, row.kind, ", ".join(row.inputs), str(row.output_shape),
                       f"{row.params:,}", human_count(row.flops))
     table.add_section()
     table.add_row("total", "", "", "", f"{summary.params:,}", human_count(summary.flops))
