@@ -21,6 +21,10 @@ FORBIDDEN = [
     ("dltrain.training", (), ("dltrain.cli",), "training knows nothing of the command line"),
     ("dltrain", ("dltrain.cli", "dltrain.__main__"), ("dltrain.cli",), "nothing imports cli"),
 ]
+# The thin CLI calls api and renders what it returns; besides api it reads only these.
+CLI_READS = ("dltrain.api", "dltrain.errors", "dltrain.cli",
+             "dltrain.training.callbacks",     # the Callback base of the progress display
+             "dltrain.summary")                # human_count / human_bytes for the summary table
 
 
 def module_names():
@@ -111,6 +115,13 @@ def violations(importer, imported):
         if within(importer, prefix) and not any(within(importer, e) for e in exempt):
             broken += [f"{importer} imports {imported}: {why}" for b in banned if within(imported, b)]
     return broken
+
+
+def test_the_cli_reads_only_the_api():
+    extra = sorted(f"{importer} imports {target}" for importer, targets in GRAPH.items()
+                   if within(importer, "dltrain.cli") for target in targets
+                   if target != "dltrain" and not any(within(target, m) for m in CLI_READS))
+    assert not extra, "the cli should call dltrain.api instead:\n" + "\n".join(extra)
 
 
 def test_the_graph_finds_a_circle_and_a_banned_import():
