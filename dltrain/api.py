@@ -443,28 +443,50 @@ def export(run, format="onnx", output=None, which="best"):
     """Write a trained run as ONNX or safetensors (dltrain/export); return the file written."""
     from dltrain.export import export as export_run
 
-    return export_run(run, format, output, which)
+    return export_run(LoadedRun(run, which), format, output)
+
+
+def _evaluation_split(loaded, data=None):
+    """What ``evaluate`` scores a run on: ``data`` (a file or a source spec), else its test split."""
+    if data is not None:
+        return _data_split(data, loaded.experiment)
+    if loaded.experiment.sources.get("test") is None:
+        raise ConfigError(f"the config of {loaded.run_dir} has no test split",
+                          fix="pass --data FILE, or add `test: {split: 0.2}` under data.")
+    return loaded.experiment.load_data()["test"]
+
+
+def _ensemble_members(runs, which):
+    from dltrain import ensemble as ensembles
+
+    members = [LoadedRun(run, which) for run in ensembles.member_runs(runs)]
+    ensembles.check(members)
+    return members
 
 
 def ensemble(runs, data=None, which="best"):
-    """Scores of several runs' averaged outputs (dltrain/ensemble.py): an EnsembleScores."""
+    """Scores of several runs' averaged outputs (dltrain/ensemble.py): an EnsembleScores. A
+    k-fold run directory stands for its folds."""
     from dltrain import ensemble as ensembles
 
-    return ensembles.evaluate(runs, data, which)
+    members = _ensemble_members(runs, which)
+    return ensembles.evaluate(members, _evaluation_split(members[0], data), data is not None)
 
 
 def ensemble_predict(runs, files, which="best"):
     """Predictions of several runs' averaged outputs for every sample of the files."""
     from dltrain import ensemble as ensembles
 
-    return ensembles.predict(runs, files, which)
+    parts = [predict(member.path, files) for member in _ensemble_members(runs, which)]
+    return Predictions(ensembles.mean_outputs([p.outputs for p in parts]), parts[0].sources,
+                       parts[0].class_names, parts[0].classifier)
 
 
 def report(run, which="best", data=None, image=True):
     """(per-class or residual report, path of its PNG or None) of a run (dltrain/report.py)."""
-    from dltrain import report as reports, scoring
+    from dltrain import report as reports
 
     loaded = LoadedRun(run, which)
-    found = reports.report(loaded, scoring.evaluation_split(loaded, data))
+    found = reports.report(loaded, _evaluation_split(loaded, data))
     name = "confusion_matrix.png" if found.kind == "classification" else "predicted_vs_true.png"
     return found, (reports.draw(found, loaded.run_dir / name) if image else None)

@@ -29,11 +29,9 @@ def member_runs(runs):
     return found
 
 
-def load(runs, which="best"):
-    """LoadedRun of every member; an error when their inputs, outputs or classes differ."""
-    from dltrain.api import LoadedRun
-
-    members = [LoadedRun(run, which) for run in member_runs(runs)]
+def check(members):
+    """An error when the members (api.LoadedRun) cannot be averaged: fewer than two, or other
+    inputs, outputs, task or classes."""
     if len(members) < 2:
         raise ConfigError(f"an ensemble needs two or more runs; {len(members)} given",
                           fix="list several run directories, or a k-fold run (its folds are the members).")
@@ -46,13 +44,12 @@ def load(runs, which="best"):
             if a != b:
                 raise ConfigError(f"{other.run_dir} has {what} {b!r}, {first.run_dir} has {a!r}: they "
                                   "cannot be averaged", fix="ensemble runs trained for the same inputs and outputs.")
-    return members
 
 
 def average(members, x):
     """(averaged outputs, each member's outputs) for raw inputs x."""
     each = [scoring.outputs(member, x) for member in members]
-    return np.mean(each, axis=0, dtype=np.float64).astype(each[0].dtype), each
+    return mean_outputs(each), each
 
 
 @dataclass
@@ -63,16 +60,15 @@ class EnsembleScores:
     warnings: list = field(default_factory=list)
 
 
-def evaluate(runs, data=None, which="best"):
-    """Scores of the averaged members on the first member's test split, or on ``data``."""
-    members = load(runs, which)
-    experiment = members[0].experiment
-    split = scoring.evaluation_split(members[0], data)
+def evaluate(members, split, data_given=False):
+    """EnsembleScores of the averaged members on ``split`` (the first member's test split, or
+    the data the user gave: then no warning about held-out splits)."""
+    check(members)
     x, y = scoring.split_arrays(split)
     mean, each = average(members, x)
-    return EnsembleScores(scoring.score(experiment, mean, y),
+    return EnsembleScores(scoring.score(members[0].experiment, mean, y),
                           {str(m.run_dir): scoring.score(m.experiment, out, y) for m, out in zip(members, each)},
-                          len(x), [] if data is not None else _held_out_warnings(members))
+                          len(x), [] if data_given else _held_out_warnings(members))
 
 
 def _held_out_warnings(members):
@@ -86,11 +82,6 @@ def _held_out_warnings(members):
     return []
 
 
-def predict(runs, files, which="best"):
-    """api.Predictions of the averaged members for every sample of every file."""
-    from dltrain.api import Predictions, predict as predict_one
-
-    members = load(runs, which)
-    parts = [predict_one(member.path, files) for member in members]
-    outputs = np.mean([p.outputs for p in parts], axis=0, dtype=np.float64).astype(parts[0].outputs.dtype)
-    return Predictions(outputs, parts[0].sources, parts[0].class_names, parts[0].classifier)
+def mean_outputs(outputs):
+    """The average of the members' outputs (for api.ensemble_predict), in their dtype."""
+    return np.mean(outputs, axis=0, dtype=np.float64).astype(outputs[0].dtype)

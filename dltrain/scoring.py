@@ -7,6 +7,7 @@ given as probabilities, so averaged outputs (an ensemble) are scored as one mode
 """
 import numpy as np
 
+import dltrain.catalogue  # noqa: F401  (activations and metrics are built by name here)
 from dltrain.registry import build
 
 BATCH = 1024
@@ -53,16 +54,3 @@ def score(experiment, out, y, batch_size=BATCH):
             metric.update(p, t)
     return {"loss": total / max(len(out), 1), **{k: m.result() for k, m in metrics.items()}}
 
-
-def evaluation_split(loaded, data=None):
-    """What ``evaluate`` scores a run on: ``data`` (a file or a source spec), else its test split."""
-    from dltrain.api import _data_split
-    from dltrain.errors import ConfigError
-
-    experiment = loaded.experiment
-    if data is not None:
-        return _data_split(data, experiment)
-    if experiment.sources.get("test") is None:
-        raise ConfigError(f"the config of {loaded.run_dir} has no test split",
-                          fix="pass --data FILE, or add `test: {split: 0.2}` under data.")
-    return experiment.load_data()["test"]

@@ -25,14 +25,14 @@ def iris_runs(tmp_path_factory):
 
 
 def test_an_ensemble_averages_its_members_and_scores_like_evaluate(iris_runs, cli):
-    from dltrain import api, ensemble, scoring
+    from dltrain import api, scoring
 
     file = str(CONFIGS.parent / "datasets" / "iris.csv")
     result = api.ensemble(iris_runs, data=file)
     for run in iris_runs:                              # each member's own score is evaluate's
         assert result.members[str(run)] == pytest.approx(api.evaluate(run, data=file))
-    members = ensemble.load(iris_runs)
-    split = scoring.evaluation_split(members[0], file)
+    members = api._ensemble_members(iris_runs, "best")
+    split = api._evaluation_split(members[0], file)
     x, y = scoring.split_arrays(split)
     mean = np.mean([scoring.outputs(m, x) for m in members], axis=0)
     accuracy = float((mean.argmax(axis=1) == y).mean())
@@ -107,7 +107,7 @@ def test_report_diagonal_sums_to_the_correct_predictions(config, tmp_path, cli):
     record = json.loads(result.output)
     matrix = np.array(record["report"]["confusion_matrix"])
     loaded = api.LoadedRun(run)
-    x, y = scoring.split_arrays(scoring.evaluation_split(loaded))
+    x, y = scoring.split_arrays(api._evaluation_split(loaded))
     out = scoring.outputs(loaded, x)
     predicted = (out[:, 0] >= 0.5).astype(int) if out.shape[1] == 1 else out.argmax(axis=1)
     correct = int((predicted == np.asarray(y).reshape(-1)).sum())

@@ -12,14 +12,12 @@ from dltrain.errors import ConfigError
 FORMATS = ("onnx", "safetensors")
 
 
-def export(run, format="onnx", output=None, which="best"):
-    """Write ``run`` (a run directory or checkpoint) as ``format``; return the file written."""
-    from dltrain.api import LoadedRun
+def export(loaded, format="onnx", output=None):
+    """Write ``loaded`` (an api.LoadedRun) as ``format``; return the file written."""
     from dltrain.training.files import atomic_open
 
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}", expected=" or ".join(FORMATS))
-    loaded = LoadedRun(run, which)
     output = Path(output) if output else loaded.run_dir / f"model.{format}"
     if format == "onnx":
         from dltrain.export import onnx_model

@@ -138,8 +138,6 @@ def _up_sampling(g, node, x, in_shape, out_shape, mask):
 
 @converts("time_distributed")
 def _time_distributed(g, node, x, in_shape, out_shape, mask):
-    from dltrain.export.onnx_model import convert_layer
-
     inner = node.layer.inner
     flat = g.op("Reshape", [x, g.ints([-1, *in_shape[1:]], f"{node.name}/merge")], node.name)
     y, _ = convert_layer(g, _Inner(node.name, inner), flat, tuple(in_shape[1:]), tuple(out_shape[1:]), None)
@@ -363,3 +361,26 @@ def _masking(g, node, x, in_shape, out_shape, mask):
     own = g.op("Cast", [g.op("Squeeze", [keep, g.ints([-1], f"{node.name}/axis")], node.name)], node.name, to=9)
     y = g.op("Mul", [x, keep], node.name)
     return y, (own if mask is None else g.op("And", [own, mask], node.name))
+
+
+# -- dispatch --------------------------------------------------------------------------------
+
+RECURRENT = {"simple_rnn", "lstm", "gru"}
+
+
+def convert_layer(g, node, x, in_shape, out_shape, mask):
+    """The output (and mask) of one layer node; an error names a layer that cannot be exported."""
+    from dltrain.errors import ConfigError
+    from dltrain.export import onnx_recurrent
+
+    name = node.layer.registered_name
+    if name in RECURRENT:
+        return onnx_recurrent.convert_recurrent(g, node, x, in_shape, out_shape, mask)
+    if name == "bidirectional":
+        return onnx_recurrent.convert_bidirectional(g, node, x, in_shape, out_shape, mask)
+    if name not in CONVERTERS:
+        exportable = sorted({*CONVERTERS, *RECURRENT, "bidirectional"})
+        raise ConfigError(f"layer '{node.name}' ({name}) cannot be exported to ONNX",
+                          expected="one of " + ", ".join(exportable),
+                          fix="export a model without it, or write its converter in dltrain/export/onnx_layers.py.")
+    return CONVERTERS[name](g, node, x, in_shape, out_shape, mask)

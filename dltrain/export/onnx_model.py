@@ -11,26 +11,12 @@ import json
 import numpy as np
 
 from dltrain.errors import ConfigError
-from dltrain.export import onnx_layers, onnx_recurrent
+from dltrain.export import onnx_layers
 from dltrain.export.onnx_graph import Graph
 
 INPUT, OUTPUT = "input", "output"
-RECURRENT = {"simple_rnn", "lstm", "gru"}
-
-
-def convert_layer(g, node, x, in_shape, out_shape, mask):
-    """The output (and mask) of one layer node; an error names a layer that cannot be exported."""
-    name = node.layer.registered_name
-    if name in RECURRENT:
-        return onnx_recurrent.convert_recurrent(g, node, x, in_shape, out_shape, mask)
-    if name == "bidirectional":
-        return onnx_recurrent.convert_bidirectional(g, node, x, in_shape, out_shape, mask)
-    if name not in onnx_layers.CONVERTERS:
-        exportable = sorted({*onnx_layers.CONVERTERS, *RECURRENT, "bidirectional"})
-        raise ConfigError(f"layer '{node.name}' ({name}) cannot be exported to ONNX",
-                          expected="one of " + ", ".join(exportable),
-                          fix="export a model without it, or write its converter in dltrain/export/onnx_layers.py.")
-    return onnx_layers.CONVERTERS[name](g, node, x, in_shape, out_shape, mask)
+RECURRENT = onnx_layers.RECURRENT
+convert_layer = onnx_layers.convert_layer
 
 
 # -- preprocessing folded in front -----------------------------------------------------------

@@ -25,11 +25,21 @@ def read(source):
         from dltrain.export import keras
 
         return keras.load(path)[0]
-    from dltrain.api import checkpoint_path
     from dltrain.training import checkpoint
 
-    arrays, _ = checkpoint.load(checkpoint_path(path))
+    arrays, _ = checkpoint.load(_checkpoint_of(path))
     return checkpoint.section(arrays, "model")
+
+
+def _checkpoint_of(path):
+    """A checkpoint file as given, or a run directory's best (else last) checkpoint."""
+    if path.is_file():
+        return path
+    for name in ("best.npz", "last.npz"):
+        if (path / "checkpoints" / name).is_file():
+            return path / "checkpoints" / name
+    raise CheckpointError(f"{path} holds no checkpoint (checkpoints/best.npz or last.npz)",
+                          fix="give a run directory written by `dltrain fit`, or a weights file.")
 
 
 def layer_names(model):
