@@ -51,8 +51,9 @@ class Model:
     # -- construction ------------------------------------------------------------------------
 
     @classmethod
-    def from_config(cls, config, where=_no_location, dtype=np.float32):
-        """Build the graph (no arrays yet) from the ``model:`` section of a config."""
+    def from_config(cls, config, where=_no_location, dtype=np.float32, layers=None):
+        """Build the graph (no arrays yet) from the ``model:`` section of a config; ``layers``:
+        the layer already constructed for each spec, in order (config/validate.py's)."""
         if not isinstance(config, dict):
             raise ConfigError("`model` must be a mapping with input_shape and layers",
                               where=where(("model",)))
@@ -72,7 +73,8 @@ class Model:
         previous = INPUT
         for i, spec in enumerate(specs):
             path = ("model", "layers", i)
-            node_nodes = _nodes_of(spec, path, where, counts, previous, aliases)
+            node_nodes = _nodes_of(spec, path, where, counts, previous, aliases,
+                                   None if layers is None else layers[i])
             nodes.extend(node_nodes)
             previous = node_nodes[-1].name
         for node in nodes:
@@ -234,8 +236,8 @@ class Model:
         return int(sum(p.size for _, p, _ in self.parameters()))
 
 
-def _nodes_of(spec, path, where, counts, previous, aliases):
-    """The node (or node and activation node) for one layer spec."""
+def _nodes_of(spec, path, where, counts, previous, aliases, layer=None):
+    """The node (or node and activation node) for one layer spec (``layer``: already built)."""
     type_name, arguments = split_spec(spec, "layer", where(path + ("type",)) if isinstance(spec, dict) else where(path))
     cls = registry("layer").get(type_name, where=where(path + ("type",)) if isinstance(spec, dict) else where(path))
     # `activation` is the activation layer's own argument, and the shorthand on any other layer
@@ -258,7 +260,7 @@ def _nodes_of(spec, path, where, counts, previous, aliases):
 
     found = regularizers.from_spec(dict(arguments), where(path))
     spec_for_build = {"type": type_name, **layer_arguments}
-    layer = build("layer", spec_for_build, where(path))
+    layer = layer if layer is not None else build("layer", spec_for_build, where(path))
     layer.name = name
     layer.regularizers = found
     nodes = [Node(name, layer, list(inputs), where(path))]
