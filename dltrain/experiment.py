@@ -46,10 +46,6 @@ class Experiment:
         self.class_names = None
         self.fold = fold
 
-    @property
-    def metric_specs(self):
-        return list(self.config["metrics"] or [])
-
     def metric_names(self):
         return list(self.metrics)
 
