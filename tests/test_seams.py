@@ -205,21 +205,29 @@ def test_retention_is_by_epoch_number_and_a_null_writer_writes_nothing(tmp_path)
 
 # -- one construction path ---------------------------------------------------------------------
 
-def test_each_layer_object_is_constructed_once_per_fit(tmp_path, monkeypatch):
-    from dltrain.layers.base import Layer
+def test_each_layer_object_is_constructed_once_per_fit_and_allocated_once(tmp_path, monkeypatch):
+    from dltrain.layers.base import SHAPES_ONLY, Layer
 
-    constructed = []
-    original = Layer.__init__
+    constructed, allocated, placeholders = [], [], []
+    init, add_weight = Layer.__init__, Layer.add_weight
 
-    def counting(self, *args, **kwargs):
+    def counting_init(self, *args, **kwargs):
         constructed.append(id(self))
-        original(self, *args, **kwargs)
+        init(self, *args, **kwargs)
 
-    monkeypatch.setattr(Layer, "__init__", counting)
+    def counting_add_weight(self, name, shape, initializer, rng, trainable=True):
+        (placeholders if rng is SHAPES_ONLY else allocated).append((id(self), name))
+        return add_weight(self, name, shape, initializer, rng, trainable)
+
+    monkeypatch.setattr(Layer, "__init__", counting_init)
+    monkeypatch.setattr(Layer, "add_weight", counting_add_weight)
     result = api.fit(digits_config(tmp_path, epochs=1), run_dir=tmp_path / "run")
     nodes = result.trainer.model.nodes
     assert len(constructed) == len(nodes) == 6           # flatten, dense, relu, dropout, dense, softmax
     assert sorted(constructed) == sorted(id(node.layer) for node in nodes)
+    # two dense layers, kernel and bias: shapes inferred once without arrays, allocated once
+    assert len(allocated) == len(set(allocated)) == 4
+    assert sorted(placeholders) == sorted(allocated)
 
 
 def test_the_fit_thread_is_free_of_extra_threads(tmp_path):

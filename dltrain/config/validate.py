@@ -42,15 +42,6 @@ class Checked:
         return [metric_name(spec) for spec in self.document.data.get("metrics") or []]
 
 
-def infer_shapes(model):
-    """Every node's output shape. The model infers them without allocating parameters where it
-    can (``Model.infer_shapes``); otherwise it is built with a throwaway generator."""
-    infer = getattr(model, "infer_shapes", None)
-    if infer is not None:
-        return infer()
-    return model.build(np.random.default_rng(0))
-
-
 def validate(config, overrides=(), files=True):
     """A Checked config; ConfigErrors with every problem. ``files``: check data files exist."""
     errors = []
@@ -227,7 +218,7 @@ class _Validator:
                 self.errors.append(error)
             return None
         try:
-            infer_shapes(model)
+            model.infer_shapes()            # shapes only: no parameter arrays (issue 12)
         except ShapeError as error:
             self.errors.append(error)
         except ConfigError as error:
