@@ -131,3 +131,23 @@ def test_a_frozen_layer_is_not_regularized():
     model = _model([{"type": "dense", "units": 3, "trainable": False, "kernel_regularizer": {"type": "l2", "l2": 0.1}},
                     {"type": "dense", "units": 2, "kernel_regularizer": {"type": "l2", "l2": 0.1}}], (4,))
     assert [(layer.name, param) for layer, param, _ in regularizers.terms(model)] == [("dense_2", "kernel")]
+
+
+def test_two_simulated_processes_keep_frozen_layers_frozen(tmp_path):
+    """The gradient buffer of several processes packs the trainable parameters only."""
+    from dltrain import api
+    from dltrain.parallel.threads import ThreadGroup
+    from dltrain.registry import registry
+    from training_helpers import digits_config
+
+    registry("layer")
+    layers = ["flatten", {"type": "dense", "units": 12, "activation": "relu", "trainable": False},
+              {"type": "dense", "units": 10, "activation": "softmax"}]
+    config = digits_config(tmp_path, epochs=2, optimizer={"type": "sgd", "learning_rate": 0.05}, layers=layers)
+    single = api.fit(config, run_dir=tmp_path / "single")
+    ranks = ThreadGroup(2).run(lambda comm: api.fit(config, run_dir=tmp_path / f"rank{comm.rank}", comm=comm))
+    start = single.trainer.model.state_dict()
+    for rank in ranks:
+        state = rank.trainer.model.state_dict()
+        assert state["dense_1/kernel"].tobytes() == start["dense_1/kernel"].tobytes()
+        np.testing.assert_allclose(state["dense_2/kernel"], start["dense_2/kernel"], rtol=2e-5, atol=2e-6)

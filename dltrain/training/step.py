@@ -88,7 +88,8 @@ class Step:
         one flat buffer); the global batch's mean loss. One process: nothing to do."""
         if self.comm.size == 1:
             return float(loss.mean)
-        pairs = [(node.layer, key) for node in self.model.graph for key in node.layer.params]
+        pairs = [(node.layer, key) for node in self.model.graph if node.layer.trainable   # as parameters()
+                 for key in node.layer.params]
         if self.buffer is None:
             self.buffer = GradientBuffer(self.model.parameters())
         self.buffer.pack([layer.grads[key] for layer, key in pairs], loss.total, loss.count)
