@@ -44,7 +44,11 @@ def _as_logits(loss, p):
 def score(experiment, out, y, batch_size=BATCH):
     """{'loss': ..., metric: ...} of outputs ``out`` (probabilities) against raw labels ``y``."""
     loss, target = experiment.loss, experiment.target_fn()
-    metrics = {name: build("metric", spec) for name, spec in zip(experiment.metric_names(), experiment.metric_specs)}
+    import copy
+
+    metrics = {name: copy.deepcopy(metric) for name, metric in experiment.metrics.items()}   # fresh states
+    for metric in metrics.values():
+        metric.reset()
     logits = getattr(loss, "from_logits", False)
     total = 0.0
     for start in range(0, len(out), batch_size):
