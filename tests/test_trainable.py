@@ -151,3 +151,18 @@ def test_two_simulated_processes_keep_frozen_layers_frozen(tmp_path):
         state = rank.trainer.model.state_dict()
         assert state["dense_1/kernel"].tobytes() == start["dense_1/kernel"].tobytes()
         np.testing.assert_allclose(state["dense_2/kernel"], start["dense_2/kernel"], rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("stage", ["frozen", "unfrozen"])
+def test_the_fine_tuning_configs_export_to_onnx_like_predict(chain, stage, tmp_path):
+    """The two example configs test_examples skips without their base runs: exported here."""
+    ort = pytest.importorskip("onnxruntime")
+    from dltrain import api
+
+    path = api.export(chain / stage, "onnx", tmp_path / "m.onnx")
+    x = np.load(CONFIGS.parent / "datasets" / "digits.npz")["x"][:64]
+    np.save(tmp_path / "x.npy", x)
+    expected = api.predict(chain / stage, [tmp_path / "x.npy"]).outputs
+    session = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": x.astype(np.float32)})[0]
+    assert float(np.abs(got - expected).max()) <= 1e-5
