@@ -190,4 +190,4 @@ def predict(run, files, which, output, fmt, top_k):
 
 
 # Commands that live in modules of their own attach themselves to `main` on import.
-from dltrain import cli_config, cli_data, cli_training, cli_vision  # noqa: E402,F401
+from dltrain import cli_config, cli_data, cli_runs, cli_sweep, cli_training, cli_vision  # noqa: E402,F401
