@@ -41,6 +41,17 @@ def read(folder):
     return records
 
 
+def _drop_cut_line(path):
+    """Remove a last line a crash left half written, so that new records start on a line."""
+    try:
+        text = path.read_bytes()
+    except OSError:
+        return
+    if text and not text.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(text.rfind(b"\n") + 1)
+
+
 def header(records):
     """The sweep's current description: the last ``sweep`` or ``change`` record."""
     described = [r for r in records if r.get("event") in ("sweep", "change")]
@@ -60,6 +71,7 @@ class Journal:
     def __init__(self, folder):
         self.folder = Path(folder)
         self.path = self.folder / NAME
+        _drop_cut_line(self.path)
         self.records = read(self.folder)
         self.changed = False
 
