@@ -151,3 +151,24 @@ def test_a_duplicate_trial_never_runs_twice(tmp_path, fake):
     records = runner.Runner(spec.load(path), tmp_path / "sweep").run()
     assert len(records) == 6 == len({r["trial"] for r in records})      # 2 x 3 distinct values
     assert len(FakeProcess.started_jobs) == len(set(FakeProcess.started_jobs)) == 6
+
+
+def test_ctrl_c_stops_every_running_trial_and_says_how_to_continue(tmp_path, fake, monkeypatch):
+    from dltrain.errors import Interrupted
+
+    stopped = []
+    polls = iter(range(10 ** 6))
+
+    def poll(self):
+        if next(polls) == 40:
+            raise KeyboardInterrupt
+        return FakeProcess.finish(self) if FakeProcess.order.random() < 0.3 else None
+
+    monkeypatch.setattr(FakeProcess, "finish", FakeProcess.poll, raising=False)
+    monkeypatch.setattr(FakeProcess, "poll", poll)
+    monkeypatch.setattr(FakeProcess, "interrupt", lambda self: stopped.append(self.job))
+    sweep = sweep_file(tmp_path)
+    with pytest.raises(Interrupted) as caught:
+        runner.Runner(sweep, tmp_path / "elsewhere").run()
+    assert caught.value.exit_code == 130 and len(stopped) == sweep.parallel
+    assert f"dltrain sweep {sweep.file} --sweep-dir {tmp_path / 'elsewhere'}" in caught.value.fix
