@@ -172,3 +172,24 @@ def test_ctrl_c_stops_every_running_trial_and_says_how_to_continue(tmp_path, fak
         runner.Runner(sweep, tmp_path / "elsewhere").run()
     assert caught.value.exit_code == 130 and len(stopped) == sweep.parallel
     assert f"dltrain sweep {sweep.file} --sweep-dir {tmp_path / 'elsewhere'}" in caught.value.fix
+
+
+def test_tpe_asks_optuna_and_repeats_itself_whatever_the_finishing_order(tmp_path, fake):
+    pytest.importorskip("optuna", reason="TPE needs the optuna extra: pip install 'dltrain[optuna]'")
+    text = SWEEP.replace("method: METHOD", "method: tpe").replace("trials: 12", "trials: 14").replace(
+        "model.layers[1].units: {choice: [32, 64, 128]}",
+        "model.layers[1].units: {choice: [32, 64, 128]}\n    model.layers[2].rate: {quantized: [0.0, 0.5, 0.1]}")
+    path = tmp_path / "tpe.yaml"
+    path.write_text(text.replace("BASE", str(CONFIGS / "digits_mlp.yaml")).replace("PARALLEL", "2"))
+    sweep = spec.load(path)
+    runs = []
+    for seed in range(2):
+        FakeProcess.order = random.Random(seed)
+        FakeProcess.started_jobs = []
+        records = runner.Runner(sweep, tmp_path / f"run{seed}").run()
+        runs.append([(r["trial"], r["score"]) for r in records])
+    assert runs[0] == runs[1] and len(runs[0]) == 14
+    rates = {r["params"]["model.layers[2].rate"] for r in records}
+    assert rates <= {0.0, 0.1, 0.2, 0.3, 0.4, 0.5}
+    assert all(r["epochs"] == 9 for r in records)
+    assert len(FakeProcess.started_jobs) == len({trial for trial, _ in runs[1]})   # a repeat is not rerun

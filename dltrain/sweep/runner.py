@@ -43,6 +43,7 @@ class Runner:
         self.issued = []             # jobs, in the order they were handed out
         self.results = {}            # job index -> result record
         self.latest = {}             # trial id -> its latest result record
+        self.duplicates = {}         # running job index -> later job indices with the same trial
 
     def trial_dir(self, trial):
         return self.folder / "trials" / trial
@@ -102,6 +103,10 @@ class Runner:
         if record is not None:
             self._finish(index, record, cached=True)
             return
+        same = [i for i, p in self.running.items() if (p.job.trial, p.job.epochs) == (job.trial, job.epochs)]
+        if same:                       # asked again while it runs (TPE): its result, once
+            self.duplicates.setdefault(same[0], []).append(index)
+            return
         run_dir = self.trial_dir(job.trial)
         args = trials.command(self.sweep.base, job, run_dir, self.journal.changed, self.python)
         self.running[index] = trials.Process(job, args, self.folder / "logs")
@@ -140,6 +145,8 @@ class Runner:
         self.journal.append(record)
         self.known[(job.trial, job.epochs)] = record
         self._finish(index, record)
+        for duplicate in self.duplicates.pop(index, []):
+            self._finish(duplicate, record, cached=True)
 
     def _finish(self, index, record, cached=False):
         self.results[index] = record
