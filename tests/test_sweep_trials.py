@@ -146,3 +146,22 @@ def test_failing_and_diverging_trials_are_recorded_and_the_sweep_goes_on(tmp_pat
     assert len(records) == 2 and all(r["status"] == "failed" for r in records)
     assert all("does not exist" in r["message"] or "DataError" in r["message"] for r in records)
     assert [r["status"] for r in report.load(tmp_path / "broken").rows] == ["failed", "failed"]
+
+
+@pytest.mark.slow
+def test_the_example_sweep_is_quick_and_beats_the_example_config(tmp_path):
+    """The must-hold: 24 ASHA trials, parallel 2, under 2 minutes on 2 cores, at least as good as
+    the example config's own values (its best val_accuracy in 30 epochs)."""
+    from dltrain.runs import load as load_run
+
+    example = CONFIGS / "sweeps" / "digits_lr.yaml"
+    started = time.perf_counter()
+    runner.Runner(spec.load(example), tmp_path / "sweep").run()
+    seconds = time.perf_counter() - started
+    best = report.load(tmp_path / "sweep").best
+    subprocess.run([sys.executable, "-m", "dltrain", "fit", str(BASE), "--run-dir", str(tmp_path / "default"),
+                    "--quiet"], check=True, capture_output=True, env=dict(os.environ, **trial.ONE_THREAD))
+    default = load_run(tmp_path / "default")
+    assert default.monitor == "val_accuracy"
+    assert seconds < 120, f"{seconds:.1f} s (load average {os.getloadavg()[0]:.1f})"
+    assert best["score"] >= default.best, (best["score"], default.best)
