@@ -1,11 +1,10 @@
-"""Commands: sweep (run, check, report, best) and runs (list, compare), over dltrain.sweep and
-dltrain.runs. Attached to the main group when cli.py is imported."""
+"""Commands: sweep (run, check, report, best), over dltrain.sweep."""
 import json
 import os
 
 import click
 
-from dltrain.cli import CONTEXT, _stderr, handle_errors, main
+from dltrain.cli.app import CONTEXT, handle_errors
 
 
 class DefaultGroup(click.Group):
@@ -66,7 +65,7 @@ journal; a changed file is refused unless --allow-change. Ctrl-C stops every tri
 """
 
 
-@main.group(cls=DefaultGroup, default="run", help=SWEEP_HELP, context_settings=CONTEXT,
+@click.group(cls=DefaultGroup, default="run", help=SWEEP_HELP, context_settings=CONTEXT,
             subcommand_metavar="SWEEP.yaml [--sweep-dir DIR] | COMMAND [ARGS]...")
 def sweep():
     pass
@@ -129,7 +128,7 @@ class _LiveTable:
             self.live.__exit__(*exc)
 
     def event(self, kind, job, record):
-        from dltrain.progress import format_value
+        from dltrain.cli.progress import format_value
 
         self.rows[job.trial] = (job, record, kind)
         if kind != "start":
@@ -146,7 +145,7 @@ class _LiveTable:
     def _table(self):
         from rich.table import Table
 
-        from dltrain.progress import format_value
+        from dltrain.cli.progress import format_value
 
         table = Table(title=f"{self.sweep.name}: {self.done} jobs done", title_justify="left")
         for column in ("trial", *self.sweep.space.paths, "epochs", self.sweep.metric, "status"):
@@ -159,7 +158,7 @@ class _LiveTable:
 
 
 def _params_text(params):
-    from dltrain.progress import format_value
+    from dltrain.cli.progress import format_value
 
     return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
 
@@ -168,7 +167,7 @@ def report_table(report, limit=None):
     """A rich Table of a sweep's ranked trials."""
     from rich.table import Table
 
-    from dltrain.progress import format_value
+    from dltrain.cli.progress import format_value
 
     shown = report.rows[:limit] if limit else report.rows
     more = f" (best {len(shown)} of {len(report.rows)})" if len(shown) < len(report.rows) else ""
@@ -240,7 +239,7 @@ def best(folder, refit, as_json):
     """The best trial of the sweep in DIR, and how to train it again."""
     from rich.console import Console
 
-    from dltrain.progress import format_value
+    from dltrain.cli.progress import format_value
     from dltrain.sweep import report as reports
 
     loaded = reports.load(folder)
@@ -259,8 +258,8 @@ def best(folder, refit, as_json):
         console.print(f"next: dltrain evaluate {top['run']}   |   dltrain sweep best {folder} --refit")
         return
     from dltrain import api
-    from dltrain.cli import _print_fit_summary
-    from dltrain.progress import ProgressDisplay
+    from dltrain.cli.training import _print_fit_summary
+    from dltrain.cli.progress import ProgressDisplay
 
     base, overrides, run_dir = reports.refit_plan(loaded)
     console.print(f"refit: dltrain fit {base} " + " ".join(f"--set '{o}'" for o in overrides)
@@ -268,3 +267,6 @@ def best(folder, refit, as_json):
     result = api.fit(base, overrides, run_dir=run_dir, overwrite=True,
                      callbacks=[ProgressDisplay(console, live=console.is_terminal)])
     _print_fit_summary(console, result)
+
+
+COMMANDS = [sweep]

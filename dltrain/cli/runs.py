@@ -3,11 +3,11 @@ import json
 
 import click
 
-from dltrain.cli import CONTEXT, handle_errors, main
-from dltrain.cli_sweep import DefaultGroup, wide_console
+from dltrain.cli.app import CONTEXT, handle_errors
+from dltrain.cli.sweep import DefaultGroup, wide_console
 
 
-@main.group(cls=DefaultGroup, default="list", context_settings=CONTEXT,
+@click.group(cls=DefaultGroup, default="list", context_settings=CONTEXT,
             subcommand_metavar="[DIR] | compare RUN RUN...")
 def runs():
     """Runs on disk: `dltrain runs [DIR]` lists every run under DIR (default runs/) with its
@@ -31,7 +31,7 @@ def list_command(folder, as_json):
         return
     from rich.table import Table
 
-    from dltrain.progress import format_value
+    from dltrain.cli.progress import format_value
 
     table = Table(title=f"{len(found)} runs under {folder}", title_justify="left")
     for column in ("run", "name", "status", "epochs", "monitor", "best", "best epoch", "train s", "started"):
@@ -60,7 +60,7 @@ def compare(paths, as_json, plot_file):
         return
     from rich.table import Table
 
-    from dltrain.progress import format_value
+    from dltrain.cli.progress import format_value
 
     console = wide_console()
     names = [str(r.path) for r in comparison.runs]
@@ -81,3 +81,6 @@ def compare(paths, as_json, plot_file):
         console.print(f"wrote {path}" if path else text)
     else:
         console.print(f"curves: dltrain plot {' '.join(paths)}   (or --plot FILE)")
+
+
+COMMANDS = [runs]
