@@ -40,7 +40,7 @@ def list_command(folder, as_json):
         shown = run.path.relative_to(folder) if run.path != Path(folder) else run.path
         table.add_row(str(shown), str(run.name), run.status, str(run.epochs), run.monitor or "",
                       "" if run.best is None else format_value(run.best), str(run.best_epoch or ""),
-                      f"{run.seconds:.1f}", (run.started or "")[:19])
+                      format_value(round(run.seconds, 2)), (run.started or "")[:19])
     wide_console().print(table)
 
 

@@ -91,9 +91,12 @@ def parallel_coordinates(report, folder):
                 alpha=1.0 if best else 0.75)
     for j, path in enumerate(axes):
         ax.axvline(j, color="black", lw=0.6)
-        ends = _ends(report, path, rows, labels[j] if j < len(labels) else None)
+        listed = labels[j] if j < len(labels) else None
+        ends = _ends(report, path, rows, listed)
         ax.text(j, -0.06, ends[0], ha="center", va="top", fontsize=7)
         ax.text(j, 1.06, ends[1], ha="center", va="bottom", fontsize=7)
+        for k, label in enumerate((listed or [])[1:-1], 1):       # the values between the ends
+            ax.text(j + 0.03, k / (len(listed) - 1), label, ha="left", va="center", fontsize=7)
     ax.set_xticks(range(len(axes)), axes, fontsize=8)
     ax.set_yticks([])
     ax.set_ylim(-0.15, 1.15)
