@@ -12,6 +12,7 @@ import pytest
 from conftest import CONFIGS, ROOT
 
 from dltrain.sweep import journal, report, runner, spec, trial
+from dltrain.training import checkpoint
 
 BASE = CONFIGS / "digits_mlp.yaml"
 SWEEP = f"""base: {BASE}
@@ -80,8 +81,12 @@ def test_a_promoted_trial_equals_a_run_trained_that_long_from_scratch(tmp_path, 
     for name in ("last.npz", "best.npz"):
         a, b = arrays(run / "checkpoints" / name), arrays(scratch / "checkpoints" / name)
         assert sorted(a) == sorted(b) and len(a) > 4
+        assert any(k.startswith("model/") for k in a) and any(k.startswith("optimizer/") for k in a)
         for key in a:
             assert np.array_equal(a[key], b[key]), (name, key)
+        meta_a, meta_b = (checkpoint.load(run_dir / "checkpoints" / name)[1] for run_dir in (run, scratch))
+        for key in ("epoch", "step", "random", "callbacks", "first_loss"):
+            assert meta_a[key] == meta_b[key], (name, key)
     assert (run / "config.yaml").read_text().count("epochs: 8") == 1
 
 
@@ -165,3 +170,23 @@ def test_the_example_sweep_is_quick_and_beats_the_example_config(tmp_path):
     assert default.monitor == "val_accuracy"
     assert seconds < 120, f"{seconds:.1f} s (load average {os.getloadavg()[0]:.1f})"
     assert best["score"] >= default.best, (best["score"], default.best)
+
+
+def test_a_trial_early_stopping_at_a_rung_is_never_continued(tmp_path):
+    """Early stopping that ends a trial exactly at its rung's budget (val_loss must improve by
+    100 to count, so epoch 2 stops it): promoting it trains nothing, as a longer from-scratch run
+    would also have stopped at epoch 2."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"base: [{BASE}]\ncallbacks:\n  - {{type: early_stopping, monitor: val_loss, "
+                      "patience: 0, min_delta: 100}\n")
+    text = SWEEP.replace(str(BASE), str(config)).replace("trials: 4", "trials: 2").replace(
+        "max_epochs: 8", "max_epochs: 4")
+    folder = tmp_path / "sweep"
+    records = runner.Runner(spec.load(write_sweep(tmp_path, text)), folder).run()
+    assert [r["epochs"] for r in records] == [2, 2, 4]
+    assert all(r["status"] == "stopped" and r["epochs_run"] == 2 for r in records)
+    promoted = records[-1]
+    assert trial.stopped_by_callback(folder / "trials" / promoted["trial"])
+    assert len((folder / "trials" / promoted["trial"] / "metrics.csv").read_text().splitlines()) == 3
+    assert (folder / "logs" / f"{promoted['trial']}.log").read_text().count("$ ") == 1     # one process
+    assert report.load(folder).rows[0]["status"] == "completed"

@@ -105,9 +105,26 @@ def result(job, run_dir, code, metric, better, seconds, message=""):
             if value is not None and math.isfinite(value) and better(value, record["score"]):
                 record["score"], record["best_epoch"] = value, int(row["epoch"])
     if code == 0:
-        record["status"] = "completed" if record["epochs_run"] >= job.epochs else "stopped"
+        done = record["epochs_run"] >= job.epochs and not stopped_by_callback(run_dir)
+        record["status"] = "completed" if done else "stopped"
     else:
         record["status"] = "diverged" if code == DIVERGED else "failed"
         record["message"] = message or f"exit code {code}"
         record["score"] = record["best_epoch"] = None       # ranked last, never promoted
     return record
+
+
+def stopped_by_callback(run_dir):
+    """True when a callback (early stopping) ended the run at its last epoch: such a run must not
+    be continued, since a run trained longer from scratch would have stopped there too."""
+    import json
+
+    import numpy as np
+
+    try:
+        with np.load(Path(run_dir) / "checkpoints" / "last.npz", allow_pickle=False) as saved:
+            meta = json.loads(saved["meta"].tobytes().decode("utf-8"))
+    except (OSError, KeyError, ValueError):
+        return False
+    return any(isinstance(state, dict) and state.get("stopped_epoch") is not None
+               for state in meta.get("callbacks") or [])
