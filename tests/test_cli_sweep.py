@@ -130,3 +130,14 @@ def test_runs_compare_needs_two_runs(swept):
     folder, _ = swept
     result = CliRunner().invoke(main, ["runs", "compare", str(next((folder / "trials").iterdir()))])
     assert result.exit_code == 2 and "two runs or more" in result.output
+
+
+def test_runs_lists_a_run_that_failed_before_its_first_epoch(tmp_path):
+    run = tmp_path / "runs" / "broken"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"status": "failed", "started": "2026-01-01T00:00:00"}))
+    (run / "checkpoints").mkdir()
+    listed = json.loads(invoke("runs", tmp_path / "runs", "--json").output)
+    assert [(r["status"], r["epochs"], r["best"]) for r in listed] == [("failed", 0, None)]
+    result = CliRunner().invoke(main, ["runs", str(tmp_path / "nothere")])
+    assert result.exit_code == 2 and "is not a folder" in result.output
