@@ -37,7 +37,7 @@ class FakeProcess:
     order = random.Random(0)
     started_jobs = []
 
-    def __init__(self, job, args, log_dir):
+    def __init__(self, job, args, log_dir, keep_fds=()):
         self.job, self.started = job, 0.0
         self.run_dir = args[args.index("--run-dir") + 1]
         FakeProcess.started_jobs.append((job.trial, job.epochs))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import CONFIGS, ROOT
 
+from dltrain.errors import ConfigError
 from dltrain.sweep import journal, report, runner, spec, trial
 from dltrain.training import checkpoint
 
@@ -118,10 +119,16 @@ def test_an_interrupted_sweep_continues_to_the_same_table(tmp_path, reference, h
         assert "continue it with: dltrain sweep" in err and str(path) in err
     else:
         assert process.returncode == -signal.SIGKILL
-    time.sleep(0.5)          # the trials, told by the kernel that the sweep died, checkpoint and exit
     done = len(journal.results(journal.read(folder)))
     assert done < len(journal.results(journal.read(reference))), "the sweep finished before it was stopped"
-    runner.Runner(spec.load(path), folder).run()
+    deadline = time.time() + 30
+    while True:      # the trials, told by the kernel that the sweep died, checkpoint and exit
+        try:
+            runner.Runner(spec.load(path), folder).run()
+            break
+        except ConfigError as error:
+            assert "is running in" in error.message and time.time() < deadline
+            time.sleep(0.1)
     assert rows(folder) == rows(reference)
 
 

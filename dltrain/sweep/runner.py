@@ -51,7 +51,7 @@ class Runner:
     def run(self):
         """Run (or continue) the sweep to its end; returns the result records in job order."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with _locked(self.folder), _sigterm_as_interrupt():
+        with _locked(self.folder) as self.lock, _sigterm_as_interrupt():
             self.journal = journals.Journal(self.folder)
             self.journal.open(self.sweep, self.allow_change)
             self.known = self.journal.results()
@@ -109,7 +109,7 @@ class Runner:
             return
         run_dir = self.trial_dir(job.trial)
         args = trials.command(self.sweep.base, job, run_dir, self.journal.changed, self.python)
-        self.running[index] = trials.Process(job, args, self.folder / "logs")
+        self.running[index] = trials.Process(job, args, self.folder / "logs", keep_fds=(self.lock.fileno(),))
         self.on_event("start", job, None)
 
     def _known(self, job):
@@ -163,14 +163,15 @@ class Runner:
 
 @contextlib.contextmanager
 def _locked(folder):
-    """Only one `dltrain sweep` at a time in a folder."""
+    """Only one `dltrain sweep` at a time in a folder. The trial processes inherit the lock, so
+    a sweep that was killed holds it until its trials have checkpointed and exited."""
     with open(Path(folder) / ".lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise ConfigError(f"another `dltrain sweep` is running in {folder}",
+            raise ConfigError(f"another `dltrain sweep`, or the trials of one that was stopped, is running in {folder}",
                               fix="wait for it to finish, or stop it (Ctrl-C) first.") from None
-        yield
+        yield lock
 
 
 @contextlib.contextmanager

@@ -46,7 +46,7 @@ def _die_with_parent():
 class Process:
     """A running trial job: the process, where it logs, when it started."""
 
-    def __init__(self, job, args, log_dir):
+    def __init__(self, job, args, log_dir, keep_fds=()):
         self.job = job
         log_dir = Path(log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,8 @@ class Process:
             out.write(f"$ {' '.join(args)}\n")
             out.flush()
             self.process = subprocess.Popen(args, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
-                                            start_new_session=True, preexec_fn=_die_with_parent)
+                                            start_new_session=True, preexec_fn=_die_with_parent,
+                                            pass_fds=keep_fds)
 
     def poll(self):
         return self.process.poll()
