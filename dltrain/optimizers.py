@@ -6,7 +6,7 @@ number or a schedule spec (``{type: exponential_decay, ...}``) evaluated at the 
 """
 import numpy as np
 
-from dltrain import check
+from dltrain import check, schedules  # noqa: F401  (learning_rate may name a schedule)
 from dltrain.registry import build, register
 
 

@@ -1,0 +1,1 @@
+"""Work spread over processes: the communicator seam, and the recurrent layers' helper process."""
