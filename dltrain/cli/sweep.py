@@ -1,9 +1,7 @@
-"""Commands: sweep (run, check, report, best), over dltrain.sweep."""
-import json
-import os
-
+"""Commands: sweep (run, check, report, best), over dltrain.api's sweep functions."""
 import click
 
+from dltrain.cli import render
 from dltrain.cli.app import CONTEXT, handle_errors
 
 
@@ -21,16 +19,6 @@ class DefaultGroup(click.Group):
         elif not args and self.default == "list":
             args = ["list"]
         return super().parse_args(ctx, args)
-
-
-def wide_console():
-    """A rich console; 200 columns wide when it writes to a file or a pipe (tables of trials are wide)."""
-    from rich.console import Console
-
-    console = Console(highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(highlight=False, width=200)
-    return console
 
 
 SWEEP_HELP = """Search hyperparameters: train one run per trial, each a full run directory.
@@ -66,7 +54,7 @@ journal; a changed file is refused unless --allow-change. Ctrl-C stops every tri
 
 
 @click.group(cls=DefaultGroup, default="run", help=SWEEP_HELP, context_settings=CONTEXT,
-            subcommand_metavar="SWEEP.yaml [--sweep-dir DIR] | COMMAND [ARGS]...")
+             subcommand_metavar="SWEEP.yaml [--sweep-dir DIR] | COMMAND [ARGS]...")
 def sweep():
     pass
 
@@ -79,33 +67,19 @@ def sweep():
 @handle_errors
 def run_command(sweep_file, sweep_dir, allow_change, quiet):
     """Run the sweep SWEEP.yaml, or continue it (its folder holds a journal)."""
-    from dltrain.sweep import report as reports, runner, spec
+    from dltrain import api
 
-    console = wide_console()
-    sweep_spec = spec.load(sweep_file)
-    folder = sweep_dir or runner.default_dir(sweep_spec)
-    console.print(f"sweep {sweep_spec.name}: {sweep_spec.method}, {_size(sweep_spec)}, parallel "
-                  f"{sweep_spec.parallel}, metric {sweep_spec.metric} ({sweep_spec.mode}) -> {folder}")
+    console = render.console()
+    sweep_spec = api.sweep_check(sweep_file)
+    folder = sweep_dir or sweep_spec.default_dir
+    console.print(f"sweep {sweep_spec.name}: {sweep_spec.method}, {sweep_spec.describe()}, parallel "
+                  f"{sweep_spec.parallel}, metric {sweep_spec.metric} ({sweep_spec.mode}) -> {folder}", markup=False)
     live = _LiveTable(console, sweep_spec, live=console.is_terminal and not quiet)
     with live:
-        runner.Runner(sweep_spec, folder, allow_change, on_event=live.event).run()
-    report = reports.load(folder)
+        report, written = api.sweep(sweep_file, folder, allow_change, on_event=live.event)
     console.print(report_table(report, limit=10))
-    written = _write_report(report)
-    console.print(f"wrote {', '.join(str(p) for p in written)}")
-    console.print(f"next: dltrain sweep report {folder}   |   dltrain sweep best {folder} --refit")
-
-
-def _size(sweep_spec):
-    from dltrain.sweep import methods
-
-    if sweep_spec.method in ("asha", "hyperband"):
-        rungs = methods.budgets(sweep_spec.min_epochs, sweep_spec.max_epochs, sweep_spec.eta)
-        return f"{sweep_spec.trials} trials, rungs at {', '.join(map(str, rungs))} epochs"
-    count = sweep_spec.trials or sweep_spec.space.grid_size()
-    if sweep_spec.method == "grid":
-        count = min(count, sweep_spec.space.grid_size())
-    return f"{count} trials of {sweep_spec.max_epochs} epochs"
+    console.print(f"wrote {', '.join(str(p) for p in written)}", markup=False)
+    console.print(f"next: dltrain sweep report {folder}   |   dltrain sweep best {folder} --refit", markup=False)
 
 
 class _LiveTable:
@@ -128,70 +102,43 @@ class _LiveTable:
             self.live.__exit__(*exc)
 
     def event(self, kind, job, record):
-        from dltrain.cli.progress import format_value
-
         self.rows[job.trial] = (job, record, kind)
         if kind != "start":
             self.done += 1
         if self.live is not None:
             self.live.update(self._table())
         elif kind != "start":
-            score = format_value(record["score"]) if record["score"] is not None else "-"
+            score = render.format_value(record["score"]) if record["score"] is not None else "-"
             note = f"  {record['message'].splitlines()[-1]}" if record.get("message") else ""
             self.console.print(f"{'cached' if kind == 'cached' else 'done':>6} {job.trial} "
                                f"{_params_text(job.params)}  {job.epochs} epochs  {self.sweep.metric} {score}  "
                                f"{record['status']}{note}", markup=False)
 
     def _table(self):
-        from rich.table import Table
-
-        from dltrain.cli.progress import format_value
-
-        table = Table(title=f"{self.sweep.name}: {self.done} jobs done", title_justify="left")
-        for column in ("trial", *self.sweep.space.paths, "epochs", self.sweep.metric, "status"):
-            table.add_column(column, justify="right" if column != "trial" else "left")
+        table = render.table(f"{self.sweep.name}: {self.done} jobs done", ("trial", render.NAME),
+                             *[(c, render.RIGHT) for c in (*self.sweep.space.paths, "epochs", self.sweep.metric)],
+                             "status")
         for job, record, kind in list(self.rows.values())[-20:]:
-            score = "" if record is None or record["score"] is None else format_value(record["score"])
-            table.add_row(job.trial, *[format_value(job.params.get(p)) for p in self.sweep.space.paths],
+            score = "" if record is None or record["score"] is None else render.format_value(record["score"])
+            table.add_row(job.trial, *[render.format_value(job.params.get(p)) for p in self.sweep.space.paths],
                           str(job.epochs), score, "running" if record is None else record["status"])
         return table
 
 
 def _params_text(params):
-    from dltrain.cli.progress import format_value
-
-    return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
+    return " ".join(f"{k}={render.format_value(v)}" for k, v in params.items())
 
 
 def report_table(report, limit=None):
     """A rich Table of a sweep's ranked trials."""
-    from rich.table import Table
-
-    from dltrain.cli.progress import format_value
-
     shown = report.rows[:limit] if limit else report.rows
     more = f" (best {len(shown)} of {len(report.rows)})" if len(shown) < len(report.rows) else ""
-    table = Table(title=f"{report.name}: {report.method}, {report.metric} ({report.mode}){more}",
-                  title_justify="left")
-    for column in report.columns()[:-1]:
-        table.add_column(column, justify="left" if column in ("trial", "status", "note") else "right")
+    columns = [(c, render.NAME if c == "trial" else {} if c in ("status", "note") else render.RIGHT)
+               for c in report.columns()[:-1]]
+    table = render.table(f"{report.name}: {report.method}, {report.metric} ({report.mode}){more}", *columns)
     for row in report.table()[:len(shown)]:
-        table.add_row(*["" if v is None else format_value(v) for v in row[:-1]])
+        table.add_row(*["" if v is None else render.format_value(v) for v in row[:-1]])
     return table
-
-
-def _write_report(report):
-    """trials.csv and trials.json in DIR/report, and the plots when matplotlib is installed."""
-    from dltrain.plot import have_matplotlib
-
-    folder = report.folder / "report"
-    folder.mkdir(parents=True, exist_ok=True)
-    written = [report.write_csv(folder / "trials.csv"), report.write_json(folder / "trials.json")]
-    if have_matplotlib() and report.best is not None:
-        from dltrain.sweep import plots
-
-        written += plots.effects(report, folder) + [plots.parallel_coordinates(report, folder)]
-    return written
 
 
 @sweep.command(context_settings=CONTEXT)
@@ -200,17 +147,17 @@ def _write_report(report):
 def check(sweep_file):
     """Check SWEEP.yaml: its settings, every distribution, the base config with each parameter at
     its extremes; every problem is reported at once. Trains nothing."""
-    from rich.console import Console
+    import json
 
-    from dltrain.sweep import spec
+    from dltrain import api
 
-    sweep_spec = spec.load(sweep_file)
-    console = Console(highlight=False)
-    console.print(f"{sweep_spec.method}: {_size(sweep_spec)}, parallel {sweep_spec.parallel}, "
+    sweep_spec = api.sweep_check(sweep_file)
+    console = render.console()
+    console.print(f"{sweep_spec.method}: {sweep_spec.describe()}, parallel {sweep_spec.parallel}, "
                   f"metric {sweep_spec.metric} ({sweep_spec.mode}), base {sweep_spec.base}", markup=False)
     for distribution in sweep_spec.space.distributions:
         console.print(f"  {distribution.path}: {json.dumps(distribution.spec())}", markup=False)
-    console.print(f"ok: {sweep_file} is valid")
+    console.print(f"ok: {sweep_file} is valid", markup=False)
 
 
 @sweep.command(context_settings=CONTEXT)
@@ -219,15 +166,15 @@ def check(sweep_file):
 @handle_errors
 def report(folder, as_json):
     """The ranked trials of the sweep in DIR; writes DIR/report/trials.csv, trials.json, plots."""
-    from dltrain.sweep import report as reports
+    from dltrain import api
 
-    loaded = reports.load(folder)
+    loaded, written = api.sweep_report(folder)
     if as_json:
-        click.echo(json.dumps(loaded.as_dict()))
+        click.echo(render.json_text(loaded.as_dict(), indent=None))
         return
-    console = wide_console()
+    console = render.console()
     console.print(report_table(loaded))
-    console.print(f"wrote {', '.join(str(p) for p in _write_report(loaded))}")
+    console.print(f"wrote {', '.join(str(p) for p in written)}", markup=False)
 
 
 @sweep.command(context_settings=CONTEXT)
@@ -237,31 +184,27 @@ def report(folder, as_json):
 @handle_errors
 def best(folder, refit, as_json):
     """The best trial of the sweep in DIR, and how to train it again."""
-    from rich.console import Console
+    from dltrain import api
 
-    from dltrain.cli.progress import format_value
-    from dltrain.sweep import report as reports
-
-    loaded = reports.load(folder)
+    loaded, _ = api.sweep_report(folder, write=False)
     top = loaded.best
     if top is None:
         raise click.ClickException(f"no trial of {folder} has a score yet")
     if as_json and not refit:
-        click.echo(json.dumps(top))
+        click.echo(render.json_text(top, indent=None))
         return
-    console = Console(highlight=False)
-    console.print(f"best: trial {top['trial']}  {loaded.metric} {format_value(top['score'])} at epoch "
+    console = render.console()
+    console.print(f"best: trial {top['trial']}  {loaded.metric} {render.format_value(top['score'])} at epoch "
                   f"{top['best_epoch']} of {top['epochs']}  ({top['run']})", markup=False)
     for key, value in top["params"].items():
         console.print(f"  {key} = {value!r}", markup=False)
     if not refit:
-        console.print(f"next: dltrain evaluate {top['run']}   |   dltrain sweep best {folder} --refit")
+        console.print(f"next: dltrain evaluate {top['run']}   |   dltrain sweep best {folder} --refit", markup=False)
         return
-    from dltrain import api
-    from dltrain.cli.training import _print_fit_summary
     from dltrain.cli.progress import ProgressDisplay
+    from dltrain.cli.training import _print_fit_summary
 
-    base, overrides, run_dir = reports.refit_plan(loaded)
+    base, overrides, run_dir = api.sweep_refit_plan(folder)
     console.print(f"refit: dltrain fit {base} " + " ".join(f"--set '{o}'" for o in overrides)
                   + f" --run-dir {run_dir} --overwrite", markup=False)
     result = api.fit(base, overrides, run_dir=run_dir, overwrite=True,

@@ -11,20 +11,9 @@ first: an interrupted sweep continued from its journal repeats the same decision
 larger epoch budget: the runner continues it from its checkpoint.
 """
 import math
-from dataclasses import dataclass, field
 
+from dltrain.sweep.job import WAIT, Job  # noqa: F401  (methods.WAIT, methods.Job)
 from dltrain.sweep.space import trial_id
-
-WAIT = "wait"
-
-
-@dataclass(frozen=True)
-class Job:
-    trial: str                      # the id: a hash of the parameters
-    params: dict = field(compare=False, hash=False)
-    epochs: int = 0                 # train until this epoch (continuing what the trial has done)
-    rung: int = 0
-    bracket: int = 0
 
 
 def budgets(min_epochs, max_epochs, eta):

@@ -24,8 +24,7 @@ POLL = 0.05          # seconds between looks at the running processes
 
 
 def default_dir(sweep):
-    """runs/NAME, as `dltrain fit` writes runs/NAME."""
-    return Path("runs") / sweep.name
+    return sweep.default_dir
 
 
 class Runner:

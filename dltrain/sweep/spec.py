@@ -56,6 +56,28 @@ class Sweep:
                 "parallel": self.parallel, "max_epochs": self.max_epochs, "min_epochs": self.min_epochs,
                 "eta": self.eta, "seed": self.seed, "parameters": self.space.spec()}
 
+    @property
+    def default_dir(self):
+        """runs/NAME, as `dltrain fit` writes runs/NAME."""
+        return Path("runs") / self.name
+
+    def rungs(self):
+        """The epoch budgets of ASHA's and Hyperband's rungs ([max_epochs] for the others)."""
+        from dltrain.sweep.methods import budgets
+
+        if self.method in ("asha", "hyperband"):
+            return budgets(self.min_epochs, self.max_epochs, self.eta)
+        return [self.max_epochs]
+
+    def describe(self):
+        """'24 trials, rungs at 3, 9, 30 epochs' or '6 trials of 30 epochs'."""
+        if self.method in ("asha", "hyperband"):
+            return f"{self.trials} trials, rungs at {', '.join(map(str, self.rungs()))} epochs"
+        count = self.trials or self.space.grid_size()
+        if self.method == "grid":
+            count = min(count, self.space.grid_size())
+        return f"{count} trials of {self.max_epochs} epochs"
+
     def better(self, a, b):
         """True when score ``a`` beats ``b`` (None loses to everything)."""
         if a is None:

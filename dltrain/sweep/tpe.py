@@ -6,7 +6,7 @@ sampler is seeded with the sweep's seed and told results in the runner's fixed o
 sweep — and a continued one — asks for the same values every time. Listed values (choice,
 grid) are asked as positions in the list, so any YAML value (a layer spec) can be a choice.
 """
-from dltrain.sweep.methods import WAIT, Job
+from dltrain.sweep.job import WAIT, Job
 from dltrain.sweep.space import trial_id
 
 
