@@ -15,8 +15,10 @@ from dltrain.config.loader import parse
 from dltrain.config.resolve import dump
 from dltrain.errors import CheckpointError, ConfigError, DataError, Interrupted
 from dltrain.experiment import Experiment, relative_paths
+from dltrain.parallel.communicator import SingleProcess
 from dltrain.training import checkpoint, rundir
 from dltrain.training.trainer import Trainer
+from dltrain.training.writer import NullWriter, RunWriter
 
 
 @dataclass
@@ -28,57 +30,40 @@ class FitResult:
 
 
 def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None, resume=None,
-        allow_config_change=False):
+        allow_config_change=False, comm=None):
     """Train the model a config describes; write the run directory; return the history.
 
     With ``validation: {kfold: K}`` it trains K models (RUN/fold1..K) and returns a
     ``kfold.CrossValidation``; ``fold=(K, i)`` trains only fold i. ``resume`` is "auto" or a run
-    directory or checkpoint to continue exactly (training/resume.py); config may then be None."""
+    directory or checkpoint to continue exactly (training/resume.py); config may then be None.
+    ``comm``: the communicator (parallel/communicator.py) when this is one of several processes;
+    only rank 0 writes the run directory."""
+    from dltrain.data import kfold
     from dltrain.training import resume as resuming, signals
 
     _tune_allocator()
     if resume not in (None, "auto"):
         config = config or resuming.config_of(resume)
         run_dir = run_dir or resuming.run_of(resume)
-    experiment = Experiment(config, overrides)
-    from dltrain.data import kfold
-
+    experiment = Experiment(config, overrides, fold=fold)
     if fold is None and kfold.requested(experiment.config):
         run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
         return kfold.cross_validate(fit, config, kfold.requested(experiment.config), run_dir,
                                     overrides=overrides, overwrite=overwrite, callbacks=callbacks)
-    experiment.fold = fold
-    from dltrain.data import download
-
-    with download.reporting(_download_progress(callbacks)):      # a dataset fetched on first use
-        splits = experiment.load_data()
-    experiment.fit_pipeline(splits["train"])
-    model = experiment.build()
-    _check_labels(experiment, splits)
+    splits = _prepare(experiment, callbacks)
+    comm = comm or SingleProcess()
     run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
+    writer = RunWriter(run_dir) if comm.is_root else NullWriter(run_dir)
     resolved = relative_paths(experiment.config, experiment.base, run_dir)
-    resumed = resuming.start(run_dir, resume, overwrite, resolved, allow_config_change)
-    from dltrain.training.files import write_text
-
-    write_text(run_dir / "config.yaml", dump(resolved))
+    resumed = resuming.start(writer, resume, overwrite, resolved, allow_config_change)
+    writer.config(dump(resolved))
     record = rundir.manifest(experiment.seed, _fingerprints(experiment))
-    rundir.write_manifest(run_dir, record)
-    meta = {"config": resolved, "class_names": experiment.class_names,
-            "source_state": getattr(experiment.sources["train"], "fitted", None),
-            "input_shape": list(model.input_shape), "metrics": experiment.metric_names()}
-    trainer = Trainer(
-        model, experiment.loss, experiment.optimizer, experiment.metric_specs, experiment.pipeline,
-        experiment.streams, epochs=experiment.training["epochs"],
-        batch_size=experiment.training["batch_size"], shuffle=experiment.training["shuffle"],
-        callbacks=[*experiment.callbacks, rundir.MetricsLog(run_dir), *callbacks,
-                   signals.StopOnSignal(caught := signals.Signals(), run_dir)],
-        run_dir=run_dir, meta=meta, target_fn=experiment.target_fn())
-    trainer.class_weight = experiment.class_weights()
-    trainer.divergence_factor = experiment.training.get("divergence_factor")
+    writer.manifest(record)
+    trainer = _trainer(experiment, writer, callbacks, resolved, comm, caught := signals.Signals())
     if resumed:
-        resuming.restore(trainer, resumed[1], resumed[2], len(experiment.callbacks))
+        resuming.restore(trainer, resumed[1], resumed[2])
         record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
-        rundir.write_manifest(run_dir, record)
+        writer.manifest(record)
     try:
         with caught, np.errstate(over="ignore", invalid="ignore"):   # non-finite: training/finite.py
             history = trainer.fit(splits["train"], splits["validation"])
@@ -86,13 +71,43 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
         interrupted = isinstance(error, (KeyboardInterrupt, Interrupted))
         record.update(status="interrupted" if interrupted else "failed", error=type(error).__name__,
                       finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        _quiet_manifest(run_dir, record)
+        writer.manifest(record, quiet=True)
         raise
     test = trainer.evaluate(splits["test"]) if splits["test"] is not None else None
     record.update(status="completed", epochs=trainer.epoch, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  restored_epoch=trainer.restored_epoch, parameters=model.count_params())
-    rundir.write_manifest(run_dir, record)
+                  restored_epoch=trainer.restored_epoch, parameters=experiment.model.count_params())
+    writer.manifest(record)
     return FitResult(run_dir, history, trainer, test)
+
+
+def _prepare(experiment, callbacks):
+    """The splits, read (a built-in dataset fetched on first use) and checked; the preprocessing
+    fitted on the training split; the parameters created."""
+    from dltrain.data import download
+
+    with download.reporting(_download_progress(callbacks)):
+        splits = experiment.load_data()
+    experiment.fit_pipeline(splits["train"])
+    experiment.build()
+    _check_labels(experiment, splits)
+    return splits
+
+
+def _trainer(experiment, writer, callbacks, resolved, comm, signals=None):
+    """The trainer of an experiment: the config's callbacks (saved in checkpoints), then the
+    caller's; every setting read from the resolved config (its defaults: config/resolve.py)."""
+    training = experiment.training
+    meta = {"config": resolved, "class_names": experiment.class_names,
+            "source_state": getattr(experiment.sources["train"], "fitted", None),
+            "input_shape": list(experiment.model.input_shape), "metrics": experiment.metric_names()}
+    return Trainer(
+        experiment.model, experiment.loss, experiment.optimizer, experiment.metrics,
+        experiment.pipeline, experiment.streams, epochs=training["epochs"],
+        batch_size=training["batch_size"], shuffle=training["shuffle"],
+        callbacks=[*experiment.callbacks.values(), *callbacks], saved=experiment.callbacks,
+        writer=writer, meta=meta, target_fn=experiment.target_fn(),
+        class_weight=experiment.class_weights(), divergence_factor=training.get("divergence_factor"),
+        comm=comm, signals=signals)
 
 
 def _download_progress(callbacks):
@@ -105,13 +120,6 @@ def _download_progress(callbacks):
         for hook in hooks:
             hook(file, done, total)
     return progress
-
-
-def _quiet_manifest(run_dir, record):
-    try:
-        rundir.write_manifest(run_dir, record)
-    except CheckpointError:
-        pass
 
 
 def _fingerprints(experiment):
@@ -186,8 +194,9 @@ class LoadedRun:
         self.class_names = self.meta.get("class_names")
 
     def trainer(self):
+        """A trainer that scores this run (it writes nothing)."""
         e = self.experiment
-        return Trainer(self.model, e.loss, e.optimizer, e.metric_specs, e.pipeline, e.streams,
+        return Trainer(self.model, e.loss, e.optimizer, e.metrics, e.pipeline, e.streams,
                        batch_size=e.training["batch_size"], target_fn=e.target_fn())
 
 
