@@ -189,7 +189,9 @@ def best(folder, refit, as_json):
     loaded, _ = api.sweep_report(folder, write=False)
     top = loaded.best
     if top is None:
-        raise click.ClickException(f"no trial of {folder} has a score yet")
+        from dltrain.errors import ConfigError
+
+        raise ConfigError(f"no trial of {folder} has a score yet", fix="run the sweep first: dltrain sweep SWEEP.yaml")
     if as_json and not refit:
         click.echo(render.json_text(top, indent=None))
         return
