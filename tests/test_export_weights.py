@@ -154,7 +154,7 @@ def test_fit_with_init_from_a_safetensors_file_starts_from_it(digits_run, tmp_pa
 @pytest.mark.parametrize("init_from, fragment", [
     ({"run": "nowhere"}, "does not exist"),
     ({"run": "x", "layer": ["a"]}, "no setting 'layer'"),
-    ({"file": "base.safetensors", "layers": ["conv*"]}, "no layer of the model matches"),
+    ({"file": "base.safetensors", "layers": ["conv*"]}, "match no layer of the model"),
 ])
 def test_init_from_errors_are_located(digits_run, tmp_path, cli, init_from, fragment):
     cli("export", digits_run, "--format", "safetensors", "-o", tmp_path / "base.safetensors")
@@ -162,3 +162,20 @@ def test_init_from_errors_are_located(digits_run, tmp_path, cli, init_from, frag
                  "--set", "training.epochs=1")
     assert result.exit_code == 2, result.output
     assert fragment in result.output and "fine_tune.yaml" in result.output and "init_from" in result.output
+
+
+@pytest.mark.parametrize("init_from, fragment", [
+    ({"run": "x", "layer": ["a"]}, "no setting 'layer'"),
+    ({"run": "x", "layers": ["conv*"]}, "match no layer"),
+    ({"run": "x", "layers": "dense_1"}, "list of layer-name globs"),
+    ({"layers": ["dense_1"]}, "one of run: PATH or file: PATH"),
+])
+def test_dltrain_check_finds_init_from_mistakes_before_training(tmp_path, cli, init_from, fragment):
+    result = cli("check", _config_with_init_from(tmp_path, init_from))
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output and "init_from" in result.output
+
+
+def test_dltrain_check_accepts_an_init_from_source_not_trained_yet(tmp_path, cli):
+    result = cli("check", _config_with_init_from(tmp_path, {"run": "runs/later", "layers": ["dense_*"]}))
+    assert result.exit_code == 0, result.output

@@ -61,6 +61,7 @@ class _Validator:
     def run(self):
         self.scalars()
         self.checked.model = self.model()
+        self.init_from()                                  # dltrain/export/init_from.py
         self.checked.loss = self.one("loss", ("loss",))
         self.checked.optimizer = self.one("optimizer", ("optimizer",))
         self.checked.metrics = self.many("metric", "metrics", ignore=("name",))
@@ -71,6 +72,14 @@ class _Validator:
                 and self.checked.loss is not None):
             self.loss_against_output()
         self.monitors()
+
+    def init_from(self):
+        from dltrain.export import init_from
+
+        try:
+            init_from.check(self.data.get("model"), self.checked.model, Path(self.document.file).parent, self.where)
+        except ConfigError as error:
+            self.errors.append(error)
 
     def fail(self, message, path, **details):
         self.errors.append(ConfigError(message, where=self.where(path), **details))

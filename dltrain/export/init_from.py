@@ -9,19 +9,25 @@ arrays of each chosen layer (parameters and moving statistics) must all be in th
 the same shapes, else one error lists every mismatch. A resumed run takes its weights from its
 checkpoint instead.
 """
+from pathlib import Path
+
 from dltrain.errors import ConfigError
 
 KEYS = ("run", "file", "layers")
 
 
 def spec_of(experiment):
-    """(source path, layer globs or None) of the config's init_from, or None."""
-    spec = (experiment.config.get("model") or {}).get("init_from")
+    """(source path, layer globs or None) of the experiment's init_from, or None."""
+    return parse((experiment.config.get("model") or {}).get("init_from"), experiment.base, experiment.document.where)
+
+
+def parse(spec, base, where):
+    """(source path, layer globs or None) of an init_from setting, or None; ConfigError located
+    at ``where(path)`` when its form is wrong."""
     if spec is None:
         return None
-    where = experiment.document.where
     if isinstance(spec, str):
-        return experiment.base / spec, None
+        return Path(base) / spec, None
     if not isinstance(spec, dict):
         raise ConfigError("init_from must be a path or {run: PATH, layers: [GLOB...]}", where=where(("model", "init_from")))
     for key in spec:
@@ -36,7 +42,21 @@ def spec_of(experiment):
                                or not all(isinstance(p, str) for p in layers)):
         raise ConfigError(f"init_from.layers must be a list of layer-name globs, not {layers!r}",
                           where=where(("model", "init_from", "layers")), fix="e.g. layers: [conv*, dense_1]")
-    return experiment.base / spec[sources[0]], layers
+    return Path(base) / spec[sources[0]], layers
+
+
+def check(model_config, model, base, where):
+    """What ``dltrain check`` can tell without the source (which may be trained later): the
+    form, and that the globs match layers of ``model`` (shapes inferred), if given."""
+    from dltrain.export import weights
+
+    found = parse((model_config or {}).get("init_from"), base, where)
+    if found is None or model is None or found[1] is None:
+        return
+    if not weights.select(model, found[1]):
+        raise ConfigError(f"init_from.layers {found[1]!r} match no layer of the model",
+                          where=where(("model", "init_from", "layers")),
+                          expected=", ".join(weights.layer_names(model)) or "(the model has no weights)")
 
 
 def apply(experiment):
