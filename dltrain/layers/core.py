@@ -79,7 +79,7 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             self._scale = None
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
+        keep = self.random_rows(x.shape) >= self.rate
         self._scale = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.rate))
         return x * self._scale
 

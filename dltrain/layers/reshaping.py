@@ -141,7 +141,7 @@ class SpatialDropout2D(Layer):
         if not training or self.rate == 0:
             self._scale = None
             return x
-        keep = self.rng.random((x.shape[0], 1, 1, x.shape[3]), dtype=np.float32) >= self.rate
+        keep = self.random_rows((x.shape[0], 1, 1, x.shape[3])) >= self.rate
         self._scale = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.rate))   # (B, 1, 1, C)
         return x * self._scale
 
