@@ -19,8 +19,11 @@ from dltrain.cli.app import CONTEXT, handle_errors, set_option, stderr
 @click.option("--allow-config-change", is_flag=True,
               help="Resume even though the config differs from the run's.")
 @click.option("--quiet", is_flag=True, help="No progress bar; one line per epoch, for logs.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, metavar="N",
+              help="Train data-parallel on N local processes (needs dltrain[mpi]); under "
+                   "`mpiexec -n N dltrain fit ...` the world size is detected instead.")
 @handle_errors
-def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quiet):
+def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quiet, workers):
     """Train the model described by CONFIG (or resume a run with --resume RUN)."""
     import warnings
 
@@ -28,21 +31,31 @@ def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quie
 
     from dltrain import api
     from dltrain.cli.progress import ProgressDisplay
+    from dltrain.parallel import launch, mpi
 
     if config is None and resume and resume.endswith((".yaml", ".yml")):   # fit --resume CONFIG
         config, resume = resume, "auto"
     if config is None and resume in (None, "auto"):
         raise click.UsageError("give CONFIG, or --resume RUN to continue a run")
-    console = Console(stderr=False, highlight=False)
+    if workers > 1 and mpi.launched_size() == 1:              # start the ranks; each runs this command
+        params = click.get_current_context().params
+        sys.exit(launch.launch(workers, launch.fit_arguments(params, debug=_debug())))
+    comm = mpi.world()
+    console = Console(stderr=False, highlight=False, quiet=not comm.is_root)
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *args, **kwargs: stderr().print(
-            f"warning: {message}", markup=False)
+            f"warning: {message}", markup=False) if comm.is_root else None
         result = api.fit(config, overrides, run_dir=run_dir, overwrite=overwrite,
-                         callbacks=[ProgressDisplay(console, live=not quiet)], resume=resume,
-                         allow_config_change=allow_config_change)
+                         callbacks=[ProgressDisplay(console, live=not quiet and comm.is_root)],
+                         resume=resume, allow_config_change=allow_config_change, comm=comm,
+                         check_replicas=100 if _debug() and comm.size > 1 else None)
     if hasattr(result, "scores"):                # k-fold cross-validation: one row per fold
         return _print_cross_validation(console, result)
     _print_fit_summary(console, result)
+
+
+def _debug():
+    return click.get_current_context().find_root().params.get("debug", False)
 
 
 def _print_fit_summary(console, result):

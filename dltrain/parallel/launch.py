@@ -39,26 +39,32 @@ def rank_environment(workers, environ=None):
     return env
 
 
-def without_workers(argv):
-    """``argv`` less its ``--workers N`` / ``--workers=N``."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--workers":
-            skip = True
-        elif not arg.startswith("--workers="):
-            kept.append(arg)
-    return kept
+def fit_arguments(params, debug=False):
+    """The command line each rank runs: ``fit`` with the parsed ``params`` of this one, less
+    ``--workers`` (built from the parsed values, not sys.argv, so it is the same however
+    dltrain was started)."""
+    args = (["--debug"] if debug else []) + ["fit"]
+    if params.get("config"):
+        args.append(str(params["config"]))
+    for override in params.get("overrides") or ():
+        args += ["--set", override]
+    for name in ("run_dir", "resume"):
+        if params.get(name) is not None:
+            args += [f"--{name.replace('_', '-')}", str(params[name])]
+    for name in ("overwrite", "allow_config_change", "quiet"):
+        if params.get(name):
+            args.append(f"--{name.replace('_', '-')}")
+    return args
 
 
 def launch(workers, argv):
-    """Run ``dltrain ARGV`` on ``workers`` local ranks; return the job's exit code.
+    """Run ``dltrain ARGV`` on ``workers`` local ranks; return the job's exit code (a rank's
+    error code: a rank that fails aborts the job with its code, parallel/mpi.py).
 
     SIGINT and SIGTERM are passed on to the launcher, which passes them to every rank (each
     checkpoints once and exits 130)."""
     mpi4py()                                  # a clear message when the extra is missing
-    command = [mpiexec(), "-n", str(workers), sys.executable, "-m", "dltrain", *without_workers(argv)]
+    command = [mpiexec(), "-n", str(workers), sys.executable, "-m", "dltrain", *argv]
     job = subprocess.Popen(command, env=rank_environment(workers))
     forward = lambda signum, frame: job.send_signal(signum)   # noqa: E731
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -7,6 +7,7 @@ a data error on rank 1 ends the job with exit 3 instead of leaving rank 0 waitin
 allreduce forever.
 """
 import os
+import sys
 
 from dltrain.errors import ConfigError
 from dltrain.parallel.communicator import Communicator, SingleProcess
@@ -68,3 +69,20 @@ def world():
     if launched_size() > 1:
         return MPICommunicator()
     return SingleProcess()
+
+
+def rank_of_job():
+    """(rank, size) of this process in an MPI job that has started, else (0, 1)."""
+    MPI = sys.modules.get("mpi4py.MPI")
+    if MPI is None or not MPI.Is_initialized() or MPI.Is_finalized():
+        return 0, 1
+    return MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
+
+
+def abort_job(code):
+    """On one rank of a job of several: end every rank now with exit ``code`` (MPI_Abort), so
+    the others never wait for this one in a collective. Does nothing on one process."""
+    if rank_of_job()[1] > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.modules["mpi4py.MPI"].COMM_WORLD.Abort(code)
