@@ -30,14 +30,15 @@ class FitResult:
 
 
 def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None, resume=None,
-        allow_config_change=False, comm=None):
+        allow_config_change=False, comm=None, check_replicas=None):
     """Train the model a config describes; write the run directory; return the history.
 
     With ``validation: {kfold: K}`` it trains K models (RUN/fold1..K) and returns a
     ``kfold.CrossValidation``; ``fold=(K, i)`` trains only fold i. ``resume`` is "auto" or a run
     directory or checkpoint to continue exactly (training/resume.py); config may then be None.
     ``comm``: the communicator (parallel/communicator.py) when this is one of several processes;
-    only rank 0 writes the run directory."""
+    only rank 0 writes the run directory; ``check_replicas=N`` compares the ranks' parameters
+    every N steps (``--debug``)."""
     from dltrain.data import kfold
     from dltrain.training import resume as resuming, signals
 
@@ -64,6 +65,7 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
         resuming.restore(trainer, resumed[1], resumed[2])
         record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
         writer.manifest(record)
+    _join(trainer, comm, check_replicas)
     try:
         with caught, np.errstate(over="ignore", invalid="ignore"):   # non-finite: training/finite.py
             history = trainer.fit(splits["train"], splits["validation"])
@@ -78,6 +80,15 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
                   restored_epoch=trainer.restored_epoch, parameters=experiment.model.count_params())
     writer.manifest(record)
     return FitResult(run_dir, history, trainer, test)
+
+
+def _join(trainer, comm, check_replicas):
+    """Under data parallelism: every rank starts from rank 0's state (also after a resume)."""
+    from dltrain.parallel import replicas
+
+    replicas.join(trainer.model, comm)
+    if check_replicas and comm.size > 1:
+        trainer.checksums = replicas.Checksums(trainer.model, comm, check_replicas)
 
 
 def _prepare(experiment, callbacks):
@@ -442,3 +453,27 @@ def plot(runs, output=None, terminal=False):
     from dltrain.plot import plot as draw
 
     return draw(runs, output, terminal)
+
+
+# -- data parallelism (dltrain/parallel/) -----------------------------------------------------------
+
+def launched():
+    """Whether this process is one rank of a job an MPI launcher started with 2+ ranks."""
+    from dltrain.parallel.mpi import launched_size
+
+    return launched_size() > 1
+
+
+def world():
+    """This process's communicator: MPI's world under a launcher, else one process."""
+    from dltrain.parallel.mpi import world as mpi_world
+
+    return mpi_world()
+
+
+def launch_workers(workers, fit_params, debug=False):
+    """Run ``dltrain fit`` with ``fit_params`` (a fit command's parsed options) on ``workers``
+    local ranks; the job's exit code."""
+    from dltrain.parallel import launch
+
+    return launch.launch(workers, launch.fit_arguments(fit_params, debug=debug))

@@ -45,7 +45,8 @@ class Step:
         Returns the global batch's mean loss plus the penalties, a float."""
         out = self.forward(x)
         loss = self.loss_sum(out, y)
-        self.check_loss(float(loss.mean), x, epoch, batch)
+        # a process whose share of a small last batch is empty has no loss of its own to check
+        self.check_loss(float(loss.mean) if loss.count else 0.0, x, epoch, batch)
         self.backward(count)
         mean = self.reduce_gradients(loss)
         mean += self.regularizer_gradients()

@@ -12,6 +12,7 @@ import numpy as np
 
 from dltrain.errors import Interrupted
 from dltrain.metrics import metric_name
+from dltrain.parallel import replicas
 from dltrain.parallel.communicator import SingleProcess
 from dltrain.registry import build
 from dltrain.training import position
@@ -54,6 +55,8 @@ class Trainer:
         self.position = None         # (epoch, batches done, loss total, seen, metrics) in an epoch
         self.resume_position = None  # a saved position record to continue from (mid-epoch resume)
         self.epoch_lr = None         # the rate logged for the current epoch (at its start)
+        self._random_layers = replicas.random_layers(model)
+        self.checksums = None        # parallel/replicas.Checksums under --debug on several processes
 
     @property
     def loss(self):
@@ -76,8 +79,12 @@ class Trainer:
 
     def _augmentation_rng(self, epoch, batch):
         """The augmentation stream of one training batch: fixed by (seed, epoch, batch), so a
-        resumed run augments exactly as an uninterrupted one; None when nothing augments."""
-        return self.streams.for_epoch(f"augmentation/{batch}", epoch) if self.pipeline.augments else None
+        resumed run augments exactly as an uninterrupted one; None when nothing augments. Under
+        data parallelism each rank's share has a stream of its own, derived from the rank too."""
+        if not self.pipeline.augments:
+            return None
+        rank = f"/rank{self.comm.rank}" if self.comm.size > 1 else ""
+        return self.streams.for_epoch(f"augmentation/{batch}{rank}", epoch)
 
     def _results(self, total, seen):
         """The epoch's loss and metrics; on several processes the states are merged first."""
@@ -110,9 +117,13 @@ class Trainer:
         for batch, start in enumerate(range(first * self.batch_size, n, self.batch_size), first):
             self._hook("on_train_batch_begin", batch)
             positions = order[start:start + self.batch_size]
-            x, y = self._batch(train, positions[self.comm.share(len(positions))],
-                               self._augmentation_rng(epoch, batch))
+            share = self.comm.share(len(positions))
+            if self.comm.size > 1:           # random layers draw for the global batch, keep `share`
+                replicas.share_batch(self._random_layers, share, len(positions))
+            x, y = self._batch(train, positions[share], self._augmentation_rng(epoch, batch))
             value = step.run(x, y, len(positions), metrics, epoch, batch)
+            if self.checksums is not None:
+                self.checksums.check(self.step + 1)
             total += value * len(positions)
             seen += len(positions)
             self.step += 1
@@ -138,7 +149,7 @@ class Trainer:
             x, y = self._batch(split, positions[self.comm.share(len(positions))])
             out = self.model.forward(x, training=False, logits=fused)
             value = loss.sum(out, y, logits=fused)
-            total += float(value.mean) * value.count
+            total += float(value.total)
             seen += value.count
             Step.update_metrics(self.metrics, out if value.probabilities is None else value.probabilities, y)
         return self._results(total, seen)
