@@ -121,7 +121,7 @@ class Trainer:
             if self.comm.size > 1:           # random layers draw for the global batch, keep `share`
                 replicas.share_batch(self._random_layers, share, len(positions))
             x, y = self._batch(train, positions[share], self._augmentation_rng(epoch, batch))
-            value = step.run(x, y, len(positions), metrics, epoch, batch)
+            value = step.run(x, y, len(positions), metrics, epoch, batch, self._signalled())
             if self.checksums is not None:
                 self.checksums.check(self.step + 1)
             total += value * len(positions)
@@ -131,7 +131,7 @@ class Trainer:
             logs = {"loss": total / seen, **{k: m.result() for k, m in metrics.items()},
                     "samples": seen, "seconds": time.perf_counter() - started}
             self._hook("on_train_batch_end", batch, logs)
-            self._check_signal()
+            self._check_signal(in_step=True)
             if self.control.stop_requested:
                 break
         self.position = None
@@ -179,11 +179,19 @@ class Trainer:
         self._hook("on_train_end", {"history": self.history})
         return self.history
 
-    def _check_signal(self):
-        """After a SIGINT or SIGTERM (on any process): checkpoint, then raise Interrupted."""
-        received = self.signals is not None and self.signals.received
+    def _signalled(self):
+        return bool(self.signals is not None and self.signals.received)
+
+    def _check_signal(self, in_step=False):
+        """After a SIGINT or SIGTERM (on any process): checkpoint, then raise Interrupted. On
+        several processes the decision is collective: after a step, from the count the step's
+        allreduce carried (a signal that came later rides in the next step's); elsewhere, from
+        a collective of its own."""
+        received = self._signalled() and self.signals.received
         if self.comm.size > 1:
-            received = self.comm.any(received) and (self.signals.received or "a signal on another process")
+            anywhere = (self.step_stages.signalled_processes > 0 if in_step
+                        else self.comm.any(self._signalled()))
+            received = anywhere and (self.signals.received or "a signal on another process")
         if not received:
             return
         self.save_checkpoint("last", self.epoch)
