@@ -537,3 +537,17 @@ def launch_workers(workers, fit_params, debug=False):
     from dltrain.parallel import launch
 
     return launch.launch(workers, launch.fit_arguments(fit_params, debug=debug))
+
+
+def job_rank():
+    """(rank, size) of this process in a data-parallel job that has started, else (0, 1)."""
+    from dltrain.parallel.mpi import rank_of_job
+
+    return rank_of_job()
+
+
+def end_job(code):
+    """On one rank of several: end every rank now with exit ``code``; nothing on one process."""
+    from dltrain.parallel.mpi import abort_job
+
+    abort_job(code)

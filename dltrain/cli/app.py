@@ -31,21 +31,21 @@ def handle_errors(command):
         except click.exceptions.Exit:
             raise
         except Exception as error:
+            from dltrain.api import end_job, job_rank
             from dltrain.errors import DltrainError, Interrupted
-            from dltrain.parallel.mpi import abort_job, rank_of_job
 
-            rank, size = rank_of_job()
+            rank, size = job_rank()
             if isinstance(error, Interrupted) and rank > 0:
                 sys.exit(error.exit_code)          # every rank stops together; rank 0 says why
             if isinstance(error, DltrainError) and not debug:
                 stderr().print((f"rank {rank}: " if size > 1 else "") + error.render(), markup=False)
-                abort_job(error.exit_code)         # under data parallelism: end every rank now
+                end_job(error.exit_code)         # under data parallelism: end every rank now
                 sys.exit(error.exit_code)
             if size > 1:                           # a bug on one rank: its traceback, then end the job
                 import traceback
 
                 traceback.print_exc()
-                abort_job(error.exit_code if isinstance(error, DltrainError) else 1)
+                end_job(error.exit_code if isinstance(error, DltrainError) else 1)
             raise
         except KeyboardInterrupt:
             stderr().print("Interrupted.")
