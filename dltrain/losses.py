@@ -9,6 +9,7 @@ import numpy as np
 
 from dltrain import check
 from dltrain.activations import stable_sigmoid
+from dltrain.backend import array_module, on_host
 from dltrain.errors import DataError
 from dltrain.registry import register
 
@@ -75,9 +76,10 @@ class MeanAbsoluteError(Loss):
     """mean(|pred - target|)."""
 
     def forward(self, pred, target, sample_weight=None, logits=False):
+        xp = array_module(pred)
         diff = pred - _match(pred, target)
-        self._sign = np.sign(diff)
-        return self._weighted_mean(_per_sample(np.abs(diff)), sample_weight)
+        self._sign = xp.sign(diff)
+        return self._weighted_mean(_per_sample(xp.abs(diff)), sample_weight)
 
     def backward(self):
         return self._scale(self._sign / self._sign[0].size)
@@ -97,12 +99,13 @@ class Huber(Loss):
     def forward(self, pred, target, sample_weight=None, logits=False):
         d = pred - _match(pred, target)
         self._d = d
-        a = np.abs(d)
-        values = np.where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
+        xp = array_module(pred)
+        a = xp.abs(d)
+        values = xp.where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
         return self._weighted_mean(_per_sample(values), sample_weight)
 
     def backward(self):
-        grad = np.clip(self._d, -self.delta, self.delta)
+        grad = self._d.clip(-self.delta, self.delta)
         return self._scale(grad / self._d[0].size)
 
 
@@ -132,13 +135,14 @@ class BinaryCrossentropy(CrossEntropy):
             y = y * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
         self._y = y
         self._logits = logits or self.from_logits
+        xp = array_module(pred)
         if self._logits:
             # log(1 + exp(-|z|)) + max(z, 0) - z y  ==  -[y log s(z) + (1 - y) log(1 - s(z))]
             self._p = stable_sigmoid(pred)
-            values = np.logaddexp(0, -np.abs(pred)) + np.maximum(pred, 0) - pred * y
+            values = xp.logaddexp(0, -xp.abs(pred)) + xp.maximum(pred, 0) - pred * y
         else:
-            self._p = np.clip(pred, EPSILON, 1 - EPSILON)
-            values = -(y * np.log(self._p) + (1 - y) * np.log1p(-self._p))
+            self._p = pred.clip(EPSILON, 1 - EPSILON)
+            values = -(y * xp.log(self._p) + (1 - y) * xp.log1p(-self._p))
         return self._weighted_mean(_per_sample(values), sample_weight)
 
     def backward(self):
@@ -151,8 +155,9 @@ class BinaryCrossentropy(CrossEntropy):
 
 
 def _log_softmax(z):
+    xp = array_module(z)
     shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 @register("categorical_crossentropy", aliases=("cce",))
@@ -176,12 +181,13 @@ class CategoricalCrossentropy(CrossEntropy):
         y = self._targets(pred, target)
         self._y = y
         self._logits = logits or self.from_logits
+        xp = array_module(pred)
         if self._logits:
             log_p = _log_softmax(pred)
-            self._p = np.exp(log_p)
+            self._p = xp.exp(log_p)
         else:
-            self._p = np.clip(pred, EPSILON, 1.0)
-            log_p = np.log(self._p)
+            self._p = pred.clip(EPSILON, 1.0)
+            log_p = xp.log(self._p)
         values = -(y * log_p).sum(axis=-1)
         return self._weighted_mean(_per_sample(values.reshape(len(values), -1)), sample_weight)
 
@@ -205,8 +211,11 @@ class SparseCategoricalCrossentropy(CrossEntropy):
 
     def forward(self, pred, target, sample_weight=None, logits=False):
         classes = pred.shape[-1]
-        labels = np.asarray(target).reshape(pred.shape[:-1]).astype(np.intp, copy=False)
-        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        xp = array_module(pred)
+        labels = target.reshape(pred.shape[:-1]).astype(np.intp, copy=False)
+        # on a device the range check would be a read back per batch: fit and evaluate check
+        # every split's labels once before the first batch (api._check_labels)
+        if on_host(labels) and labels.size and (labels.min() < 0 or labels.max() >= classes):
             bad = labels.min() if labels.min() < 0 else labels.max()
             raise DataError(f"label {bad} is outside the model's {classes} classes (0..{classes - 1})",
                             fix="check the labels, or give the last layer as many units as classes.")
@@ -214,11 +223,11 @@ class SparseCategoricalCrossentropy(CrossEntropy):
         self._logits = logits or self.from_logits
         if self._logits:
             log_p = _log_softmax(pred)
-            self._p = np.exp(log_p)
+            self._p = xp.exp(log_p)
         else:
-            self._p = np.clip(pred, EPSILON, 1.0)
-            log_p = np.log(self._p)
-        picked = np.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+            self._p = pred.clip(EPSILON, 1.0)
+            log_p = xp.log(self._p)
+        picked = xp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
         values = -picked
         if self.label_smoothing:
             s = self.label_smoothing
@@ -229,14 +238,13 @@ class SparseCategoricalCrossentropy(CrossEntropy):
         p = self._p
         s = self.label_smoothing
         steps = p[0].size // p.shape[-1]
+        xp = array_module(p)
         if self._logits:
             grad = p.copy() if s == 0 else p - s / p.shape[-1]
-            np.put_along_axis(grad, self._labels[..., None],
-                              np.take_along_axis(grad, self._labels[..., None], axis=-1) - (1 - s), axis=-1)
         else:
-            grad = -(s / p.shape[-1]) / p if s else np.zeros_like(p)
-            picked = np.take_along_axis(p, self._labels[..., None], axis=-1)
-            np.put_along_axis(grad, self._labels[..., None],
-                              np.take_along_axis(grad, self._labels[..., None], axis=-1)
-                              - (1 - s) / picked, axis=-1)
+            grad = -(s / p.shape[-1]) / p if s else xp.zeros_like(p)
+        # the label entry of each row, by (row, label) pairs: each row once, so no scatter-add
+        rows, labels = xp.arange(self._labels.size), self._labels.reshape(-1)
+        at = grad.reshape(-1, grad.shape[-1])                    # (N, C), a view of grad
+        at[rows, labels] -= (1 - s) if self._logits else (1 - s) / p.reshape(at.shape)[rows, labels]
         return self._scale(grad / steps)

@@ -7,6 +7,7 @@ binary_crossentropy or a single output unit.
 import numpy as np
 
 from dltrain import check
+from dltrain.backend import array_module, to_host
 from dltrain.registry import register
 
 
@@ -23,19 +24,19 @@ class Metric:
         self.count = 0
 
     def update(self, pred, target):
-        values = self.values(np.asarray(pred), np.asarray(target))
-        self.total += float(values.sum())
+        values = self.values(pred, target)
+        self.total += values.sum().astype(np.float64)     # stays on the device: read in result()
         self.count += values.size
 
     def result(self):
-        return self.total / self.count if self.count else float("nan")
+        return float(self.total) / self.count if self.count else float("nan")
 
 
 def labels_of(pred, target):
     """(predicted class, true class) arrays, whatever the label format."""
     if pred.shape[-1] == 1 or pred.ndim == 1:
         p = pred.reshape(len(pred), -1)
-        return (p > 0.5).astype(np.intp).ravel(), np.asarray(target).reshape(p.shape).round().astype(np.intp).ravel()
+        return (p > 0.5).astype(np.intp).ravel(), target.reshape(p.shape).round().astype(np.intp).ravel()
     predicted = pred.argmax(axis=-1)
     if target.shape == pred.shape:
         return predicted.ravel(), target.argmax(axis=-1).ravel()
@@ -98,7 +99,7 @@ class TopKAccuracy(Metric):
 
     def values(self, pred, target):
         true = target.argmax(axis=-1) if target.shape == pred.shape else target.reshape(pred.shape[:-1])
-        true_score = np.take_along_axis(pred, true.astype(np.intp)[..., None], axis=-1)
+        true_score = array_module(pred).take_along_axis(pred, true.astype(np.intp)[..., None], axis=-1)
         return (pred > true_score).sum(axis=-1) < self.k
 
 
@@ -109,18 +110,19 @@ class Confusion(Metric):
         self.tp = self.fp = self.fn = None
 
     def update(self, pred, target):
-        predicted, true = labels_of(np.asarray(pred), np.asarray(target))
-        classes = max(2, np.asarray(pred).shape[-1]) if np.asarray(pred).ndim > 1 else 2
-        cm = np.bincount(true * classes + predicted, minlength=classes * classes)
+        xp = array_module(pred)
+        predicted, true = labels_of(pred, target)
+        classes = max(2, pred.shape[-1]) if pred.ndim > 1 else 2
+        cm = xp.bincount(true * classes + predicted, minlength=classes * classes)
         cm = cm.reshape(classes, classes)
-        tp, fp, fn = np.diag(cm), cm.sum(axis=0) - np.diag(cm), cm.sum(axis=1) - np.diag(cm)
+        tp, fp, fn = xp.diag(cm), cm.sum(axis=0) - xp.diag(cm), cm.sum(axis=1) - xp.diag(cm)
         if self.tp is None:
             self.tp, self.fp, self.fn = tp, fp, fn
         else:
             self.tp, self.fp, self.fn = self.tp + tp, self.fp + fp, self.fn + fn
 
     def _per_class(self):
-        tp, fp, fn = (a.astype(float) for a in (self.tp, self.fp, self.fn))
+        tp, fp, fn = (to_host(a).astype(float) for a in (self.tp, self.fp, self.fn))   # epoch end
         if len(tp) == 2 and self.binary:
             tp, fp, fn = tp[1:], fp[1:], fn[1:]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -169,14 +171,14 @@ class AUC(Metric):
         self.scores, self.targets = [], []
 
     def update(self, pred, target):
-        self.scores.append(np.asarray(pred, dtype=np.float64).reshape(len(pred), -1))
-        self.targets.append(np.asarray(target))
+        self.scores.append(pred.astype(np.float64).reshape(len(pred), -1))   # read at epoch end
+        self.targets.append(target)
 
     def result(self):
         if not self.scores:
             return float("nan")
-        scores = np.concatenate(self.scores)
-        target = np.concatenate(self.targets)
+        scores = np.concatenate([to_host(s) for s in self.scores])
+        target = np.concatenate([to_host(t) for t in self.targets])
         if scores.shape[1] == 1:
             return _binary_auc(scores[:, 0], target.reshape(-1) > 0.5)
         true = target.argmax(axis=-1) if target.shape == scores.shape else target.reshape(-1)
@@ -211,7 +213,7 @@ class MAE(Regression):
     """Mean absolute error."""
 
     def elementwise(self, diff):
-        return np.abs(diff)
+        return abs(diff)
 
 
 @register("mse", aliases=("mean_squared_error",))
@@ -239,8 +241,8 @@ class R2(Metric):
         self.sum = self.sum_sq = self.ss_res = 0.0
 
     def update(self, pred, target):
-        pred = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1)
-        target = np.asarray(target, dtype=np.float64).reshape(pred.shape)
+        pred = pred.astype(np.float64).reshape(len(pred), -1)
+        target = target.astype(np.float64).reshape(pred.shape)
         self.n += len(pred)
         self.sum = self.sum + target.sum(axis=0)
         self.sum_sq = self.sum_sq + (target * target).sum(axis=0)
@@ -249,6 +251,6 @@ class R2(Metric):
     def result(self):
         if self.n == 0:
             return float("nan")
-        ss_tot = self.sum_sq - self.sum ** 2 / self.n
+        ss_tot = to_host(self.sum_sq) - to_host(self.sum) ** 2 / self.n
         with np.errstate(invalid="ignore", divide="ignore"):
-            return float(np.mean(1 - self.ss_res / ss_tot))
+            return float(np.mean(1 - to_host(self.ss_res) / ss_tot))

@@ -2,6 +2,7 @@
 import numpy as np
 
 from dltrain import check
+from dltrain.backend import array_module
 from dltrain.layers.base import Layer
 from dltrain.registry import register
 
@@ -82,7 +83,7 @@ class BatchNormalization(_Normalization):
         if training:
             mean = x.mean(axis=0)                            # (F,)
             centred = x - mean
-            variance = np.einsum("nf,nf->f", centred, centred) / len(x)   # (F,), biased, as Keras
+            variance = array_module(x).einsum("nf,nf->f", centred, centred) / len(x)   # (F,), biased, as Keras
             keep = x.dtype.type(self.momentum)
             self.state["moving_mean"] *= keep
             self.state["moving_mean"] += (1 - keep) * mean
@@ -90,7 +91,7 @@ class BatchNormalization(_Normalization):
             self.state["moving_variance"] += (1 - keep) * variance
         else:
             mean, variance = self.state["moving_mean"], self.state["moving_variance"]
-        self._inv_std = (1 / np.sqrt(variance + x.dtype.type(self.epsilon))).astype(x.dtype)
+        self._inv_std = (1 / array_module(x).sqrt(variance + x.dtype.type(self.epsilon))).astype(x.dtype)
         self._xhat = (centred if training else x - mean) * self._inv_std   # (N, F)
         return self._affine(self._xhat).reshape(self._shape)
 
@@ -131,7 +132,7 @@ class LayerNormalization(_Normalization):
     def forward(self, x, training=False):
         mean = x.mean(axis=-1, keepdims=True)                # (B, ..., 1)
         variance = x.var(axis=-1, keepdims=True)
-        self._inv_std = 1 / np.sqrt(variance + x.dtype.type(self.epsilon))
+        self._inv_std = 1 / array_module(x).sqrt(variance + x.dtype.type(self.epsilon))
         self._xhat = (x - mean) * self._inv_std
         return self._affine(self._xhat)
 

@@ -83,7 +83,7 @@ class Recurrent(Layer):
 
     def _to_params(self, grad):
         """A gradient in the internal column order (..., G*U) back in the parameters' order."""
-        out = np.empty_like(grad)
+        out = array_module(grad).empty_like(grad)
         out[..., self._columns] = grad
         return out
 
@@ -92,9 +92,10 @@ class Recurrent(Layer):
     def _step_weights(self):
         """What each step's product multiplies the operand [h; 1; x] by: [R^T | b | W^T]
         (G*U, K) in the internal order, sigmoid rows halved (gru arranges its own)."""
-        stacked = np.concatenate([self._internal("recurrent_kernel"), self._internal("bias")[None],
+        xp = array_module(self.params["kernel"])
+        stacked = xp.concatenate([self._internal("recurrent_kernel"), self._internal("bias")[None],
                                   self._internal("kernel")])             # (K, G*U)
-        return np.ascontiguousarray((stacked * self._halve).T)
+        return xp.ascontiguousarray((stacked * self._halve).T)
 
     def _input_weights(self):
         """(F, width): the input's weights per row of the step product, for the input gradient."""
@@ -120,7 +121,7 @@ class Recurrent(Layer):
         self._steps_batch = steps, batch
         weights = self._step_weights()
         self._width = len(weights)                                       # rows of the step product
-        self._split = split = self._splitting(training, steps, batch)
+        self._split = split = self._splitting(training, steps, batch) if array_module(x) is np else None
         if split is not None:                       # shared memory for both halves' loops
             shapes = [(self.units + 1 + features, steps + 1, batch), (len(weights), steps, batch)]
             shapes += [(steps, 1, batch)] if mask is not None else []
@@ -161,7 +162,7 @@ class Recurrent(Layer):
         # every product over all steps is ONE 2-D GEMM, which OpenBLAS spreads over its threads
         # (a stack of 500 small products runs one at a time): 8.5 -> 4.2-4.9 ms each at 2 threads
         memory = self._operand[:, :-1]                                   # (K, T, B)
-        self._weight_grads(np.matmul(grad_pre, memory.reshape(memory.shape[0], -1).T).T, grad_pre)
+        self._weight_grads(xp.matmul(grad_pre, memory.reshape(memory.shape[0], -1).T).T, grad_pre)
         # (F, width) @ (width, T*B) -> (F, T, B)
         grad_xt = xp.matmul(self._input_weights(), grad_pre).reshape(-1, *self._steps_batch)
         if self.go_backwards:
@@ -181,7 +182,7 @@ class Recurrent(Layer):
     def _empty(self, shape):
         """A new array, in the split's shared memory when the batch is split."""
         if self._split is None:
-            return np.empty(shape, dtype=self.dtype)
+            return array_module(self.params["kernel"]).empty(shape, dtype=self.dtype)
         return self._split.array(shape, self.dtype)
 
     def _stack(self, xt):
@@ -329,38 +330,41 @@ class GRU(Recurrent):
         n, kernel, recurrent = self.units, self.params["kernel"], self.params["recurrent_kernel"]
         bias = self.params["bias"]
         both = bias + self.params["recurrent_bias"] if self.reset_after else bias
-        gates = 0.5 * np.concatenate([recurrent[:, :2 * n], both[None, :2 * n], kernel[:, :2 * n]])
-        zeros_h = np.zeros((n, n), dtype=self.dtype)
-        candidate_x = np.concatenate([zeros_h, bias[None, 2 * n:], kernel[:, 2 * n:]])
+        xp = array_module(kernel)
+        gates = 0.5 * xp.concatenate([recurrent[:, :2 * n], both[None, :2 * n], kernel[:, :2 * n]])
+        zeros_h = xp.zeros((n, n), dtype=self.dtype)
+        candidate_x = xp.concatenate([zeros_h, bias[None, 2 * n:], kernel[:, 2 * n:]])
         blocks = [gates, candidate_x]
         if self.reset_after:
-            zeros_x = np.zeros((len(kernel), n), dtype=self.dtype)
-            candidate_h = np.concatenate([recurrent[:, 2 * n:], self.params["recurrent_bias"][None, 2 * n:],
+            zeros_x = xp.zeros((len(kernel), n), dtype=self.dtype)
+            candidate_h = xp.concatenate([recurrent[:, 2 * n:], self.params["recurrent_bias"][None, 2 * n:],
                                           zeros_x])
             blocks = [gates, candidate_h, candidate_x]
-        return np.ascontiguousarray(np.concatenate(blocks, axis=1).T)     # (width, K)
+        return xp.ascontiguousarray(xp.concatenate(blocks, axis=1).T)     # (width, K)
 
     def _input_weights(self):
         kernel = self.params["kernel"]
         if not self.reset_after:
             return kernel
         n = self.units
-        return np.concatenate([kernel[:, :2 * n], np.zeros((len(kernel), n), dtype=kernel.dtype),
+        xp = array_module(kernel)
+        return xp.concatenate([kernel[:, :2 * n], xp.zeros((len(kernel), n), dtype=kernel.dtype),
                                kernel[:, 2 * n:]], axis=1)                # (F, 4U)
 
     def _weight_grads(self, stacked, grad_pre):
         n = self.units
         h_rows, one_row, x_rows = stacked[:n], stacked[n], stacked[n + 1:]
-        self.grads["kernel"] = np.concatenate([x_rows[:, :2 * n], x_rows[:, -n:]], axis=1)
-        self.grads["bias"] = np.concatenate([one_row[:2 * n], one_row[-n:]])
+        xp = array_module(stacked)
+        self.grads["kernel"] = xp.concatenate([x_rows[:, :2 * n], x_rows[:, -n:]], axis=1)
+        self.grads["bias"] = xp.concatenate([one_row[:2 * n], one_row[-n:]])
         if self.reset_after:
             self.grads["recurrent_kernel"] = h_rows[:, :3 * n].copy()
             self.grads["recurrent_bias"] = one_row[:3 * n].copy()
         else:
             # the candidate's recurrent weights multiply r * h: sum_t (r h)_t d(n)_t^T
             reset_h = self._cache[1].transpose(1, 0, 2).reshape(n, -1)           # (U, T*B)
-            candidate_part = np.matmul(reset_h, grad_pre[2 * n:].T)             # (U, U)
-            self.grads["recurrent_kernel"] = np.concatenate([h_rows[:, :2 * n], candidate_part], axis=1)
+            candidate_part = xp.matmul(reset_h, grad_pre[2 * n:].T)             # (U, U)
+            self.grads["recurrent_kernel"] = xp.concatenate([h_rows[:, :2 * n], candidate_part], axis=1)
 
     @property
     def splits(self):
@@ -371,14 +375,16 @@ class GRU(Recurrent):
     def _forward_kernels(self):
         if self.reset_after:
             return {}
-        return {"candidate_t": np.ascontiguousarray(self.params["recurrent_kernel"][:, 2 * self.units:].T)}
+        recurrent = self.params["recurrent_kernel"]
+        return {"candidate_t": array_module(recurrent).ascontiguousarray(recurrent[:, 2 * self.units:].T)}
 
     def _backward_kernels(self):
         n, recurrent = self.units, self.params["recurrent_kernel"]
         if self.reset_after:
             return {"recurrent_kernel": recurrent}
-        return {"recurrent_kernel": np.ascontiguousarray(recurrent[:, :2 * n]),
-                "candidate_kernel": np.ascontiguousarray(recurrent[:, 2 * n:])}
+        xp = array_module(recurrent)
+        return {"recurrent_kernel": xp.ascontiguousarray(recurrent[:, :2 * n]),
+                "candidate_kernel": xp.ascontiguousarray(recurrent[:, 2 * n:])}
 
 
 @register("bidirectional")
@@ -438,7 +444,7 @@ class Bidirectional(Layer):
             y_b = y_b[:, ::-1]
         self._outputs = (y_f, y_b)
         if self.merge_mode == "concat":
-            return np.concatenate([y_f, y_b], axis=-1)
+            return array_module(y_f).concatenate([y_f, y_b], axis=-1)
         if self.merge_mode == "sum":
             return y_f + y_b
         if self.merge_mode == "ave":

@@ -1,0 +1,104 @@
+"""A run on a device: what moves between the host and the device, and when.
+
+- Parameters are created on the host (numpy) and moved once, after any checkpoint is loaded
+  (``place``): every layer's params and state, the arrays its ``build`` made (gate orders,
+  masks), nested layers too, arrays shared between layers staying shared; the optimizer's slots.
+- Data batches are read and preprocessed on the host and moved once per step (``Batches``).
+- Checkpoints move to the host only when written (the trainer's ``to_host`` before writing).
+- Everything in between stays on the device: layers, losses, metrics and optimizers take their
+  array module from their input (backend.array_module).
+
+On the CPU every function here is the identity. Where a GPU backend would fuse kernels: see
+README ("On a GPU").
+"""
+import numpy as np
+
+from dltrain.backend import array_module, device_module, resolve_device, to_host
+from dltrain.errors import ConfigError
+
+
+def _move(value, xp, memo):
+    key = id(value)
+    if key not in memo:
+        memo[key] = (to_host(value) if xp is np else xp.asarray(value), value)   # keep value alive
+    return memo[key][0]
+
+
+def _is_array(value):
+    return isinstance(value, np.ndarray) or array_module(value) is not np     # a device array
+
+
+def move_layer(layer, xp, memo=None):
+    """Every array a built layer holds, on array module ``xp`` (numpy: back to the host)."""
+    from dltrain.layers.base import Layer
+
+    memo = {} if memo is None else memo
+    for store in (layer.params, layer.state):
+        for key, value in store.items():
+            store[key] = _move(value, xp, memo)
+    for name, value in list(vars(layer).items()):
+        if name in ("params", "grads", "state"):
+            continue
+        if isinstance(value, Layer):
+            move_layer(value, xp, memo)
+        elif _is_array(value):
+            setattr(layer, name, _move(value, xp, memo))
+    layer.grads = {}                     # filled again by the next backward, on the device
+
+
+def move_model(model, xp):
+    memo = {}
+    for node in model.nodes:
+        move_layer(node.layer, xp, memo)
+
+
+def move_optimizer(optimizer, xp):
+    memo = {}
+    for slots in optimizer.slots.values():
+        for name, value in slots.items():
+            slots[name] = _move(value, xp, memo)
+
+
+class Batches:
+    """Moves each batch (x, y) from the host to the device once per step; identity on the CPU."""
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def __call__(self, x, y):
+        if self.xp is np:
+            return x, y
+        return self.xp.asarray(x), (None if y is None else self.xp.asarray(y))
+
+
+def place(trainer, device):
+    """Put a trainer's model and optimizer on ``device`` (resolved: cpu or cuda); after this, every
+    batch moves to it as it is taken and every checkpoint comes back as it is written."""
+    xp = device_module(device)
+    trainer.device = device
+    if xp is np:
+        return trainer
+    move_model(trainer.model, xp)
+    move_optimizer(trainer.optimizer, xp)
+    trainer.to_device = Batches(xp)
+    return trainer
+
+
+def refuse_with_workers(device, workers):
+    """--device cuda with data parallelism is not supported yet: a ConfigError (exit 2)."""
+    if device == "cuda" and workers and workers > 1:
+        raise ConfigError(f"--device cuda cannot be combined with --workers {workers} yet",
+                          fix="train on one GPU (drop --workers), or data-parallel on CPUs "
+                              "(--device cpu); one GPU per rank is not implemented.")
+
+
+def choose(requested, config_device=None, where=None):
+    """The device a command runs on: the command line's choice, else the config's ``device:``,
+    else cpu; resolved (auto -> cuda or cpu) and checked (cuda must be usable)."""
+    if requested is not None:
+        return resolve_device(requested, "--device")
+    return resolve_device(config_device, where)
+
+
+__all__ = ["array_module", "Batches", "choose", "move_layer", "move_model", "move_optimizer",
+           "place", "refuse_with_workers"]
