@@ -76,10 +76,9 @@ class MeanAbsoluteError(Loss):
     """mean(|pred - target|)."""
 
     def forward(self, pred, target, sample_weight=None, logits=False):
-        xp = array_module(pred)
         diff = pred - _match(pred, target)
-        self._sign = xp.sign(diff)
-        return self._weighted_mean(_per_sample(xp.abs(diff)), sample_weight)
+        self._sign = array_module(diff).sign(diff)
+        return self._weighted_mean(_per_sample(abs(diff)), sample_weight)
 
     def backward(self):
         return self._scale(self._sign / self._sign[0].size)
@@ -99,9 +98,8 @@ class Huber(Loss):
     def forward(self, pred, target, sample_weight=None, logits=False):
         d = pred - _match(pred, target)
         self._d = d
-        xp = array_module(pred)
-        a = xp.abs(d)
-        values = xp.where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
+        a = abs(d)
+        values = array_module(d).where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
         return self._weighted_mean(_per_sample(values), sample_weight)
 
     def backward(self):
@@ -122,6 +120,8 @@ EPSILON = 1e-7
 class BinaryCrossentropy(CrossEntropy):
     """-mean(y log p + (1 - y) log(1 - p)) over the outputs, p = sigmoid(logits) or the prediction.
 
+    Probabilities are clipped to [1e-7, 1 - 1e-7], with no gradient where the clip cuts (Keras).
+
     Args:
         from_logits: the model outputs logits rather than probabilities.
         label_smoothing: targets become y (1 - s) + s / 2.
@@ -139,9 +139,10 @@ class BinaryCrossentropy(CrossEntropy):
         if self._logits:
             # log(1 + exp(-|z|)) + max(z, 0) - z y  ==  -[y log s(z) + (1 - y) log(1 - s(z))]
             self._p = stable_sigmoid(pred)
-            values = xp.logaddexp(0, -xp.abs(pred)) + xp.maximum(pred, 0) - pred * y
+            values = xp.logaddexp(0, -abs(pred)) + xp.maximum(pred, 0) - pred * y
         else:
             self._p = pred.clip(EPSILON, 1 - EPSILON)
+            self._inside = (pred > EPSILON) & (pred < 1 - EPSILON)     # where the clip passes
             values = -(y * xp.log(self._p) + (1 - y) * xp.log1p(-self._p))
         return self._weighted_mean(_per_sample(values), sample_weight)
 
@@ -150,7 +151,7 @@ class BinaryCrossentropy(CrossEntropy):
         if self._logits:
             grad = p - y
         else:
-            grad = (p - y) / (p * (1 - p))
+            grad = (p - y) / (p * (1 - p)) * self._inside           # 0 where the clip cuts (Keras)
         return self._scale(grad / p[0].size)
 
 
@@ -160,9 +161,31 @@ def _log_softmax(z):
     return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+class _Probabilities:
+    """Keras's reading of probabilities: q = p / sum(p) over the classes, clipped to
+    [eps, 1 - eps]; ``log`` is log(clipped q), and ``backward`` takes d/d(clipped q) to d/dp.
+
+    d q_i / d p_k = (delta_ik - q_i) / s with s = sum(p), so grad_p = (g - sum_i g_i q_i) / s,
+    with g zero where the clip cuts.
+    """
+
+    def __init__(self, pred):
+        self.sum = pred.sum(axis=-1, keepdims=True)                    # (..., 1)
+        self.q = pred / self.sum
+        self.clipped = self.q.clip(EPSILON, 1 - EPSILON)
+        self.log = array_module(pred).log(self.clipped)
+
+    def backward(self, grad_clipped):
+        g = grad_clipped * ((self.q > EPSILON) & (self.q < 1 - EPSILON))
+        return (g - (g * self.q).sum(axis=-1, keepdims=True)) / self.sum
+
+
 @register("categorical_crossentropy", aliases=("cce",))
 class CategoricalCrossentropy(CrossEntropy):
     """-sum(y log p) over classes, averaged over the batch; y one-hot (or soft) rows.
+
+    Probabilities are read as Keras reads them: divided by their sum over the classes, then
+    clipped to [1e-7, 1 - 1e-7] (no gradient where the clip cuts).
 
     Args:
         from_logits: the model outputs logits rather than probabilities.
@@ -181,25 +204,30 @@ class CategoricalCrossentropy(CrossEntropy):
         y = self._targets(pred, target)
         self._y = y
         self._logits = logits or self.from_logits
-        xp = array_module(pred)
         if self._logits:
             log_p = _log_softmax(pred)
-            self._p = xp.exp(log_p)
+            self._p = array_module(pred).exp(log_p)
         else:
-            self._p = pred.clip(EPSILON, 1.0)
-            log_p = xp.log(self._p)
+            self._probabilities = _Probabilities(pred)
+            self._p = self._probabilities.clipped
+            log_p = self._probabilities.log
         values = -(y * log_p).sum(axis=-1)
         return self._weighted_mean(_per_sample(values.reshape(len(values), -1)), sample_weight)
 
     def backward(self):
         steps = self._p[0].size // self._p.shape[-1]
-        grad = (self._p - self._y) if self._logits else -self._y / self._p
+        if self._logits:
+            grad = self._p - self._y
+        else:
+            grad = self._probabilities.backward(-self._y / self._p)
         return self._scale(grad / steps)
 
 
 @register("sparse_categorical_crossentropy", aliases=("scce",))
 class SparseCategoricalCrossentropy(CrossEntropy):
     """-log p[label], averaged over the batch; labels are class indices.
+
+    Probabilities are renormalised and clipped as categorical_crossentropy's.
 
     Args:
         from_logits: the model outputs logits rather than probabilities.
@@ -212,7 +240,7 @@ class SparseCategoricalCrossentropy(CrossEntropy):
     def forward(self, pred, target, sample_weight=None, logits=False):
         classes = pred.shape[-1]
         xp = array_module(pred)
-        labels = target.reshape(pred.shape[:-1]).astype(np.intp, copy=False)
+        labels = xp.asarray(target).reshape(pred.shape[:-1]).astype(np.intp, copy=False)
         # on a device the range check would be a read back per batch: fit and evaluate check
         # every split's labels once before the first batch (api._check_labels)
         if on_host(labels) and labels.size and (labels.min() < 0 or labels.max() >= classes):
@@ -225,8 +253,9 @@ class SparseCategoricalCrossentropy(CrossEntropy):
             log_p = _log_softmax(pred)
             self._p = xp.exp(log_p)
         else:
-            self._p = pred.clip(EPSILON, 1.0)
-            log_p = xp.log(self._p)
+            self._probabilities = _Probabilities(pred)
+            self._p = self._probabilities.clipped
+            log_p = self._probabilities.log
         picked = xp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
         values = -picked
         if self.label_smoothing:
@@ -238,13 +267,14 @@ class SparseCategoricalCrossentropy(CrossEntropy):
         p = self._p
         s = self.label_smoothing
         steps = p[0].size // p.shape[-1]
-        xp = array_module(p)
         if self._logits:
             grad = p.copy() if s == 0 else p - s / p.shape[-1]
         else:
-            grad = -(s / p.shape[-1]) / p if s else xp.zeros_like(p)
+            grad = -(s / p.shape[-1]) / p if s else array_module(p).zeros_like(p)
         # the label entry of each row, by (row, label) pairs: each row once, so no scatter-add
-        rows, labels = xp.arange(self._labels.size), self._labels.reshape(-1)
+        rows, labels = array_module(p).arange(self._labels.size), self._labels.reshape(-1)
         at = grad.reshape(-1, grad.shape[-1])                    # (N, C), a view of grad
         at[rows, labels] -= (1 - s) if self._logits else (1 - s) / p.reshape(at.shape)[rows, labels]
+        if not self._logits:
+            grad = self._probabilities.backward(grad)
         return self._scale(grad / steps)

@@ -6,12 +6,9 @@ arrays stay on disk); batches are gathered and preprocessed one at a time.
 import numpy as np
 
 from dltrain import check
-from dltrain.data.arrays import chunk_rows, release
+from dltrain.data.arrays import chunk_rows, gather
 from dltrain.errors import ConfigError, DataError
 from dltrain.registry import build
-
-RELEASE_BYTES = 64 << 20       # mapped pages a split may hold before it releases them
-FAULT_AROUND = 64 << 10
 
 
 class Split:
@@ -25,20 +22,9 @@ class Split:
     def take(self, positions):
         """Raw (x, y) of the samples at ``positions`` of this split."""
         rows = self.indices[positions]
-        if isinstance(self.x, np.memmap):       # sorted reads are far faster on a mapped file
-            order = np.argsort(rows, kind="stable")
-            inverse = np.empty_like(order)
-            inverse[order] = np.arange(len(order))
-            x = np.asarray(self.x[rows[order]])[inverse]
-            # a page fault maps up to 64 KiB around the row read (fault-around): count that
-            touched = len(rows) * max(x.nbytes // max(len(rows), 1), FAULT_AROUND)
-            self._mapped_bytes = getattr(self, "_mapped_bytes", 0) + touched
-            if self._mapped_bytes > RELEASE_BYTES:  # keep resident memory flat on huge files
-                release(self.x)
-                self._mapped_bytes = 0
-        else:
-            x = self.x[rows]
-        return x, (None if self.y is None else self.y[rows])
+        if isinstance(self.x, np.memmap):       # read from the file, not through the mapping
+            return gather(self.x, rows), (None if self.y is None else gather(self.y, rows))
+        return self.x[rows], (None if self.y is None else self.y[rows])
 
     def arrays(self):
         return self.take(np.arange(len(self)))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dltrain.data import table
+from dltrain.data import npyfile, table
 from dltrain.data.arrays import check_finite
 from dltrain.errors import ConfigError, DataError
 from dltrain.registry import register
@@ -67,7 +67,7 @@ class Npz(Source):
     def _open(self, base):
         path = self.resolve(base)
         try:
-            return path, np.load(path, allow_pickle=False)
+            return path, npyfile.NpzFile(path)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
             raise DataError(f"{path}: not a readable .npz archive ({error})",
                             fix="re-create the file with numpy.savez.") from None
@@ -128,7 +128,7 @@ class Npy(Source):
                 raise DataError(f"{path}: not a readable .npy file (no NUMPY header)",
                                 fix="write it with numpy.save.")
         try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            array = npyfile.open_npy(path)
         except ValueError as error:
             if "pickle" in str(error):
                 raise DataError(f"{path} holds Python objects and cannot be read without pickle",

@@ -145,7 +145,10 @@ class _MaxPooling(_Pooling2D):
         xp = array_module(grad_y)
         grad_rows = xp.empty((b, ho, ph, wo * c), dtype=grad_y.dtype)
         (top, _), (left, _) = self._pads
-        if (top, left) == (0, 0):      # `valid`: the rows and columns no window reaches get zero
+        # the windows lie inside the input (`valid`; never `same`, whose padding may all come
+        # after the image): the rows and columns no window reaches get zero
+        inside = (top, left) == (0, 0) and h <= self._input_shape[1] and w <= self._input_shape[2]
+        if inside:
             grad_x = windows.empty_with_zero_border(self._input_shape, h, w, grad_y.dtype, xp)
             grad_tiled = grad_x[:, :h, :w].reshape(b, h, wo, pw, c)
         else:
@@ -158,7 +161,7 @@ class _MaxPooling(_Pooling2D):
         grad_rows = grad_rows.reshape(b, h, wo, 1, c)
         xp.equal(self._column[:, :, :, None], xp.arange(pw, dtype=np.uint8)[:, None], out=grad_tiled)
         grad_tiled *= grad_rows
-        if (top, left) == (0, 0):
+        if inside:
             return grad_x
         # `same` padded the image
         grad_tiled = grad_tiled.reshape(b, h, w, c)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dltrain.data import npyfile
 from dltrain.errors import CheckpointError
 from dltrain.training.files import atomic_open
 
@@ -44,8 +45,7 @@ def load(path):
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist",
                               fix="train first with `dltrain fit`, or name an existing checkpoint.")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+        arrays = npyfile.read_npz(path, limits={"meta": npyfile.MAX_RECORD_BYTES})  # checked first
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as error:
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or truncated ({error})",
                               fix="use another checkpoint (e.g. --checkpoint last) or retrain.") from None
