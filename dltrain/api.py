@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dltrain import device as devices
 from dltrain.config.loader import parse
 from dltrain.config.resolve import dump
 from dltrain.errors import CheckpointError, ConfigError, DataError, Interrupted
@@ -39,7 +40,7 @@ def _tune_allocator():
 
 
 def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None, resume=None,
-        allow_config_change=False):
+        allow_config_change=False, device=None):
     """Train the model a config describes; write the run directory; return the history.
 
     With ``validation: {kfold: K}`` it trains K models (RUN/fold1..K) and returns a
@@ -52,12 +53,14 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
         config = config or resuming.config_of(resume)
         run_dir = run_dir or resuming.run_of(resume)
     experiment = Experiment(config, overrides)
+    device = devices.choose(device, experiment.config.get("device"), experiment.document.where(("device",)))
     from dltrain.data import kfold
 
     if fold is None and kfold.requested(experiment.config):
         run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
         return kfold.cross_validate(fit, config, kfold.requested(experiment.config), run_dir,
-                                    overrides=overrides, overwrite=overwrite, callbacks=callbacks)
+                                    overrides=overrides, overwrite=overwrite, callbacks=callbacks,
+                                    device=device)
     experiment.fold = fold
     from dltrain.data import download
 
@@ -73,6 +76,7 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
 
     write_text(run_dir / "config.yaml", dump(resolved))
     record = rundir.manifest(experiment.seed, _fingerprints(experiment))
+    record["device"] = devices.describe(device)
     rundir.write_manifest(run_dir, record)
     meta = {"config": resolved, "class_names": experiment.class_names,
             "source_state": getattr(experiment.sources["train"], "fitted", None),
@@ -90,6 +94,7 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
         resuming.restore(trainer, resumed[1], resumed[2], len(experiment.callbacks))
         record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
         rundir.write_manifest(run_dir, record)
+    devices.place(trainer, device)          # after any resume: the host state moves once
     try:
         with caught, np.errstate(over="ignore", invalid="ignore"):   # non-finite: training/finite.py
             history = trainer.fit(splits["train"], splits["validation"])
@@ -202,9 +207,10 @@ class LoadedRun:
                        batch_size=e.training["batch_size"], target_fn=e.target_fn())
 
 
-def evaluate(run, which="best", data=None):
+def evaluate(run, which="best", data=None, device=None):
     """{metric: value} of a run on its config's test split, or on ``data`` (a file or a spec)."""
     loaded = LoadedRun(run, which)
+    device = devices.choose(device, loaded.experiment.config.get("device"))
     experiment = loaded.experiment
     if data is not None:
         split = _data_split(data, experiment)
@@ -214,7 +220,7 @@ def evaluate(run, which="best", data=None):
                               fix="pass --data FILE, or add `test: {split: 0.2}` under data.")
         split = experiment.load_data()["test"]
     _check_labels(experiment, {"test": split})
-    return loaded.trainer().evaluate(split)
+    return devices.place(loaded.trainer(), device).evaluate(split)
 
 
 def _data_split(data, experiment):
@@ -283,12 +289,14 @@ class Predictions:
         return rows
 
 
-def predict(run, files, which="best"):
+def predict(run, files, which="best", device=None):
     """The model's outputs for every sample of every file, with the saved preprocessing applied."""
     from dltrain.data.sources import for_file
 
     loaded = LoadedRun(run, which)
     experiment, model = loaded.experiment, loaded.model
+    xp = devices.device_module(devices.choose(device, experiment.config.get("device")))
+    devices.move_model(model, xp)
     expected = tuple(model.input_shape)
     outputs, sources = [], []
     for file in files:
@@ -302,7 +310,7 @@ def predict(run, files, which="best"):
             raise DataError(f"{file}: each sample has shape {tuple(x.shape[1:])}, the model expects {expected}",
                             fix="give inputs shaped like the training data.")
         x = experiment.pipeline.transform(x)
-        outputs.append(model.predict(x, batch_size=experiment.training["batch_size"] * 8))
+        outputs.append(devices.predict(model, x, experiment.training["batch_size"] * 8, xp))
         names = getattr(source, "sample_names", None)
         sources += [(str(file), names[i] if names else i) for i in range(len(x))]
     loss = experiment.loss

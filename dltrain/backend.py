@@ -56,6 +56,14 @@ def like(host, x):
     return host if xp is np else xp.asarray(host)
 
 
+def synchronize(x):
+    """Wait until the device that holds ``x`` has finished its queued work (for timing); nothing
+    on the host."""
+    xp = array_module(x[0] if isinstance(x, (list, tuple)) else x)
+    if xp is not np and hasattr(xp, "cuda"):
+        xp.cuda.get_current_stream().synchronize()
+
+
 def dtype_of(precision):
     """The numpy dtype for a ``precision`` name (float32 or float64)."""
     return np.dtype(DTYPES[precision])
@@ -63,7 +71,7 @@ def dtype_of(precision):
 
 # -- choosing a device -------------------------------------------------------------------------
 
-def _cupy():
+def find_cupy():
     """(the cupy module or None, why not as a sentence)."""
     try:
         import cupy
@@ -88,13 +96,16 @@ def resolve_device(device, where=None):
         raise ConfigError(f"unknown device {device!r}", where=where, expected="cpu, cuda or auto")
     if device == "cpu":
         return "cpu"
-    cupy, why = _cupy()
+    cupy, why = find_cupy()
     if cupy is None:
         if device == "auto":
             return "cpu"
-        raise ConfigError(f"device 'cuda' was asked for, but {why}", where=where,
-                          fix=f"install the GPU extra: {INSTALL} (needs an NVIDIA GPU with CUDA 12 "
-                              "drivers), or use --device cpu")
+        installed = not why.startswith("CuPy is not installed")
+        fix = (f"check the NVIDIA driver (nvidia-smi) and that CuPy matches its CUDA version "
+               f"({INSTALL} installs cupy-cuda12x), or use --device cpu" if installed else
+               f"install the GPU extra: {INSTALL} (needs an NVIDIA GPU with CUDA 12 drivers), "
+               "or use --device cpu")
+        raise ConfigError(f"device 'cuda' was asked for, but {why}", where=where, fix=fix)
     return "cuda"
 
 
@@ -102,7 +113,7 @@ def device_module(device):
     """The array module for a resolved device name: numpy for cpu, cupy for cuda."""
     if device == "cpu":
         return np
-    cupy, why = _cupy()
+    cupy, why = find_cupy()
     if cupy is None:
         raise ConfigError(f"device 'cuda' is not usable: {why}", fix=f"{INSTALL}, or use --device cpu")
     register_array_type(cupy.ndarray, cupy)

@@ -80,25 +80,65 @@ def place(trainer, device):
         return trainer
     move_model(trainer.model, xp)
     move_optimizer(trainer.optimizer, xp)
+    if getattr(trainer, "class_weight", None) is not None:
+        trainer.class_weight = xp.asarray(trainer.class_weight)
     trainer.to_device = Batches(xp)
     return trainer
 
 
-def refuse_with_workers(device, workers):
-    """--device cuda with data parallelism is not supported yet: a ConfigError (exit 2)."""
-    if device == "cuda" and workers and workers > 1:
-        raise ConfigError(f"--device cuda cannot be combined with --workers {workers} yet",
-                          fix="train on one GPU (drop --workers), or data-parallel on CPUs "
-                              "(--device cpu); one GPU per rank is not implemented.")
+def predict(model, x, batch_size, xp=np):
+    """The model's outputs for every sample of host array x, batch by batch, as a host array:
+    each batch moves to the device and its output back (model.predict on the CPU)."""
+    if xp is np:
+        return model.predict(x, batch_size=batch_size)
+    outputs = [to_host(model.forward(xp.asarray(x[i:i + batch_size].astype(model.dtype, copy=False))))
+               for i in range(0, len(x), batch_size)]
+    return np.concatenate(outputs) if outputs else np.zeros((0, *model.output_shape), model.dtype)
+
+
+def describe(device):
+    """What run.json records: {"type": cpu|cuda, and for cuda the GPU's name and CuPy's version}."""
+    if device != "cuda":
+        return {"type": "cpu"}
+    xp = device_module(device)
+    record = {"type": "cuda", "cupy": getattr(xp, "__version__", None)}
+    try:
+        properties = xp.cuda.runtime.getDeviceProperties(xp.cuda.Device().id)
+        name = properties.get("name", b"")
+        record["name"] = name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:                      # only a description: never fail a run over it
+        pass
+    return record
+
+
+#: environment variables an MPI launcher sets to the number of ranks
+RANK_COUNTS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
+
+
+def refuse_with_workers(device, workers=None, environ=None):
+    """cuda with data parallelism (--workers N, or several MPI ranks) is not supported yet: a
+    ConfigError (exit 2) instead of N processes sharing one GPU or silently training on CPUs."""
+    import os
+
+    if device != "cuda":
+        return
+    environ = os.environ if environ is None else environ
+    ranks = max([int(environ[k]) for k in RANK_COUNTS if str(environ.get(k, "")).isdigit()] or [1])
+    if (workers and workers > 1) or ranks > 1:
+        how = f"--workers {workers}" if workers and workers > 1 else f"{ranks} MPI ranks"
+        raise ConfigError(f"--device cuda cannot be combined with data parallelism ({how}) yet",
+                          fix="train on one GPU (one process, no --workers), or data-parallel on "
+                              "CPUs with --device cpu; one GPU per rank is not implemented.")
 
 
 def choose(requested, config_device=None, where=None):
     """The device a command runs on: the command line's choice, else the config's ``device:``,
     else cpu; resolved (auto -> cuda or cpu) and checked (cuda must be usable)."""
     if requested is not None:
-        return resolve_device(requested, "--device")
-    return resolve_device(config_device, where)
+        device = resolve_device(requested, "--device")
+    else:
+        device = resolve_device(config_device, where)
+    refuse_with_workers(device)
+    return device
 
 
-__all__ = ["array_module", "Batches", "choose", "move_layer", "move_model", "move_optimizer",
-           "place", "refuse_with_workers"]

@@ -9,6 +9,7 @@ outputs that feed several layers.
 import numpy as np
 
 from dltrain import check
+from dltrain.backend import like, on_host
 from dltrain.errors import ConfigError
 from dltrain.layers.core import ActivationLayer
 from dltrain.registry import build, registry, split_spec, suggest
@@ -225,7 +226,7 @@ class Model:
                     full = f"{node.name}/{key}"
                     if full not in state:
                         raise KeyError(full)
-                    value = np.asarray(state[full])
+                    value = like(np.asarray(state[full]), store[key]) if on_host(state[full]) else state[full]
                     if value.shape != store[key].shape:
                         raise ValueError(f"{full} has shape {value.shape}, the model expects {store[key].shape}")
                     store[key][...] = value

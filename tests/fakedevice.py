@@ -375,3 +375,22 @@ def to_host(tree):
 from dltrain.backend import register_array_type  # noqa: E402
 
 register_array_type(FakeArray, fake)
+
+
+def fake_cupy(available=True):
+    """A stand-in for the ``cupy`` module over the fake device: ``import cupy`` finds it when it
+    is put in sys.modules, and ``is_available()`` answers ``available`` (True, False, or an
+    exception to raise, as cupy raises CUDARuntimeError without a driver)."""
+    module = _Namespace("fakecupy", np)
+    module.ndarray = FakeArray
+    module.asarray, module.array, module.asnumpy = fake.asarray, fake.array, fake.asnumpy
+    module.get_array_module = _get_array_module
+    module.random = None
+
+    def is_available():
+        if isinstance(available, BaseException):
+            raise available
+        return available
+
+    module.is_available = is_available
+    return module

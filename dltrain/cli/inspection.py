@@ -1,7 +1,7 @@
 """Commands: check, summary, gradcheck and time (a config's model, inspected without training)."""
 import click
 
-from dltrain.cli.app import CONTEXT, handle_errors, set_option
+from dltrain.cli.app import CONTEXT, device_option, handle_errors, set_option
 
 
 def _console():
@@ -104,21 +104,24 @@ def gradcheck(config, overrides, batch_size, elements):
 @click.option("--batch-size", type=click.IntRange(min=1), help="Samples per batch (default: the config's).")
 @click.option("--iterations", default=10, show_default=True, type=click.IntRange(min=1),
               help="Timed passes; the median is shown.")
+@device_option
 @handle_errors
-def time_command(config, overrides, batch_size, iterations):
+def time_command(config, overrides, batch_size, iterations, device):
     """Forward and backward milliseconds per layer for one batch (reads no data)."""
     from rich.console import Console
     from rich.table import Table
 
     from dltrain.api import _tune_allocator
+    from dltrain.device import choose
     from dltrain.experiment import Experiment
     from dltrain.timing import time_layers
 
     _tune_allocator()                   # as `fit` does: without it every large array page-faults
     experiment = Experiment(config, overrides)
+    device = choose(device, experiment.config.get("device"), experiment.document.where(("device",)))
     model = experiment.build()
     batch_size = batch_size or experiment.training["batch_size"]
-    rows = time_layers(model, batch_size, iterations)
+    rows = time_layers(model, batch_size, iterations, device=device)
     table = Table(title=f"{config}: batch {batch_size}, median of {iterations} passes (training mode)",
                   title_justify="left")
     for column in ("layer", "type", "output shape", "forward ms", "backward ms"):

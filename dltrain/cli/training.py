@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from dltrain.cli.app import CONTEXT, handle_errors, set_option, stderr
+from dltrain.cli.app import CONTEXT, device_option, handle_errors, set_option, stderr
 
 
 @click.command(context_settings=CONTEXT)
@@ -19,8 +19,9 @@ from dltrain.cli.app import CONTEXT, handle_errors, set_option, stderr
 @click.option("--allow-config-change", is_flag=True,
               help="Resume even though the config differs from the run's.")
 @click.option("--quiet", is_flag=True, help="No progress bar; one line per epoch, for logs.")
+@device_option
 @handle_errors
-def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quiet):
+def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quiet, device):
     """Train the model described by CONFIG (or resume a run with --resume RUN)."""
     import warnings
 
@@ -39,7 +40,7 @@ def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quie
             f"warning: {message}", markup=False)
         result = api.fit(config, overrides, run_dir=run_dir, overwrite=overwrite,
                          callbacks=[ProgressDisplay(console, live=not quiet)], resume=resume,
-                         allow_config_change=allow_config_change)
+                         allow_config_change=allow_config_change, device=device)
     if hasattr(result, "scores"):                # k-fold cross-validation: one row per fold
         return _print_cross_validation(console, result)
     _print_fit_summary(console, result)
@@ -98,12 +99,13 @@ def _print_cross_validation(console, result):
               help="best, last, or a checkpoint file.")
 @click.option("--data", help="A data file (or a source spec in YAML) instead of the test split.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
+@device_option
 @handle_errors
-def evaluate(run, which, data, as_json):
+def evaluate(run, which, data, as_json, device):
     """Score the run RUN on its test split (or --data)."""
     from dltrain import api
 
-    scores = api.evaluate(run, which, data)
+    scores = api.evaluate(run, which, data, device=device)
     if as_json:
         click.echo(json.dumps(scores))
         return
@@ -129,12 +131,13 @@ def evaluate(run, which, data, as_json):
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "npy"]),
               help="Output format (default: from --output's extension, else csv).")
 @click.option("--top-k", type=click.IntRange(min=1), help="The k most probable classes per sample.")
+@device_option
 @handle_errors
-def predict(run, files, which, output, fmt, top_k):
+def predict(run, files, which, output, fmt, top_k, device):
     """Apply the run RUN to FILES (.csv, .npy, .npz, ...)."""
     from dltrain import api
 
-    predictions = api.predict(run, files, which)
+    predictions = api.predict(run, files, which, device=device)
     if output:
         api.write_predictions(predictions, output, fmt, top_k)
         stderr().print(f"wrote {len(predictions.outputs)} predictions to {output}")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dltrain import regularizers
+from dltrain.backend import to_host
 from dltrain.registry import build
 from dltrain.training import checkpoint, finite, position, resume
 from dltrain.training.class_weight import sample_weights
@@ -49,6 +50,7 @@ class Trainer:
         self.position = None         # (epoch, batches done, loss total, seen, metrics) in an epoch
         self.resume_position = None  # a saved position record to continue from (mid-epoch resume)
         self.epoch_lr = None         # the rate logged for the current epoch (at its start)
+        self.to_device = lambda x, y: (x, y)   # each batch's move to the device (dltrain/device.py)
 
     # -- metrics -------------------------------------------------------------------------------
 
@@ -60,7 +62,8 @@ class Trainer:
 
     def _batch(self, split, positions, rng=None):
         x, y = split.take(positions)
-        return self.pipeline.transform(x, rng).astype(self.model.dtype, copy=False), self.target_fn(y)
+        return self.to_device(self.pipeline.transform(x, rng).astype(self.model.dtype, copy=False),
+                              self.target_fn(y))
 
     def _augmentation_rng(self, epoch, batch):
         """The augmentation stream of one training batch: fixed by (seed, epoch, batch), so a
@@ -184,7 +187,7 @@ class Trainer:
             return
         folder = self.run_dir / "checkpoints"
         folder.mkdir(parents=True, exist_ok=True)
-        arrays = self.state_arrays()
+        arrays = {key: to_host(value) for key, value in self.state_arrays().items()}   # off the device
         finite.check_state(arrays, filename, epoch)
         if filename == "last.npz":
             resume.keep_previous(folder / filename)
