@@ -32,14 +32,22 @@ def check(config, overrides, quiet):
 @click.command(context_settings=CONTEXT)
 @click.argument("target", metavar="CONFIG|RUN", type=click.Path())
 @set_option
+@click.option("--passes", "passes", is_flag=True, help="Also list the graph passes and what each rewrote.")
 @handle_errors
-def summary(target, overrides):
+def summary(target, overrides, passes):
     """Per-layer table of a config or a run: output shape, parameters, FLOPs, memory."""
     from dltrain.config.validate import validate
     from dltrain.summary import config_of, summarize
 
     checked = validate(config_of(target), overrides, files=False)
-    _print_summary(_console(), summarize(checked))
+    result = summarize(checked, passes=passes)
+    console = _console()
+    _print_summary(console, result)
+    for graph_pass in result.passes or ():
+        rewrites = graph_pass["rewrites"] or ["(nothing in this model)"]
+        console.print(f"[bold]{graph_pass['name']}[/bold]: {graph_pass['description']}", highlight=False)
+        for note in rewrites if graph_pass["enabled"] else ["(off)"]:
+            console.print(f"  {note}", highlight=False)
 
 
 def _print_summary(console, summary):
@@ -52,7 +60,7 @@ def _print_summary(console, summary):
                             ("output shape", "left"), ("params", "right"), ("FLOPs", "right")):
         table.add_column(column, justify=justify)
     for row in summary.rows:
-        table.add_row(row.name, row.type, ", ".join(row.inputs), str(row.output_shape),
+        table.add_row(row.name, row.kind, ", ".join(row.inputs), str(row.output_shape),
                       f"{row.params:,}", human_count(row.flops))
     table.add_section()
     table.add_row("total", "", "", "", f"{summary.params:,}", human_count(summary.flops))

@@ -20,10 +20,10 @@ import numpy as np
 
 from dltrain import blas, check
 from dltrain.backend import array_module
-from dltrain.layers.base import Layer
+from dltrain.layers.base import SHAPES_ONLY, Layer
 from dltrain.layers import recurrent_helper
 from dltrain.layers.recurrent_cells import CELLS
-from dltrain.registry import build, get, register
+from dltrain.registry import build, register
 
 
 def _flat(grad):
@@ -68,10 +68,9 @@ class Recurrent(Layer):
             self, input_shape, 2, hint="recurrent layers read (steps, features): put an embedding "
             "before them for token ids, or reshape a vector to [steps, features].")
         width = self.gates * self.units
-        self.params["kernel"] = get("initializer", self.kernel_initializer)((features, width), rng, self.dtype)
-        self.params["recurrent_kernel"] = np.ascontiguousarray(get("initializer", self.recurrent_initializer)(
-            (self.units, width), rng, self.dtype))     # orthogonal may return a transposed view
-        self.params["bias"] = get("initializer", self.bias_initializer)((width,), rng, self.dtype)
+        self.add_weight("kernel", (features, width), self.kernel_initializer, rng)
+        self.add_weight("recurrent_kernel", (self.units, width), self.recurrent_initializer, rng)
+        self.add_weight("bias", (width,), self.bias_initializer, rng)
         order = range(self.gates) if self.gate_order is None else self.gate_order
         self._columns = np.concatenate([np.arange(k * self.units, (k + 1) * self.units) for k in order])
         self._halve = np.ones(width, dtype=self.dtype)
@@ -285,7 +284,7 @@ class LSTM(Recurrent):
 
     def build(self, input_shape, rng):
         shape = super().build(input_shape, rng)
-        if self.unit_forget_bias:
+        if self.unit_forget_bias and rng is not SHAPES_ONLY:
             self.params["bias"][self.units:2 * self.units] = 1
         return shape
 
@@ -328,8 +327,7 @@ class GRU(Recurrent):
     def build(self, input_shape, rng):
         shape = super().build(input_shape, rng)
         if self.reset_after:
-            self.params["recurrent_bias"] = get("initializer", self.bias_initializer)(
-                (3 * self.units,), rng, self.dtype)
+            self.add_weight("recurrent_bias", (3 * self.units,), self.bias_initializer, rng)
         return shape
 
     # Inside, the step product's rows are [z, r, R_h^T h + rb_h, W_h^T x + b_h] with reset_after
