@@ -164,11 +164,20 @@ def _metric_case(name, rng):
     return cases
 
 
-@pytest.mark.parametrize("name", registry("metric").names())
-def test_metric_update_on_the_fake_device(name):
+#: Keras's readings of the confusion metrics and AUC, beside each metric's defaults
+METRIC_VARIANTS = {"precision": [{"thresholds": 0.5}, {"class_id": 0}], "recall": [{"thresholds": 0.3}],
+                   "f1": [{"average": "micro"}, {"average": "weighted", "threshold": 0.5}],
+                   "auc": [{"num_thresholds": 20}, {"multi_label": False}]}
+
+
+@pytest.mark.parametrize("name, arguments", [pytest.param(n, a, id=f"{n}-{'-'.join(a) or 'default'}")
+                                             for n in registry("metric").names()
+                                             for a in [{}, *METRIC_VARIANTS.get(n, [])]])
+def test_metric_update_on_the_fake_device(name, arguments):
     rng = np.random.default_rng(0)
     for pred, target in _metric_case(name, rng):
-        host, device = build("metric", name), build("metric", name)
+        spec = {"type": name, **arguments}
+        host, device = build("metric", spec), build("metric", spec)
         for _ in range(2):
             host.update(pred, target)
             with hot_path():
