@@ -2,7 +2,8 @@
 the config. Without CuPy, or with a CuPy that sees no GPU, cuda is a clear error (exit 2) and auto
 is the CPU; with data parallelism cuda is refused. With a stand-in `cupy` over the strict fake
 device (tests/fakedevice.py), whole runs train, evaluate and predict on device arrays and give
-the CPU's numbers."""
+the CPU's numbers; the step's stages (forward, loss, backward, update, metric updates) run in
+hot paths there, where any read back to the host raises."""
 import json
 import subprocess
 import sys
@@ -230,11 +231,41 @@ def _same_runs(cpu, gpu, what):
         np.testing.assert_allclose(gpu.test[key], value, rtol=1e-5, atol=1e-7, err_msg=f"{what} test {key}")
 
 
+def _hot(function):
+    from fakedevice import hot_path
+
+    def hot(*args, **kwargs):
+        with hot_path():
+            return function(*args, **kwargs)
+
+    return hot
+
+
+def _step_stages_in_hot_paths(monkeypatch):
+    """Model forward/backward, the loss, its gradient, the optimizer update and every metric
+    update run inside fakedevice.hot_path(): any read back to the host there raises."""
+    from dltrain.losses import Loss
+    from dltrain.model import Model
+    from dltrain.optimizers import Optimizer
+    from dltrain.registry import registry
+
+    monkeypatch.setattr(Model, "forward", _hot(Model.forward))
+    monkeypatch.setattr(Model, "backward", _hot(Model.backward))
+    monkeypatch.setattr(Optimizer, "apply", _hot(Optimizer.apply))
+    monkeypatch.setattr(Loss, "__call__", _hot(Loss.__call__))
+    for kind, method in (("loss", "backward"), ("metric", "update"), ("optimizer", "apply")):
+        for name in registry(kind).names():
+            cls = registry(kind).get(name)
+            if method in vars(cls):
+                monkeypatch.setattr(cls, method, _hot(vars(cls)[method]))
+
+
 def _check_run_on_the_fake_device(config, tmp_path):
-    cpu = api.fit(str(config), ["training.epochs=1"] if "configs" in str(config) else (),
-                  run_dir=tmp_path / "cpu", device="cpu")
-    gpu = api.fit(str(config), ["training.epochs=1"] if "configs" in str(config) else (),
-                  run_dir=tmp_path / "gpu", device="cuda")
+    overrides = ["training.epochs=1"] if "configs" in str(config) else ()
+    cpu = api.fit(str(config), overrides, run_dir=tmp_path / "cpu", device="cpu")
+    with pytest.MonkeyPatch.context() as patch:
+        _step_stages_in_hot_paths(patch)
+        gpu = api.fit(str(config), overrides, run_dir=tmp_path / "gpu", device="cuda")
     assert json.loads((tmp_path / "gpu" / "run.json").read_text())["device"]["type"] == "cuda"
     from fakedevice import FakeArray
 
