@@ -80,8 +80,9 @@ def place(trainer, device):
         return trainer
     move_model(trainer.model, xp)
     move_optimizer(trainer.optimizer, xp)
-    if getattr(trainer, "class_weight", None) is not None:
-        trainer.class_weight = xp.asarray(trainer.class_weight)
+    stages = getattr(trainer, "step_stages", trainer)       # the training step holds the weights
+    if getattr(stages, "class_weight", None) is not None:
+        stages.class_weight = xp.asarray(stages.class_weight)
     trainer.to_device = Batches(xp)
     return trainer
 

@@ -1,5 +1,10 @@
 """Metrics: ``reset()``, ``update(pred, target)`` per batch, ``result()`` for the epoch.
 
+A metric's state is sums and counts (arrays of them, or the lists of scores AUC ranks), named in
+``state_names``: ``state()`` returns them, ``load_state()`` puts them back (a mid-epoch resume)
+and ``merge(state)`` adds another state to this one, so the states of several processes, or of the
+halves of a batch, combine into exactly the state of the whole.
+
 ``accuracy`` is resolved from the loss as Keras does: sparse labels for
 sparse_categorical_crossentropy, one-hot rows for categorical_crossentropy, a 0.5 threshold for
 binary_crossentropy or a single output unit.
@@ -7,17 +12,45 @@ binary_crossentropy or a single output unit.
 import numpy as np
 
 from dltrain import check
-from dltrain.backend import array_module, to_host
+from dltrain.backend import array_module, like, to_host
 from dltrain.registry import register
+
+
+def metric_name(spec):
+    """The name a metric logs under: its ``name``, else its type as written."""
+    if isinstance(spec, str):
+        return spec
+    return spec.get("name", spec.get("type"))
 
 
 class Metric:
     kind = "metric"
     #: "max" when larger is better, "min" otherwise (callbacks use it as their default mode)
     direction = "max"
+    #: the attributes that hold the state: sums and counts (numbers or arrays), or lists
+    state_names = ("total", "count")
 
     def __init__(self):
         self.reset()
+
+    def state(self):
+        """{name: value} of the accumulated state (the values themselves, not copies)."""
+        return {name: getattr(self, name) for name in self.state_names}
+
+    def load_state(self, state):
+        for name in self.state_names:
+            setattr(self, name, state[name])
+
+    def merge(self, state):
+        """Add another metric's ``state()`` to this one: sums add, lists extend; None is empty."""
+        for name in self.state_names:
+            mine, theirs = getattr(self, name), state[name]
+            if theirs is None:
+                continue
+            if isinstance(mine, list):
+                setattr(self, name, mine + list(theirs))
+            else:
+                setattr(self, name, theirs if mine is None else mine + theirs)
 
     def reset(self):
         self.total = 0.0
@@ -121,6 +154,8 @@ class Confusion(Metric):
         self._class_id = None if class_id is None else check.non_negative_int("class_id", class_id)
         super().__init__()
 
+    state_names = ("tp", "fp", "fn")
+
     def reset(self):
         self.tp = self.fp = self.fn = None
 
@@ -141,7 +176,8 @@ class Confusion(Metric):
         if self.tp is None:
             self.tp, self.fp, self.fn = tp, fp, fn
         else:
-            self.tp, self.fp, self.fn = self.tp + tp, self.fp + fp, self.fn + fn
+            # like(): sums restored from a checkpoint are on the host; the batch's may not be
+            self.tp, self.fp, self.fn = like(self.tp, tp) + tp, like(self.fp, fp) + fp, like(self.fn, fn) + fn
 
     def _counts(self):
         """(tp, fp, fn) as floats, one entry per class that counts."""
@@ -282,6 +318,8 @@ class AUC(Metric):
         self.multi_label = check.boolean("multi_label", multi_label)
         super().__init__()
 
+    state_names = ("scores", "targets")
+
     def reset(self):
         self.scores, self.targets = [], []
 
@@ -363,6 +401,8 @@ class RMSE(MSE):
 class R2(Metric):
     """Coefficient of determination, 1 - SS_res / SS_tot, over the epoch (averaged over outputs)."""
 
+    state_names = ("n", "sum", "sum_sq", "ss_res")
+
     def reset(self):
         self.n = 0
         self.sum = self.sum_sq = self.ss_res = 0.0
@@ -371,9 +411,9 @@ class R2(Metric):
         pred = pred.astype(np.float64).reshape(len(pred), -1)
         target = target.astype(np.float64).reshape(pred.shape)
         self.n += len(pred)
-        self.sum = self.sum + target.sum(axis=0)
-        self.sum_sq = self.sum_sq + (target * target).sum(axis=0)
-        self.ss_res = self.ss_res + ((target - pred) ** 2).sum(axis=0)
+        self.sum = like(self.sum, target) + target.sum(axis=0)         # like(): as Confusion's
+        self.sum_sq = like(self.sum_sq, target) + (target * target).sum(axis=0)
+        self.ss_res = like(self.ss_res, target) + ((target - pred) ** 2).sum(axis=0)
 
     def result(self):
         if self.n == 0:

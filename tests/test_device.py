@@ -302,6 +302,23 @@ def test_a_resumed_run_on_the_fake_device_continues_exactly(tmp_path, fake_gpu):
     _same_runs(whole, resumed, "resumed")
 
 
+def test_sigterm_mid_epoch_on_the_fake_device_then_resume_equals_straight(tmp_path, fake_gpu):
+    """The mid-epoch checkpoint holds the metrics' device sums (brought to the host); resumed
+    on the device, the run equals a straight one."""
+    from test_resume import KillAt
+
+    from dltrain.errors import Interrupted
+
+    _small_data(tmp_path)
+    config = tmp_path / "text.yaml"
+    config.write_text(SMALL["text"].replace("epochs: 2", "epochs: 3"))    # precision: array sums
+    straight = api.fit(str(config), run_dir=tmp_path / "straight", device="cuda")
+    with pytest.raises(Interrupted):
+        api.fit(str(config), run_dir=tmp_path / "run", device="cuda", callbacks=[KillAt(2, 1)])
+    resumed = api.fit(None, resume=tmp_path / "run", device="cuda")
+    _same_runs(straight, resumed, "mid-epoch resume")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["digits_mlp.yaml", "digits_resnet.yaml", "sentiment_gru.yaml",
                                     "sms_spam_lstm.yaml", "seasonal_forecast.yaml", "breast_cancer_logreg.yaml"])
