@@ -6,8 +6,6 @@ the two keys off the layer spec (as it does ``activation``) and puts the built r
 ``apply(terms)``, which adds every penalty's gradient to its parameter's gradient and returns
 the total penalty, added to the logged loss as Keras does.
 """
-import numpy as np
-
 from dltrain import check
 from dltrain.backend import array_module
 from dltrain.errors import ConfigError

@@ -1,6 +1,4 @@
 """Normalization layers: batch_normalization and layer_normalization (features on the last axis)."""
-import numpy as np
-
 from dltrain import check
 from dltrain.backend import array_module
 from dltrain.layers.base import Layer
