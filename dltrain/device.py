@@ -11,6 +11,8 @@
 On the CPU every function here is the identity. Where a GPU backend would fuse kernels: see
 README ("On a GPU").
 """
+from collections.abc import Mapping
+
 import numpy as np
 
 from dltrain.backend import array_module, device_module, resolve_device, to_host
@@ -85,6 +87,39 @@ def place(trainer, device):
         stages.class_weight = xp.asarray(stages.class_weight)
     trainer.to_device = Batches(xp)
     return trainer
+
+
+class BatchLogs(Mapping):
+    """A batch's logs whose metric values are read from the device only when a callback reads
+    them (the progress display: every 5th batch), then kept; the loss and counts are floats."""
+
+    def __init__(self, fixed, metrics):
+        self._fixed, self._metrics, self._read = fixed, metrics, {}
+
+    def __getitem__(self, key):
+        if key in self._fixed:
+            return self._fixed[key]
+        if key not in self._read:
+            self._read[key] = self._metrics[key].result()      # KeyError for an unknown key
+        return self._read[key]
+
+    def __iter__(self):
+        yield "loss"
+        yield from self._metrics
+        yield from (k for k in self._fixed if k != "loss")
+
+    def __len__(self):
+        return len(self._fixed) + len(self._metrics)
+
+
+def batch_logs(trainer, loss, metrics, samples, seconds):
+    """The logs of one training batch: a dict on the CPU; on a device, metric values are read
+    back only when something reads them (``BatchLogs``), not once per batch."""
+    fixed = {"loss": loss, "samples": samples, "seconds": seconds}
+    if getattr(trainer, "device", "cpu") == "cpu":
+        return {"loss": loss, **{k: m.result() for k, m in metrics.items()}, "samples": samples,
+                "seconds": seconds}
+    return BatchLogs(fixed, metrics)
 
 
 def predict(model, x, batch_size, xp=np):

@@ -330,8 +330,8 @@ class AUC(Metric):
     def result(self):
         if not self.scores:
             return float("nan")
-        scores = np.concatenate([to_host(s) for s in self.scores])
-        positive = _one_hot_like(scores, np.concatenate([to_host(t) for t in self.targets]))      # (N, columns)
+        scores = _on_host(self.scores)
+        positive = _one_hot_like(scores, _on_host(self.targets))      # (N, columns)
         area = _binary_auc if self.num_thresholds is None else self._thresholded_auc
         if not self.multi_label or scores.shape[1] == 1:
             return area(scores.ravel(), positive.ravel())
@@ -350,6 +350,14 @@ class AUC(Metric):
         tpr = tp / n_pos if n_pos else np.zeros(n)
         fpr = fp / n_neg if n_neg else np.zeros(n)
         return float(((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2).sum())
+
+
+def _on_host(arrays):
+    """The arrays concatenated, as one host array: one read back from a device, not one each."""
+    xp = array_module(arrays[0])
+    if xp is not np and all(array_module(a) is xp for a in arrays):
+        return to_host(xp.concatenate(arrays))
+    return np.concatenate([to_host(a) for a in arrays])
 
 
 def _binary_auc(scores, positive):

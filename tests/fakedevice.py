@@ -32,6 +32,8 @@ class DeviceSyncError(RuntimeError):
 
 
 _hot = [0]
+#: how many reads back to the host there have been (each is a device sync in cupy)
+reads = [0]
 
 
 @contextlib.contextmanager
@@ -45,6 +47,7 @@ def hot_path():
 
 
 def _sync(what):
+    reads[0] += 1
     if _hot[0]:
         raise DeviceSyncError(f"{what} reads a device array back to the host inside a hot path "
                               "(a device sync per batch); keep it on the device, read back once per "

@@ -319,6 +319,38 @@ def test_sigterm_mid_epoch_on_the_fake_device_then_resume_equals_straight(tmp_pa
     _same_runs(straight, resumed, "mid-epoch resume")
 
 
+def test_metrics_are_read_back_only_when_the_logs_are_read(tmp_path, fake_gpu):
+    """On a device a batch's logs read the metrics lazily: a batch whose logs nobody reads costs
+    only the step's own loss reads; the progress display reads every 5th batch."""
+    import fakedevice
+
+    from dltrain.training.callbacks import Callback
+
+    class Reads(Callback):
+        def __init__(self, every):
+            self.every, self.per_batch = every, []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.before = fakedevice.reads[0]
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.every and batch % self.every == 0:
+                dict(logs)                                     # what ProgressDisplay does
+            self.per_batch.append(fakedevice.reads[0] - self.before)
+
+    _small_data(tmp_path)
+    config = tmp_path / "text.yaml"
+    config.write_text(SMALL["text"].replace("epochs: 2", "epochs: 1").replace("batch_size: 16", "batch_size: 4"))
+    quiet, shown = Reads(0), Reads(5)
+    api.fit(str(config), run_dir=tmp_path / "quiet", device="cuda", callbacks=[quiet])
+    api.fit(str(config), run_dir=tmp_path / "shown", device="cuda", callbacks=[shown])
+    per_step = quiet.per_batch[0]
+    assert set(quiet.per_batch) == {per_step} and per_step <= 2          # the loss, no metric
+    assert all(n == per_step for b, n in enumerate(shown.per_batch) if b % 5)
+    logged = {n for b, n in enumerate(shown.per_batch) if b % 5 == 0}
+    assert len(logged) == 1 and logged.pop() > per_step       # the same few reads each time (auc: 2)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["digits_mlp.yaml", "digits_resnet.yaml", "sentiment_gru.yaml",
                                     "sms_spam_lstm.yaml", "seasonal_forecast.yaml", "breast_cancer_logreg.yaml"])

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from dltrain import device as devices
 from dltrain.backend import to_host
 from dltrain.errors import Interrupted
 from dltrain.metrics import metric_name
@@ -120,8 +121,7 @@ class Trainer:
             seen += len(positions)
             self.step += 1
             self.position = (epoch, batch + 1, total, seen, metrics)
-            logs = {"loss": total / seen, **{k: m.result() for k, m in metrics.items()},
-                    "samples": seen, "seconds": time.perf_counter() - started}
+            logs = devices.batch_logs(self, total / seen, metrics, seen, time.perf_counter() - started)
             self._hook("on_train_batch_end", batch, logs)
             self._check_signal()
             if self.control.stop_requested:
