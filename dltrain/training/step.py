@@ -45,9 +45,10 @@ class Step:
         Returns the global batch's mean loss plus the penalties, a float."""
         out = self.forward(x)
         loss = self.loss_sum(out, y)
-        self.check_loss(float(loss.mean), x, epoch, batch)
+        value = float(loss.mean)                 # the step's one read back (a sync on a device)
+        self.check_loss(value, x, epoch, batch)
         self.backward(count)
-        mean = self.reduce_gradients(loss)
+        mean = value if self.comm.size == 1 else self.reduce_gradients(loss)
         mean += self.regularizer_gradients()
         pairs = list(self.model.parameters())
         self.update(pairs, self.clip(pairs))
