@@ -54,6 +54,12 @@ def handle_errors(command):
     return wrapper
 
 
+def device_option(command):
+    return click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]),
+                        help="Where to compute (default: the config's `device:`, else cpu); cuda needs "
+                             "pip install 'dltrain[cuda]' and an NVIDIA GPU.")(command)
+
+
 def set_option(command):
     return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                         help="Override a config value, e.g. model.layers[1].units=128 (repeatable).")(command)

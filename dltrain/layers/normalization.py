@@ -1,7 +1,6 @@
 """Normalization layers: batch_normalization and layer_normalization (features on the last axis)."""
-import numpy as np
-
 from dltrain import check
+from dltrain.backend import array_module
 from dltrain.layers.base import Layer
 from dltrain.registry import register
 
@@ -93,7 +92,7 @@ class BatchNormalization(_Normalization):
         elif training:
             mean = x.mean(axis=0)                            # (F,)
             centred = x - mean
-            variance = np.einsum("nf,nf->f", centred, centred) / len(x)   # (F,), biased, as Keras
+            variance = array_module(x).einsum("nf,nf->f", centred, centred) / len(x)   # (F,), biased, as Keras
         if training:
             keep = x.dtype.type(self.momentum)
             self.state["moving_mean"] *= keep
@@ -102,7 +101,7 @@ class BatchNormalization(_Normalization):
             self.state["moving_variance"] += (1 - keep) * variance
         else:
             mean, variance = self.state["moving_mean"], self.state["moving_variance"]
-        self._inv_std = (1 / np.sqrt(variance + x.dtype.type(self.epsilon))).astype(x.dtype)
+        self._inv_std = (1 / array_module(x).sqrt(variance + x.dtype.type(self.epsilon))).astype(x.dtype)
         self._xhat = (centred if training else x - mean) * self._inv_std   # (N, F)
         return self._affine(self._xhat).reshape(self._shape)
 
@@ -114,7 +113,8 @@ class BatchNormalization(_Normalization):
         if self.comm is None:
             return normalize_backward(grad_xhat, self._xhat, self._inv_std, 0).reshape(self._shape)
         # synchronized: the means of normalize_backward are the global batch's too
-        sums = np.concatenate([grad_xhat.sum(axis=0), (grad_xhat * self._xhat).sum(axis=0)])
+        xp = array_module(grad_xhat)
+        sums = xp.concatenate([grad_xhat.sum(axis=0), (grad_xhat * self._xhat).sum(axis=0)])
         mean_g, mean_gx = (self._global_sum(sums) / self._count).astype(grad_xhat.dtype).reshape(2, -1)
         return (self._inv_std * (grad_xhat - mean_g - self._xhat * mean_gx)).reshape(self._shape)
 
@@ -122,17 +122,17 @@ class BatchNormalization(_Normalization):
         """The global batch's mean and biased variance (x: this process's (N, F) rows), from
         sums all-reduced over the processes, as Keras's ``synchronized=True``: the mean from
         the sums and the row count, then the variance from the squared deviations from it."""
-        features = x.shape[1]
-        totals = self._global_sum(np.append(x.sum(axis=0), len(x)))       # (F + 1,)
-        self._count = totals[features]
+        xp, features = array_module(x), x.shape[1]
+        totals = self._global_sum(xp.append(x.sum(axis=0), len(x)))       # (F + 1,)
+        self._count = float(totals[features])
         mean = (totals[:features] / self._count).astype(x.dtype)          # (F,)
         centred = x - mean
-        squares = self._global_sum(np.einsum("nf,nf->f", centred, centred))
+        squares = self._global_sum(xp.einsum("nf,nf->f", centred, centred))
         return mean, centred, (squares / self._count).astype(x.dtype)
 
     def _global_sum(self, value):
         """A float64 copy of ``value`` (a vector of sums) summed over every process."""
-        flat = np.array(value, dtype=np.float64)
+        flat = value.astype("float64")
         self.comm.allreduce_sum(flat)
         return flat
 
@@ -166,7 +166,7 @@ class LayerNormalization(_Normalization):
     def forward(self, x, training=False):
         mean = x.mean(axis=-1, keepdims=True)                # (B, ..., 1)
         variance = x.var(axis=-1, keepdims=True)
-        self._inv_std = 1 / np.sqrt(variance + x.dtype.type(self.epsilon))
+        self._inv_std = 1 / array_module(x).sqrt(variance + x.dtype.type(self.epsilon))
         self._xhat = (x - mean) * self._inv_std
         return self._affine(self._xhat)
 

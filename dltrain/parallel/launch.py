@@ -48,7 +48,7 @@ def fit_arguments(params, debug=False):
         args.append(str(params["config"]))
     for override in params.get("overrides") or ():
         args += ["--set", override]
-    for name in ("run_dir", "resume"):
+    for name in ("run_dir", "resume", "device"):
         if params.get(name) is not None:
             args += [f"--{name.replace('_', '-')}", str(params[name])]
     for name in ("overwrite", "allow_config_change", "quiet"):

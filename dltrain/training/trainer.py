@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from dltrain import device as devices
+from dltrain.backend import to_host
 from dltrain.errors import Interrupted
 from dltrain.metrics import metric_name
 from dltrain.parallel import replicas
@@ -57,6 +59,7 @@ class Trainer:
         self.epoch_lr = None         # the rate logged for the current epoch (at its start)
         self._random_layers = replicas.random_layers(model)
         self.checksums = None        # parallel/replicas.Checksums under --debug on several processes
+        self.to_device = lambda x, y: (x, y)   # each batch's move to the device (dltrain/device.py)
 
     @property
     def loss(self):
@@ -75,7 +78,8 @@ class Trainer:
 
     def _batch(self, split, positions, rng=None):
         x, y = split.take(positions)
-        return self.pipeline.transform(x, rng).astype(self.model.dtype, copy=False), self.target_fn(y)
+        return self.to_device(self.pipeline.transform(x, rng).astype(self.model.dtype, copy=False),
+                              self.target_fn(y))
 
     def _augmentation_rng(self, epoch, batch):
         """The augmentation stream of one training batch: fixed by (seed, epoch, batch), so a
@@ -128,8 +132,7 @@ class Trainer:
             seen += len(positions)
             self.step += 1
             self.position = (epoch, batch + 1, total, seen, metrics)
-            logs = {"loss": total / seen, **{k: m.result() for k, m in metrics.items()},
-                    "samples": seen, "seconds": time.perf_counter() - started}
+            logs = devices.batch_logs(self, total / seen, metrics, seen, time.perf_counter() - started)
             self._hook("on_train_batch_end", batch, logs)
             self._check_signal(in_step=True)
             if self.control.stop_requested:
@@ -236,5 +239,6 @@ class Trainer:
     def save_checkpoint(self, name, epoch, keep=None):
         """checkpoints/NAME.npz through the writer (``name`` with or without .npz)."""
         if self.writer.writes:
-            self.writer.checkpoint(name.removesuffix(".npz"), self.state_arrays(), self.state_meta(epoch), keep)
+            arrays = {key: to_host(value) for key, value in self.state_arrays().items()}   # off the device
+            self.writer.checkpoint(name.removesuffix(".npz"), arrays, self.state_meta(epoch), keep)
 
