@@ -64,7 +64,7 @@ class Bidirectional(Layer):
         for _, inner in self._pair:
             inner.input_mask = self.input_mask
             if inner.random:
-                inner.rng = self.rng
+                inner.rng, inner.batch_share = self.rng, self.batch_share
             outputs.append(inner.forward(x, training))
         y_f, y_b = outputs
         if self.forward_layer.return_sequences:

@@ -33,7 +33,8 @@ class GRU(Recurrent):
     sigmoid_gates = 2
     examples = (({"units": 3}, (4, 2)),
                 ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)),
-                ({"units": 2, "reset_after": False}, (3, 2)))
+                ({"units": 2, "reset_after": False}, (3, 2)),
+                ({"units": 2, "return_sequences": True, "recurrent_dropout": 0.3}, (3, 2)))
 
     def __init__(self, units, return_sequences=False, go_backwards=False, reset_after=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",

@@ -19,7 +19,7 @@ The output mask is the input mask, unchanged even with ``go_backwards`` (as Kera
 import numpy as np
 
 from dltrain import blas, check
-from dltrain.backend import array_module
+from dltrain.backend import array_module, like
 from dltrain.layers.base import SHAPES_ONLY, Layer
 from dltrain.layers.recurrent_cells import CELLS
 from dltrain.parallel.recurrent_helper import Split
@@ -193,8 +193,8 @@ class Recurrent(Layer):
 
         mask = self.input_mask
         xs = x[:, ::-1] if self.go_backwards else x                     # (B, T, F) in reading order
-        seq_mask = None if mask is None else np.asarray(mask[:, ::-1] if self.go_backwards else mask, dtype=x.dtype)
-        keep = self.rng.random((len(x), self.units)) >= self.recurrent_dropout
+        seq_mask = None if mask is None else (mask[:, ::-1] if self.go_backwards else mask).astype(x.dtype)
+        keep = like(self.random_rows((len(x), self.units)) >= self.recurrent_dropout, x)   # host stream, moved
         drop = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.recurrent_dropout))   # (B, U), every step
         states, caches = recurrent_dropout.forward(self, xs, seq_mask, drop)
         self._dropped = (xs, seq_mask, drop, caches, states.shape)
@@ -208,7 +208,7 @@ class Recurrent(Layer):
         from dltrain.layers import recurrent_dropout
 
         xs, seq_mask, drop, caches, shape = self._dropped
-        grad_states = np.zeros(shape, dtype=grad_y.dtype)
+        grad_states = array_module(grad_y).zeros(shape, dtype=grad_y.dtype)
         if not self.return_sequences:
             grad_states[:, -1] = grad_y
         elif self.zero_output_for_mask and seq_mask is not None:
@@ -286,7 +286,8 @@ class SimpleRNN(Recurrent):
     gates = 1
     cell = "simple_rnn"
     examples = (({"units": 3}, (4, 2)),
-                ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)))
+                ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)),
+                ({"units": 2, "recurrent_dropout": 0.3}, (3, 2)))
 
     def _backward_kernels(self):
         return {"recurrent_kernel": self.params["recurrent_kernel"]}
@@ -317,7 +318,8 @@ class LSTM(Recurrent):
     gate_order = (3, 0, 1, 2)          # internally o, i, f, c~ (see recurrent_cells)
     sigmoid_gates = 3
     examples = (({"units": 3}, (4, 2)),
-                ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)))
+                ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)),
+                ({"units": 2, "recurrent_dropout": 0.3}, (3, 2)))
 
     def __init__(self, units, return_sequences=False, go_backwards=False, unit_forget_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",

@@ -15,17 +15,17 @@ layout; it runs only in training with a rate above 0 (inference never drops).
 
 Masks of padded steps (``seq_mask`` (B, T), 1.0 real) carry the state, as the fast loops do.
 """
-import numpy as np
+from dltrain.backend import array_module
 
 
 def _sigmoid(z):
-    return 0.5 * np.tanh(0.5 * z) + 0.5
+    return 0.5 * array_module(z).tanh(0.5 * z) + 0.5
 
 
 def forward(layer, x, seq_mask, drop):
     """(states (B, T, U) after every step, cache) for x (B, T, F) in reading order."""
     p, units = layer.params, layer.units
-    kind = layer.cell
+    kind, np = layer.cell, array_module(x)                         # numpy, or cupy on a GPU
     batch, steps, _ = x.shape
     xw = x @ p["kernel"] + p["bias"]                                   # (B, T, G*U)
     h = np.zeros((batch, units), dtype=x.dtype)
@@ -61,7 +61,7 @@ def forward(layer, x, seq_mask, drop):
 
 
 def _gru_step(layer, a, h, hd):
-    p, n = layer.params, layer.units
+    p, n, np = layer.params, layer.units, array_module(a)
     recurrent = p["recurrent_kernel"]
     if layer.reset_after:
         hr = hd @ recurrent + p["recurrent_bias"]                      # (B, 3U)
@@ -80,7 +80,7 @@ def _gru_step(layer, a, h, hd):
 def backward(layer, x, seq_mask, drop, caches, grad_states):
     """(grad of x (B, T, F), {param: grad}) from d(loss)/d(states) (B, T, U)."""
     p, units = layer.params, layer.units
-    kind = layer.cell
+    kind, np = layer.cell, array_module(x)
     batch, steps, _ = x.shape
     recurrent = p["recurrent_kernel"]
     grad_pre = np.zeros((batch, steps, recurrent.shape[1]), dtype=x.dtype)    # d(x W + b) per step
@@ -123,7 +123,7 @@ def backward(layer, x, seq_mask, drop, caches, grad_states):
 
 
 def _gru_backward(layer, cache, dh, drop, grad_pre, t, grad_recurrent, grad_recurrent_bias):
-    n, recurrent = layer.units, layer.params["recurrent_kernel"]
+    n, recurrent, np = layer.units, layer.params["recurrent_kernel"], array_module(dh)
     h, hd, part, z, r, cand = cache
     d_cand = dh * (1 - z) * (1 - cand * cand)                       # d of n's pre-activation
     dz = dh * (h - cand) * z * (1 - z)
