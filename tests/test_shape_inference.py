@@ -82,3 +82,10 @@ def test_a_model_with_shapes_inferred_builds_the_same_parameters_as_one_built_di
     for (key, a), b in zip(inferred.state_dict().items(), direct.state_dict().values()):
         np.testing.assert_array_equal(a, b, err_msg=key)
         assert a.flags.writeable, key
+
+
+def test_loading_weights_into_a_model_with_shapes_only_is_refused():
+    model = Model.from_config({"input_shape": [3], "layers": [{"type": "dense", "units": 2}]})
+    model.infer_shapes()
+    with pytest.raises(RuntimeError, match="call build"):
+        model.load_state_dict({"dense_1/kernel": np.zeros((3, 2)), "dense_1/bias": np.zeros(2)})
