@@ -24,6 +24,7 @@ class Model:
         self.layers = written or []          # graph.Written, in the config's order
         self.input_shape = tuple(input_shape)
         self.output = output
+        self.written_output = output         # the output of the graph as written (export reads it)
         self.dtype = np.dtype(dtype)
         self.pass_names = graph_passes.names() if passes is None else tuple(passes)
         self.nodes = [node.copy() for node in graph]      # the plan: the passes rewrite it
