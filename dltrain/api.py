@@ -9,13 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
+import dltrain.catalogue  # noqa: F401  (every kind can be built by name from here)
 from dltrain.allocator import tune as _tune_allocator
 from dltrain.config.loader import parse
 from dltrain.config.resolve import dump
 from dltrain.errors import CheckpointError, ConfigError, DataError, Interrupted
 from dltrain.experiment import Experiment, relative_paths
+from dltrain.parallel.communicator import SingleProcess
 from dltrain.training import checkpoint, rundir
 from dltrain.training.trainer import Trainer
+from dltrain.training.writer import NullWriter, RunWriter
 
 
 @dataclass
@@ -27,57 +30,40 @@ class FitResult:
 
 
 def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None, resume=None,
-        allow_config_change=False):
+        allow_config_change=False, comm=None):
     """Train the model a config describes; write the run directory; return the history.
 
     With ``validation: {kfold: K}`` it trains K models (RUN/fold1..K) and returns a
     ``kfold.CrossValidation``; ``fold=(K, i)`` trains only fold i. ``resume`` is "auto" or a run
-    directory or checkpoint to continue exactly (training/resume.py); config may then be None."""
+    directory or checkpoint to continue exactly (training/resume.py); config may then be None.
+    ``comm``: the communicator (parallel/communicator.py) when this is one of several processes;
+    only rank 0 writes the run directory."""
+    from dltrain.data import kfold
     from dltrain.training import resume as resuming, signals
 
     _tune_allocator()
     if resume not in (None, "auto"):
         config = config or resuming.config_of(resume)
         run_dir = run_dir or resuming.run_of(resume)
-    experiment = Experiment(config, overrides)
-    from dltrain.data import kfold
-
+    experiment = Experiment(config, overrides, fold=fold)
     if fold is None and kfold.requested(experiment.config):
         run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
         return kfold.cross_validate(fit, config, kfold.requested(experiment.config), run_dir,
                                     overrides=overrides, overwrite=overwrite, callbacks=callbacks)
-    experiment.fold = fold
-    from dltrain.data import download
-
-    with download.reporting(_download_progress(callbacks)):      # a dataset fetched on first use
-        splits = experiment.load_data()
-    experiment.fit_pipeline(splits["train"])
-    model = experiment.build()
-    _check_labels(experiment, splits)
+    splits = _prepare(experiment, callbacks)
+    comm = comm or SingleProcess()
     run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
+    writer = RunWriter(run_dir) if comm.is_root else NullWriter(run_dir)
     resolved = relative_paths(experiment.config, experiment.base, run_dir)
-    resumed = resuming.start(run_dir, resume, overwrite, resolved, allow_config_change)
-    from dltrain.training.files import write_text
-
-    write_text(run_dir / "config.yaml", dump(resolved))
+    resumed = resuming.start(writer, resume, overwrite, resolved, allow_config_change)
+    writer.config(dump(resolved))
     record = rundir.manifest(experiment.seed, _fingerprints(experiment))
-    rundir.write_manifest(run_dir, record)
-    meta = {"config": resolved, "class_names": experiment.class_names,
-            "source_state": getattr(experiment.sources["train"], "fitted", None),
-            "input_shape": list(model.input_shape), "metrics": experiment.metric_names()}
-    trainer = Trainer(
-        model, experiment.loss, experiment.optimizer, experiment.metric_specs, experiment.pipeline,
-        experiment.streams, epochs=experiment.training["epochs"],
-        batch_size=experiment.training["batch_size"], shuffle=experiment.training["shuffle"],
-        callbacks=[*experiment.callbacks, rundir.MetricsLog(run_dir), *callbacks,
-                   signals.StopOnSignal(caught := signals.Signals(), run_dir)],
-        run_dir=run_dir, meta=meta, target_fn=experiment.target_fn())
-    trainer.class_weight = experiment.class_weights()
-    trainer.divergence_factor = experiment.training.get("divergence_factor")
+    writer.manifest(record)
+    trainer = _trainer(experiment, writer, callbacks, resolved, comm, caught := signals.Signals())
     if resumed:
-        resuming.restore(trainer, resumed[1], resumed[2], len(experiment.callbacks))
+        resuming.restore(trainer, resumed[1], resumed[2])
         record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
-        rundir.write_manifest(run_dir, record)
+        writer.manifest(record)
     try:
         with caught, np.errstate(over="ignore", invalid="ignore"):   # non-finite: training/finite.py
             history = trainer.fit(splits["train"], splits["validation"])
@@ -85,13 +71,43 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
         interrupted = isinstance(error, (KeyboardInterrupt, Interrupted))
         record.update(status="interrupted" if interrupted else "failed", error=type(error).__name__,
                       finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        _quiet_manifest(run_dir, record)
+        writer.manifest(record, quiet=True)
         raise
     test = trainer.evaluate(splits["test"]) if splits["test"] is not None else None
     record.update(status="completed", epochs=trainer.epoch, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  restored_epoch=trainer.restored_epoch, parameters=model.count_params())
-    rundir.write_manifest(run_dir, record)
+                  restored_epoch=trainer.restored_epoch, parameters=experiment.model.count_params())
+    writer.manifest(record)
     return FitResult(run_dir, history, trainer, test)
+
+
+def _prepare(experiment, callbacks):
+    """The splits, read (a built-in dataset fetched on first use) and checked; the preprocessing
+    fitted on the training split; the parameters created."""
+    from dltrain.data import download
+
+    with download.reporting(_download_progress(callbacks)):
+        splits = experiment.load_data()
+    experiment.fit_pipeline(splits["train"])
+    experiment.build()
+    _check_labels(experiment, splits)
+    return splits
+
+
+def _trainer(experiment, writer, callbacks, resolved, comm, signals=None):
+    """The trainer of an experiment: the config's callbacks (saved in checkpoints), then the
+    caller's; every setting read from the resolved config (its defaults: config/resolve.py)."""
+    training = experiment.training
+    meta = {"config": resolved, "class_names": experiment.class_names,
+            "source_state": getattr(experiment.sources["train"], "fitted", None),
+            "input_shape": list(experiment.model.input_shape), "metrics": experiment.metric_names()}
+    return Trainer(
+        experiment.model, experiment.loss, experiment.optimizer, experiment.metrics,
+        experiment.pipeline, experiment.streams, epochs=training["epochs"],
+        batch_size=training["batch_size"], shuffle=training["shuffle"],
+        callbacks=[*experiment.callbacks.values(), *callbacks], saved=experiment.callbacks,
+        writer=writer, meta=meta, target_fn=experiment.target_fn(),
+        class_weight=experiment.class_weights(), divergence_factor=training.get("divergence_factor"),
+        comm=comm, signals=signals)
 
 
 def _download_progress(callbacks):
@@ -104,13 +120,6 @@ def _download_progress(callbacks):
         for hook in hooks:
             hook(file, done, total)
     return progress
-
-
-def _quiet_manifest(run_dir, record):
-    try:
-        rundir.write_manifest(run_dir, record)
-    except CheckpointError:
-        pass
 
 
 def _fingerprints(experiment):
@@ -185,8 +194,9 @@ class LoadedRun:
         self.class_names = self.meta.get("class_names")
 
     def trainer(self):
+        """A trainer that scores this run (it writes nothing)."""
         e = self.experiment
-        return Trainer(self.model, e.loss, e.optimizer, e.metric_specs, e.pipeline, e.streams,
+        return Trainer(self.model, e.loss, e.optimizer, e.metrics, e.pipeline, e.streams,
                        batch_size=e.training["batch_size"], target_fn=e.target_fn())
 
 
@@ -331,3 +341,104 @@ def write_predictions(predictions, output, format=None, top_k=None):
     except CheckpointError as error:
         raise CheckpointError(f"cannot write predictions to {output}: {error.message}") from None
     return output
+
+
+# -- the other commands: each returns what its command renders ----------------------------------
+
+def check(config, overrides=()):
+    """Validate a config and infer every shape, reading no data and training nothing.
+
+    Returns the model's ``summary.Summary``; raises ConfigError (every problem found) otherwise."""
+    from dltrain.config.validate import validate
+    from dltrain.summary import summarize
+
+    return summarize(validate(config, overrides, files=True))
+
+
+def summary(target, overrides=(), passes=False):
+    """The per-layer ``summary.Summary`` of a config, a run directory or a checkpoint file, as
+    the user wrote the model; with ``passes``, also what each graph pass rewrote."""
+    from dltrain.config.validate import validate
+    from dltrain.summary import config_of, summarize
+
+    return summarize(validate(config_of(target), overrides, files=False), passes=passes)
+
+
+def catalogue(kind=None):
+    """{kind: [Entry]} of the registry: every kind, or the one a word names ('layers', 'layer')."""
+    from dltrain.config import catalogue_text
+
+    return {k: catalogue_text.entries(k) for k in catalogue_text.kinds_of(kind)}
+
+
+def describe(name, kind=None):
+    """The ``Entry`` of one registered class (with its whole docstring), by name or alias."""
+    from dltrain.config import catalogue_text
+
+    return catalogue_text.find(catalogue_text.kinds_of(kind), name)
+
+
+def schema():
+    """The JSON Schema of a config, generated from the registry."""
+    from dltrain.config.schema import config_schema
+
+    return config_schema()
+
+
+def inspect_data(config, overrides=()):
+    """Per split of a config's data: samples, shapes, dtypes, class balance, ranges, NaN/Inf."""
+    from dltrain.data.inspect import inspect
+
+    return inspect(config, overrides)
+
+
+def datasets():
+    """The built-in datasets: {'datasets': [one dict each], 'cache': folder, 'note': text}."""
+    from dltrain.data import datasets as builtin, download
+
+    return {"datasets": builtin.listing(), "cache": str(download.cache_dir()),
+            "note": builtin.environment_note()}
+
+
+def download_dataset(name, mirror=None, progress=None):
+    """Fetch every file of a built-in dataset into the cache and verify it: the files' paths.
+
+    ``progress(file, done, total)`` is called as bytes arrive."""
+    from dltrain.data import datasets as builtin
+
+    data = builtin.info(name)
+    return [path for split in data.splits for path in builtin.files(name, split, mirror, progress)]
+
+
+def gradcheck(config, overrides=(), batch_size=4, elements=30):
+    """[model_gradcheck.LayerCheck]: each parameter's gradient against central differences (float64)."""
+    from dltrain.config.validate import validate
+    from dltrain.model_gradcheck import check_model
+
+    return check_model(validate(config, overrides, files=False), batch_size, elements)
+
+
+@dataclass
+class LayerTimes:
+    batch_size: int
+    iterations: int
+    rows: list                                 # [timing.LayerTime], one per node
+
+
+def time_layers(config, overrides=(), batch_size=None, iterations=10):
+    """Median forward and backward milliseconds per layer on one random batch (reads no data)."""
+    from dltrain.timing import time_layers as timed
+
+    _tune_allocator()                   # as `fit` does: without it every large array page-faults
+    experiment = Experiment(config, overrides)
+    model = experiment.build()
+    batch_size = batch_size or experiment.training["batch_size"]
+    return LayerTimes(batch_size, iterations, timed(model, batch_size, iterations))
+
+
+def plot(runs, output=None, terminal=False):
+    """Learning curves of runs: (path of the image written, None), or (None, text) without
+    matplotlib or with ``terminal``."""
+    from dltrain.plot import plot as draw
+
+    return draw(runs, output, terminal)
