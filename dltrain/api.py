@@ -75,6 +75,7 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
         resuming.restore(trainer, resumed[1], resumed[2])
         record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
         writer.manifest(record)
+    comm.broadcast(experiment.model.state_dict())      # every rank starts from rank 0's weights
     try:
         with caught, np.errstate(over="ignore", invalid="ignore"):   # non-finite: training/finite.py
             history = trainer.fit(splits["train"], splits["validation"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dltrain import api
+from dltrain import api, plot as plotting
 from dltrain.parallel.threads import ThreadGroup
 from dltrain.registry import build, registry
 from dltrain.training.callbacks import Callback
@@ -167,7 +167,7 @@ sys.addaudithook(_audit)
 
 def test_only_the_writer_writes_in_the_run_directory(tmp_path):
     """Every open-for-writing, rename, link, mkdir and delete under the run directory, through a
-    whole fit (fresh, resumed, overwritten; best, epoch files and their retention),
+    whole fit (fresh, resumed, overwritten; best, epoch files and their retention) and its plot,
     comes from training/writer.py."""
     checkpoint = {"type": "model_checkpoint", "monitor": "val_accuracy", "save_best_only": False,
                   "keep_last": 1}
@@ -178,11 +178,13 @@ def test_only_the_writer_writes_in_the_run_directory(tmp_path):
         api.fit(config, ["training.epochs=2"], run_dir=run)
         api.fit(None, ["training.epochs=3"], resume=run)
         api.fit(config, run_dir=run, overwrite=True)
+        plotting.plot([run])                                           # RUN/curves.png
         (run / "stray.txt").write_text("written past the writer")      # the hook sees this one
     finally:
         _watch["root"] = None
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == \
         ["best.npz", "epoch_003.npz", "last.npz", "previous.npz"]
+    assert (run / "curves.png").exists()
     assert _watch["inside"] > 50                       # every file, temporary, rename, link...
     assert _watch["outside"] == [("open", str(run / "stray.txt"))]
 
