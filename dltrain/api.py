@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+import dltrain.catalogue  # noqa: F401  (every kind can be built by name from here)
+from dltrain.allocator import tune as _tune_allocator
 from dltrain.config.loader import parse
 from dltrain.config.resolve import dump
 from dltrain.errors import CheckpointError, ConfigError, DataError, Interrupted
@@ -25,19 +27,6 @@ class FitResult:
     history: list
     trainer: Trainer = field(repr=False)
     test: dict = None
-
-
-def _tune_allocator():
-    """Keep large freed blocks in the heap: returning them to the system and faulting them back
-    in every step costs up to half an epoch on dense networks (glibc only; harmless elsewhere)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-1, 1 << 30)   # M_TRIM_THRESHOLD
-        libc.mallopt(-3, 1 << 30)   # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None, resume=None,
@@ -353,3 +342,104 @@ def write_predictions(predictions, output, format=None, top_k=None):
     except CheckpointError as error:
         raise CheckpointError(f"cannot write predictions to {output}: {error.message}") from None
     return output
+
+
+# -- the other commands: each returns what its command renders ----------------------------------
+
+def check(config, overrides=()):
+    """Validate a config and infer every shape, reading no data and training nothing.
+
+    Returns the model's ``summary.Summary``; raises ConfigError (every problem found) otherwise."""
+    from dltrain.config.validate import validate
+    from dltrain.summary import summarize
+
+    return summarize(validate(config, overrides, files=True))
+
+
+def summary(target, overrides=(), passes=False):
+    """The per-layer ``summary.Summary`` of a config, a run directory or a checkpoint file, as
+    the user wrote the model; with ``passes``, also what each graph pass rewrote."""
+    from dltrain.config.validate import validate
+    from dltrain.summary import config_of, summarize
+
+    return summarize(validate(config_of(target), overrides, files=False), passes=passes)
+
+
+def catalogue(kind=None):
+    """{kind: [Entry]} of the registry: every kind, or the one a word names ('layers', 'layer')."""
+    from dltrain.config import catalogue_text
+
+    return {k: catalogue_text.entries(k) for k in catalogue_text.kinds_of(kind)}
+
+
+def describe(name, kind=None):
+    """The ``Entry`` of one registered class (with its whole docstring), by name or alias."""
+    from dltrain.config import catalogue_text
+
+    return catalogue_text.find(catalogue_text.kinds_of(kind), name)
+
+
+def schema():
+    """The JSON Schema of a config, generated from the registry."""
+    from dltrain.config.schema import config_schema
+
+    return config_schema()
+
+
+def inspect_data(config, overrides=()):
+    """Per split of a config's data: samples, shapes, dtypes, class balance, ranges, NaN/Inf."""
+    from dltrain.data.inspect import inspect
+
+    return inspect(config, overrides)
+
+
+def datasets():
+    """The built-in datasets: {'datasets': [one dict each], 'cache': folder, 'note': text}."""
+    from dltrain.data import datasets as builtin, download
+
+    return {"datasets": builtin.listing(), "cache": str(download.cache_dir()),
+            "note": builtin.environment_note()}
+
+
+def download_dataset(name, mirror=None, progress=None):
+    """Fetch every file of a built-in dataset into the cache and verify it: the files' paths.
+
+    ``progress(file, done, total)`` is called as bytes arrive."""
+    from dltrain.data import datasets as builtin
+
+    data = builtin.info(name)
+    return [path for split in data.splits for path in builtin.files(name, split, mirror, progress)]
+
+
+def gradcheck(config, overrides=(), batch_size=4, elements=30):
+    """[model_gradcheck.LayerCheck]: each parameter's gradient against central differences (float64)."""
+    from dltrain.config.validate import validate
+    from dltrain.model_gradcheck import check_model
+
+    return check_model(validate(config, overrides, files=False), batch_size, elements)
+
+
+@dataclass
+class LayerTimes:
+    batch_size: int
+    iterations: int
+    rows: list                                 # [timing.LayerTime], one per node
+
+
+def time_layers(config, overrides=(), batch_size=None, iterations=10):
+    """Median forward and backward milliseconds per layer on one random batch (reads no data)."""
+    from dltrain.timing import time_layers as timed
+
+    _tune_allocator()                   # as `fit` does: without it every large array page-faults
+    experiment = Experiment(config, overrides)
+    model = experiment.build()
+    batch_size = batch_size or experiment.training["batch_size"]
+    return LayerTimes(batch_size, iterations, timed(model, batch_size, iterations))
+
+
+def plot(runs, output=None, terminal=False):
+    """Learning curves of runs: (path of the image written, None), or (None, text) without
+    matplotlib or with ``terminal``."""
+    from dltrain.plot import plot as draw
+
+    return draw(runs, output, terminal)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+import dltrain.catalogue  # noqa: F401  (builds every kind by name)
 from dltrain.backend import dtype_of
 from dltrain.data.dataset import Pipeline, Split, split_off
 from dltrain.errors import ConfigError, DataError

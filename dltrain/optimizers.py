@@ -9,7 +9,7 @@ The training step calls the two halves of ``apply`` as stages: ``clip(grads)``, 
 """
 import numpy as np
 
-from dltrain import check
+from dltrain import check, schedules  # noqa: F401  (learning_rate may name a schedule)
 from dltrain.registry import build, register
 
 
