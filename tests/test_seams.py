@@ -85,6 +85,31 @@ def test_two_simulated_processes_train_the_same_parameters_as_one(tmp_path):
     assert untimed[0] == untimed[1]                  # every rank logs the same (merged) numbers
 
 
+def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step():
+    from dltrain.errors import DivergedError
+    from dltrain.model import Model
+    from dltrain.random import Streams
+    from dltrain.training.step import Step
+
+    def rank_step(comm):
+        streams = Streams(0)
+        model = Model.from_config({"input_shape": [3], "layers": [{"type": "dense", "units": 2,
+                                                                    "activation": "softmax"}]})
+        model.build(streams.get("init"), streams)
+        step = Step(model, build("loss", "sparse_categorical_crossentropy"), build("optimizer", "sgd"), comm)
+        x, y = np.ones((2, 3), np.float32), np.array([0, 1])
+        step.run(x, y, 4, {}, 1, 0)                      # a good step on both ranks
+        if comm.rank == 1:
+            x[0, 0] = np.nan
+        with pytest.raises(DivergedError) as caught:
+            step.run(x, y, 4, {}, 1, 1)
+        return caught.value.message
+
+    messages = ThreadGroup(2).run(rank_step)
+    assert "on another process at epoch 1, batch 2" in messages[0]
+    assert "the input batch holds NaN or Inf" in messages[1]
+
+
 def test_one_process_never_packs_the_gradient_buffer(tmp_path):
     result = api.fit(digits_config(tmp_path, epochs=1, layers=DENSE), run_dir=tmp_path / "run")
     assert result.trainer.step_stages.buffer is None
