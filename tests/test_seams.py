@@ -98,7 +98,7 @@ def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step():
         model.build(streams.get("init"), streams)
         step = Step(model, build("loss", "sparse_categorical_crossentropy"), build("optimizer", "sgd"), comm)
         x, y = np.ones((2, 3), np.float32), np.array([0, 1])
-        step.run(x, y, 4, {}, 1, 0)                      # a good step on both ranks
+        assert step.run(x, y, 4, {}, 1, 0, stop=comm.rank == 0)[1]   # either rank's stop reaches both
         if comm.rank == 1:
             x[0, 0] = np.nan
         with pytest.raises(DivergedError) as caught:
@@ -108,6 +108,54 @@ def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step():
     messages = ThreadGroup(2).run(rank_step)
     assert "on another process at epoch 1, batch 2" in messages[0]
     assert "the input batch holds NaN or Inf" in messages[1]
+
+
+class _ThreadSignals:
+    """Stands in for training/signals.Signals in threads (handlers are the main thread's)."""
+
+    local = threading.local()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @property
+    def received(self):
+        return getattr(self.local, "received", None)
+
+
+class _SignalAt(Callback):
+    def __init__(self, batch):
+        self.batch = batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.batch:
+            _ThreadSignals.local.received = "SIGTERM"
+
+
+def test_a_signal_on_one_rank_stops_every_rank_after_the_same_batch(tmp_path, monkeypatch):
+    from dltrain.errors import Interrupted
+    from dltrain.training import checkpoint, signals
+
+    registry("layer")
+    monkeypatch.setattr(signals, "Signals", _ThreadSignals)
+    config = digits_config(tmp_path, epochs=2, optimizer=SGD, layers=DENSE)
+
+    def rank_fit(comm):
+        callbacks = [_SignalAt(2)] if comm.rank == 1 else []
+        with pytest.raises(Interrupted) as caught:
+            api.fit(config, run_dir=tmp_path / f"rank{comm.rank}", comm=comm, callbacks=callbacks)
+        return caught.value.message
+
+    messages = ThreadGroup(2).run(rank_fit)
+    # rank 1 flags it after batch 3 (index 2); the flag rides in the next step's allreduce
+    assert "SIGTERM received: stopped in epoch 1 after batch 4" in messages[1]
+    assert "a signal on another process received: stopped in epoch 1 after batch 4" in messages[0]
+    _, meta = checkpoint.load(tmp_path / "rank0" / "checkpoints" / "last.npz")
+    assert (meta["position"]["epoch"], meta["position"]["batch"]) == (1, 4)
+    assert not (tmp_path / "rank1").exists()
 
 
 def test_one_process_never_packs_the_gradient_buffer(tmp_path):

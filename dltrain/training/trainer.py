@@ -112,7 +112,7 @@ class Trainer:
             positions = order[start:start + self.batch_size]
             x, y = self._batch(train, positions[self.comm.share(len(positions))],
                                self._augmentation_rng(epoch, batch))
-            value = step.run(x, y, len(positions), metrics, epoch, batch)
+            value, stop = step.run(x, y, len(positions), metrics, epoch, batch, self._signalled())
             total += value * len(positions)
             seen += len(positions)
             self.step += 1
@@ -120,7 +120,7 @@ class Trainer:
             logs = {"loss": total / seen, **{k: m.result() for k, m in metrics.items()},
                     "samples": seen, "seconds": time.perf_counter() - started}
             self._hook("on_train_batch_end", batch, logs)
-            self._check_signal()
+            self._check_signal(stop)
             if self.control.stop_requested:
                 break
         self.position = None
@@ -168,11 +168,18 @@ class Trainer:
         self._hook("on_train_end", {"history": self.history})
         return self.history
 
-    def _check_signal(self):
-        """After a SIGINT or SIGTERM (on any process): checkpoint, then raise Interrupted."""
-        received = self.signals is not None and self.signals.received
+    def _signalled(self):
+        """The name of the signal this process received, or None."""
+        return self.signals.received if self.signals is not None else None
+
+    def _check_signal(self, reduced=None):
+        """After a SIGINT or SIGTERM (on any process): checkpoint, then raise Interrupted.
+        ``reduced``: whether any rank had a signal by the step's allreduce (several processes;
+        at an epoch's start they ask each other)."""
+        received = self._signalled()
         if self.comm.size > 1:
-            received = self.comm.any(received) and (self.signals.received or "a signal on another process")
+            stop = self.comm.any(received) if reduced is None else reduced
+            received = stop and (received or "a signal on another process")
         if not received:
             return
         self.save_checkpoint("last", self.epoch)
