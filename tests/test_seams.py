@@ -98,7 +98,8 @@ def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step():
         model.build(streams.get("init"), streams)
         step = Step(model, build("loss", "sparse_categorical_crossentropy"), build("optimizer", "sgd"), comm)
         x, y = np.ones((2, 3), np.float32), np.array([0, 1])
-        assert step.run(x, y, 4, {}, 1, 0, stop=comm.rank == 0)[1]   # either rank's stop reaches both
+        step.run(x, y, 4, {}, 1, 0, signalled=comm.rank == 0)
+        assert step.signalled_processes == 1            # either rank's signal reaches both
         if comm.rank == 1:
             x[0, 0] = np.nan
         with pytest.raises(DivergedError) as caught:

@@ -1,19 +1,17 @@
-"""The flat gradient buffer: every gradient and the loss's sum and count in one array.
+"""The flat gradient buffer: every gradient, the loss's sum and count, and two flags in one array.
 
 Reducing one contiguous array is one allreduce per step, whatever the number of layers. The
 buffer is allocated once, at the first step, from the parameters' shapes:
 
-    flat = [grad of param 0 | grad of param 1 | ... | loss sum | count | diverged | stop]
-                                                             (float64 when any parameter is)
-
-The two flags ride in the same allreduce: summed over the ranks, a nonzero one means some rank
-diverged or was asked to stop at this step, and every rank acts on it at the same step.
+    flat = [grad of param 0 | ... | loss sum | count | diverged | signalled]   (float64 when any
+                                                                               parameter is)
+The flags are 0 or 1 on each process, so after the sum they count the processes whose loss
+diverged and that received SIGINT/SIGTERM: every process takes the same decision at the same
+step without a collective of its own.
 ``pack`` copies the layers' gradients in, ``unpack`` hands back views into the reduced buffer
 (the optimizer reads those, so nothing is copied back). With one process the step never packs.
 """
 import numpy as np
-
-TAIL = 4                # loss sum, count, diverged, stop
 
 
 class GradientBuffer:
@@ -25,18 +23,20 @@ class GradientBuffer:
         dtype = np.result_type(np.float32, *[param.dtype for _, param in params])
         sizes = [int(np.prod(shape)) for shape in self.shapes]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        self.flat = np.zeros(int(self.offsets[-1]) + TAIL, dtype=dtype)   # (P + 4,)
+        self.flat = np.zeros(int(self.offsets[-1]) + 4, dtype=dtype)   # (P + 4,)
         self.views = [self.flat[a:b].reshape(shape)
                       for a, b, shape in zip(self.offsets[:-1], self.offsets[1:], self.shapes)]
 
-    def pack(self, grads, loss_sum, count, diverged=False, stop=False):
-        """Copy ``grads`` (arrays in parameter order), the loss's sum and count, and the flags in."""
+    def pack(self, grads, loss_sum, count, diverged=False, signalled=False):
+        """Copy ``grads`` (arrays in parameter order), the loss's sum and count and the flags in."""
         for view, grad in zip(self.views, grads):
             view[...] = grad
-        self.flat[-TAIL:] = (loss_sum, count, bool(diverged), bool(stop))
+        self.flat[-4:] = loss_sum, count, diverged, signalled
 
     def unpack(self):
-        """(gradient views in parameter order, loss sum, count, diverged, stop) of the reduced
-        buffer; the flags are True when any rank set them."""
-        loss_sum, count, diverged, stop = self.flat[-TAIL:]
-        return self.views, loss_sum, int(round(float(count))), bool(diverged), bool(stop)
+        """(gradient views in parameter order, loss sum, count) of the (reduced) buffer."""
+        return self.views, self.flat[-4], int(round(float(self.flat[-3])))
+
+    def flags(self):
+        """(processes whose loss diverged, processes that were signalled), after the reduction."""
+        return int(round(float(self.flat[-2]))), int(round(float(self.flat[-1])))

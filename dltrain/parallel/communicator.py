@@ -7,21 +7,11 @@ The loop meets the others at four points, each a method here:
 - ``allreduce_sum(buffer)``: sum a flat float array over all ranks, in place: once per step,
   the gradient sums and the loss's sum and count (parallel/buffer.py packs them);
 - ``allgather(value)``: every rank's value (metric states merged at an epoch's end);
-- ``any(flag)``: True on every rank when it is True on one (a signal at an epoch's start), so
-  that all ranks take the same decision at the same point.
+- ``any(flag)``: True on every rank when it is True on one (stop, a signal, a NaN), so that
+  all ranks take the same decision at the same step.
 
-Rank 0 alone writes the run directory (``is_root``; api.fit gives other ranks a writer that
-writes nothing), and every rank starts from rank 0's weights (``broadcast`` after the build).
-``SingleProcess`` is the one-process case: every collective returns at once.
-
-Where the loop meets a communicator: ``Step.reduce_gradients`` (``allreduce_sum`` of the flat
-buffer, which also carries each rank's divergence and stop flags, so a NaN or a signal on one
-rank stops all at the same step with no collective of its own), ``Trainer._results``
-(``allgather`` of the loss sums and metric states, merged exactly), ``Trainer._check_signal``
-at an epoch's start (``any``) and ``Trainer.train_epoch``/``evaluate`` (``share``). Left to the data-parallel issue: each rank
-augments its share with the batch's augmentation stream and draws dropout from its layer's
-stream (so shares are not augmented or dropped out as one process would); batch normalization
-normalizes each share by its own statistics; a resumed rank reads the checkpoint itself.
+Rank 0 alone writes the run directory (``is_root``; the trainer gives other ranks a writer that
+writes nothing). ``SingleProcess`` is the one-process case: every collective returns at once.
 """
 
 

@@ -5,10 +5,8 @@
     loss   = loss_sum(out, y)                                 a sum and a count, never a mean
     check_loss(loss)                                          NaN, Inf or explosion: DivergedError
     backward(global count)                                    grads of sum / samples in the batch
-    reduce_gradients(loss, ...)                               the communicator seam: nothing on one
+    reduce_gradients(loss)                                    the communicator seam: nothing on one
                                                               process, one allreduce on several
-                                                              (gradients, loss sum and count, and
-                                                              the ranks' divergence/stop flags)
     regularizer_gradients()                                   penalties, once, after the reduction
     update(pairs, clip(pairs))                                optimizer.clip, optimizer.update_all
     update_metrics(metrics, probabilities, y)                 states are sums and counts
@@ -41,23 +39,28 @@ class Step:
         self.first_loss = None                  # the first batch's loss (saved: resume keeps the limit)
         self.regularized = regularizers.terms(model)
         self.buffer = None                      # the flat gradient buffer, on several processes
+        self.signalled_processes = 0            # after a step on several: how many were signalled
 
-    def run(self, x, y, count, metrics, epoch, batch, stop=False):
-        """One step on (x, y), this process's share of a global batch of ``count`` samples;
-        ``stop``: this process asks to stop after it (a signal). Returns (the global batch's mean
-        loss plus the penalties, whether any process asked to stop)."""
+    def run(self, x, y, count, metrics, epoch, batch, signalled=False):
+        """One step on (x, y), this process's share of a global batch of ``count`` samples.
+        Returns the global batch's mean loss plus the penalties, a float. ``signalled``: this
+        process received SIGINT/SIGTERM (on several processes it rides in the step's allreduce;
+        ``signalled_processes`` then counts the processes that did)."""
         out = self.forward(x)
         loss = self.loss_sum(out, y)
-        diverged = self.check_loss(float(loss.mean), x, epoch, batch)
-        if diverged is not None and self.comm.size == 1:
-            raise diverged                    # before backward: the diagnosis reads the last update
+        # a process whose share of a small last batch is empty has no loss of its own to check
+        problem = self.check_loss(float(loss.mean) if loss.count else 0.0, x, epoch, batch)
+        if problem is not None and self.comm.size == 1:
+            raise problem
         self.backward(count)
-        mean, stop = self.reduce_gradients(loss, diverged, stop, epoch, batch)
+        mean = self.reduce_gradients(loss, problem is not None, signalled)
+        if self.comm.size > 1:
+            self.stop_together(problem, epoch, batch)
         mean += self.regularizer_gradients()
         pairs = list(self.model.parameters())
         self.update(pairs, self.clip(pairs))
         self.update_metrics(metrics, out if loss.probabilities is None else loss.probabilities, y)
-        return mean, stop
+        return mean
 
     # -- the stages ----------------------------------------------------------------------------
 
@@ -69,41 +72,48 @@ class Step:
         return self.loss.sum(out, y, weights, logits=self.fused)
 
     def check_loss(self, value, x, epoch, batch):
-        """The DivergedError (diagnosed, not raised) for a non-finite loss, or one above
-        divergence_factor times the first batch's; None when the loss is fine."""
-        if not np.isfinite(value):
-            return finite.loss_diverged(self.model, x, value, epoch, batch + 1)
-        if self.first_loss is None:
+        """The DivergedError of a non-finite loss, or of one above divergence_factor times the
+        first batch's; None for a good loss. The caller raises it: at once on one process, after
+        the step's allreduce on several, so that every rank stops at the same step."""
+        is_finite = bool(np.isfinite(value))
+        if is_finite and self.first_loss is None:
             self.first_loss = value
-        if self.divergence_factor:
-            limit = self.divergence_factor * max(self.first_loss, 1.0)
-            if value > limit:
-                return finite.loss_exploded(self.model, x, value, limit, self.first_loss, epoch, batch + 1)
+        limit = (self.divergence_factor * max(self.first_loss, 1.0)
+                 if is_finite and self.divergence_factor else None)
+        if not is_finite:
+            return finite.loss_diverged(self.model, x, value, epoch, batch + 1)
+        if limit is not None and value > limit:
+            return finite.loss_exploded(self.model, x, value, limit, self.first_loss, epoch, batch + 1)
         return None
+
+    def stop_together(self, problem, epoch, batch):
+        """On several processes: raise this process's problem, or the news of another's."""
+        diverged, self.signalled_processes = self.buffer.flags()
+        if problem is not None:
+            raise problem
+        if diverged:
+            raise DivergedError(f"the training loss diverged on another process at epoch {epoch}, "
+                                f"batch {batch + 1}", fix=finite.FIX)
 
     def backward(self, count):
         self.model.backward(self.loss.backward(count), logits=self.fused, input_grad=False)
 
-    def reduce_gradients(self, loss, diverged, stop, epoch, batch):
-        """Sum the gradients, the loss sum and count, and the ranks' divergence and stop flags
-        over every process: one allreduce of one flat buffer, so the ranks decide together.
-        Returns (the global batch's mean loss, whether any rank asked to stop); a DivergedError
-        on every rank when one diverged. One process: nothing to reduce."""
+    def reduce_gradients(self, loss, diverged=False, signalled=False):
+        """Sum the gradients, the loss sum and the count, and the two flags, over every process
+        (one allreduce of one flat buffer); the global batch's mean loss. One process: nothing
+        to do."""
         if self.comm.size == 1:
-            return float(loss.mean), stop
+            return float(loss.mean)
         pairs = [(node.layer, key) for node in self.model.graph for key in node.layer.params]
         if self.buffer is None:
             self.buffer = GradientBuffer(self.model.parameters())
         self.buffer.pack([layer.grads[key] for layer, key in pairs], loss.total, loss.count,
-                         diverged is not None, stop)
+                         diverged, signalled)
         self.comm.allreduce_sum(self.buffer.flat)
-        views, total, count, diverging, stopping = self.buffer.unpack()
-        if diverging:
-            raise diverged or DivergedError(f"the training loss diverged on another process at "
-                                            f"epoch {epoch}, batch {batch + 1}", fix=finite.FIX)
+        views, total, count = self.buffer.unpack()
         for (layer, key), view in zip(pairs, views):
             layer.grads[key] = view
-        return float(total) / count, bool(stopping)
+        return float(total) / count
 
     def regularizer_gradients(self):
         """Add each penalty's gradient to its parameter's; the total penalty (0.0 without any)."""
