@@ -48,13 +48,17 @@ class Step:
         ``signalled_processes`` then counts the processes that did)."""
         out = self.forward(x)
         loss = self.loss_sum(out, y)
-        # a process whose share of a small last batch is empty has no loss of its own to check
-        problem = self.check_loss(float(loss.mean) if loss.count else 0.0, x, epoch, batch)
+        # the step's one read back (a sync on a device); a process whose share of a small last
+        # batch is empty has no loss of its own to check
+        value = float(loss.mean) if loss.count else 0.0
+        problem = self.check_loss(value, x, epoch, batch)
         if problem is not None and self.comm.size == 1:
             raise problem
         self.backward(count)
-        mean = self.reduce_gradients(loss, problem is not None, signalled)
-        if self.comm.size > 1:
+        if self.comm.size == 1:
+            mean = value
+        else:
+            mean = self.reduce_gradients(loss, problem is not None, signalled)
             self.stop_together(problem, epoch, batch)
         mean += self.regularizer_gradients()
         pairs = list(self.model.parameters())
@@ -100,10 +104,8 @@ class Step:
 
     def reduce_gradients(self, loss, diverged=False, signalled=False):
         """Sum the gradients, the loss sum and the count, and the two flags, over every process
-        (one allreduce of one flat buffer); the global batch's mean loss. One process: nothing
-        to do."""
-        if self.comm.size == 1:
-            return float(loss.mean)
+        (one allreduce of one flat buffer); the global batch's mean loss. Only on several
+        processes: one has nothing to reduce."""
         pairs = [(node.layer, key) for node in self.model.graph for key in node.layer.params]
         if self.buffer is None:
             self.buffer = GradientBuffer(self.model.parameters())
