@@ -189,6 +189,9 @@ class Model:
         return state
 
     def load_state_dict(self, state):
+        if not self.allocated:
+            raise RuntimeError("load_state_dict needs the parameters: call build(rng) first "
+                               "(infer_shapes alone holds placeholders)")
         for node in self.graph:
             for store in (node.layer.params, node.layer.state):
                 for key in store:
