@@ -50,12 +50,15 @@ def _fixtures():
 FIXTURE_CASES = _fixtures()
 
 
-def close(actual, expected, what, dtype="float64"):
+def _close(actual, expected, what, dtype="float64"):
     actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, Keras {expected.shape}"
     scale = max(float(np.abs(expected).max(initial=0.0)), 1e-8)
     error = float(np.abs(actual - expected).max(initial=0.0)) / scale
     assert error <= TOLERANCE[dtype], f"{what}: relative difference {error:.3g} from Keras"
+
+
+close = _close
 
 
 def _ids(kind):
@@ -69,14 +72,17 @@ def _recurrent_layers(layer):
 
 
 def _layer_cases():
+    """Each case in float64 and float32 (dltrain's own precision, its fast paths), and each
+    recurrent case also split over the helper."""
     params = []
+    skip = pytest.mark.skipif(not HELPER, reason="the recurrent helper needs Linux (memfd, fd passing)")
     for case_id in _ids("layer"):
         case = FIXTURE_CASES[case_id][0]
         recurrent = case["name"] in ("simple_rnn", "lstm", "gru", "bidirectional")
-        params.append(pytest.param(case_id, False, id=case_id))
+        params.append(pytest.param(case_id, False, "float64", id=case_id))
+        params.append(pytest.param(case_id, False, "float32", id=case_id + "-float32"))
         if recurrent:
-            skip = pytest.mark.skipif(not HELPER, reason="the recurrent helper needs Linux (memfd, fd passing)")
-            params.append(pytest.param(case_id, True, id=case_id + "-split", marks=skip))
+            params.append(pytest.param(case_id, True, "float64", id=case_id + "-split", marks=skip))
     return params
 
 
@@ -87,22 +93,27 @@ def _force_split(monkeypatch):
     monkeypatch.setattr(recurrent_helper, "enabled", lambda: True)
 
 
-@pytest.mark.parametrize("case_id, split", _layer_cases())
-def test_layer_matches_keras(case_id, split, monkeypatch):
+@pytest.mark.parametrize("case_id, split, dtype", _layer_cases())
+def test_layer_matches_keras(case_id, split, dtype, monkeypatch):
     case, a = FIXTURE_CASES[case_id]
     if split:
         _force_split(monkeypatch)
     multi = isinstance(case["shape"][0], list)
     layer = build("layer", case["spec"])
-    layer.name, layer.dtype = case_id, np.float64
+    layer.name, layer.dtype = case_id, np.dtype(dtype).type
     layer.build([s[1:] for s in case["shape"]] if multi else case["shape"][1:], np.random.default_rng(0))
     for key, value in {**layer.params, **layer.state}.items():
         value[...] = a[f"weights/{key}"]             # in place: a wrapper's params are its layers'
     xs = [a[f"x/{i}"] for i in range(len(case["shape"]) if multi else 1)]
+    xs = [x if np.issubdtype(x.dtype, np.integer) else x.astype(dtype) for x in xs]
     x = xs if multi else xs[0]
     mask = a.get("mask")
     layer.input_mask = mask
     training = case.get("training", False)
+
+    def close(actual, expected, what):
+        assert np.asarray(actual).dtype == dtype, f"{what} is {np.asarray(actual).dtype}, not {dtype}"
+        _close(actual, expected, what, dtype)
 
     y = layer.forward(x, training=training)
     close(y, a["y"], "output")
@@ -167,6 +178,16 @@ def test_metric_matches_keras(case_id):
 
 
 # -- coverage ---------------------------------------------------------------------------------
+
+def test_every_activation_is_checked_through_the_activation_layer():
+    covered = set()
+    for case, _ in FIXTURE_CASES.values():
+        if case["name"] == "activation":
+            function = case["spec"]["activation"]
+            covered.add(function if isinstance(function, str) else function["type"])
+    missing = sorted(set(registry("activation").names()) - covered)
+    assert not missing, f"activations without a Keras fixture: {missing}"
+
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_registered_name_has_a_keras_fixture_or_a_reasoned_exemption(kind):

@@ -389,7 +389,7 @@ def main(only=None):
     for (kind, name), entries in sorted(files.items()):
         save(os.path.join(FIXTURES, kind, f"{name}.npz"), entries)
     total = sum(os.path.getsize(os.path.join(FIXTURES, k, f"{n}.npz")) for k, n in files)
-    print(f"{sum(1 for k in files for _ in [k])} files, {len(all_cases())} cases, {total / 1e6:.2f} MB, "
+    print(f"{len(files)} files, {len(all_cases())} cases, {total / 1e6:.2f} MB, "
           f"{time.perf_counter() - start:.0f} s (keras {keras.__version__}, jax {jax.__version__})")
 
 
