@@ -58,6 +58,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))          # the reposi
 
 from cases import all_cases  # noqa: E402
 
+import dltrain.catalogue  # noqa: E402,F401  (every registry filled)
 from dltrain.registry import build as dl_build  # noqa: E402
 
 FIXTURES = os.path.join(HERE, "fixtures")
@@ -216,9 +217,10 @@ def run_layer(case):
     if not integer:
         for i, g in enumerate(grads[1]):
             out[f"grad_x/{i}"] = np.asarray(g)
-    if training:
+    if training:                  # dltrain's statistics (not Keras's dropout seed, which is random)
         for variable, value in zip(layer.non_trainable_variables, new_frozen):
-            out[f"state/{dl_key(variable, layer_type)}"] = np.asarray(value)
+            if dl_key(variable, layer_type) in weights:
+                out[f"state/{dl_key(variable, layer_type)}"] = np.asarray(value)
     mask_in = None if mask is None else jnp.asarray(mask)
     mask_out = layer.compute_mask(call_x, mask_in)
     if mask_out is not None:
