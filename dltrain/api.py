@@ -10,13 +10,16 @@ from pathlib import Path
 import numpy as np
 
 import dltrain.catalogue  # noqa: F401  (every kind can be built by name from here)
+from dltrain import device as devices
 from dltrain.allocator import tune as _tune_allocator
 from dltrain.config.loader import parse
 from dltrain.config.resolve import dump
 from dltrain.errors import CheckpointError, ConfigError, DataError, Interrupted
 from dltrain.experiment import Experiment, relative_paths
+from dltrain.parallel.communicator import SingleProcess
 from dltrain.training import checkpoint, rundir
 from dltrain.training.trainer import Trainer
+from dltrain.training.writer import NullWriter, RunWriter
 
 
 @dataclass
@@ -28,57 +31,48 @@ class FitResult:
 
 
 def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None, resume=None,
-        allow_config_change=False):
+        allow_config_change=False, comm=None, check_replicas=None, device=None):
     """Train the model a config describes; write the run directory; return the history.
 
     With ``validation: {kfold: K}`` it trains K models (RUN/fold1..K) and returns a
     ``kfold.CrossValidation``; ``fold=(K, i)`` trains only fold i. ``resume`` is "auto" or a run
-    directory or checkpoint to continue exactly (training/resume.py); config may then be None."""
+    directory or checkpoint to continue exactly (training/resume.py); config may then be None.
+    ``comm``: the communicator (parallel/communicator.py) when this is one of several processes;
+    only rank 0 writes the run directory; ``check_replicas=N`` compares the ranks' parameters
+    every N steps (``--debug``). ``device``: cpu, cuda or auto (default: the config's
+    ``device:``, else cpu; dltrain/device.py)."""
+    from dltrain.data import kfold
     from dltrain.training import resume as resuming, signals
 
     _tune_allocator()
     if resume not in (None, "auto"):
         config = config or resuming.config_of(resume)
         run_dir = run_dir or resuming.run_of(resume)
-    experiment = Experiment(config, overrides)
-    from dltrain.data import kfold
-
+    experiment = Experiment(config, overrides, fold=fold)
+    device = devices.choose(device, experiment.config.get("device"), experiment.document.where(("device",)))
     if fold is None and kfold.requested(experiment.config):
         run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
         return kfold.cross_validate(fit, config, kfold.requested(experiment.config), run_dir,
-                                    overrides=overrides, overwrite=overwrite, callbacks=callbacks)
-    experiment.fold = fold
-    from dltrain.data import download
-
-    with download.reporting(_download_progress(callbacks)):      # a dataset fetched on first use
-        splits = experiment.load_data()
-    experiment.fit_pipeline(splits["train"])
-    model = experiment.build()
-    _check_labels(experiment, splits)
+                                    overrides=overrides, overwrite=overwrite, callbacks=callbacks,
+                                    device=device)
+    comm = comm or SingleProcess()
+    devices.refuse_with_workers(device, comm.size)       # one GPU per rank: not yet
+    splits = _prepare(experiment, callbacks)
     run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
+    writer = RunWriter(run_dir) if comm.is_root else NullWriter(run_dir)
     resolved = relative_paths(experiment.config, experiment.base, run_dir)
-    resumed = resuming.start(run_dir, resume, overwrite, resolved, allow_config_change)
-    from dltrain.training.files import write_text
-
-    write_text(run_dir / "config.yaml", dump(resolved))
+    resumed = resuming.start(writer, resume, overwrite, resolved, allow_config_change)
+    writer.config(dump(resolved))
     record = rundir.manifest(experiment.seed, _fingerprints(experiment))
-    rundir.write_manifest(run_dir, record)
-    meta = {"config": resolved, "class_names": experiment.class_names,
-            "source_state": getattr(experiment.sources["train"], "fitted", None),
-            "input_shape": list(model.input_shape), "metrics": experiment.metric_names()}
-    trainer = Trainer(
-        model, experiment.loss, experiment.optimizer, experiment.metric_specs, experiment.pipeline,
-        experiment.streams, epochs=experiment.training["epochs"],
-        batch_size=experiment.training["batch_size"], shuffle=experiment.training["shuffle"],
-        callbacks=[*experiment.callbacks, rundir.MetricsLog(run_dir), *callbacks,
-                   signals.StopOnSignal(caught := signals.Signals(), run_dir)],
-        run_dir=run_dir, meta=meta, target_fn=experiment.target_fn())
-    trainer.class_weight = experiment.class_weights()
-    trainer.divergence_factor = experiment.training.get("divergence_factor")
+    record["device"] = devices.describe(device)
+    writer.manifest(record)
+    trainer = _trainer(experiment, writer, callbacks, resolved, comm, caught := signals.Signals())
     if resumed:
-        resuming.restore(trainer, resumed[1], resumed[2], len(experiment.callbacks))
+        resuming.restore(trainer, resumed[1], resumed[2])
         record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
-        rundir.write_manifest(run_dir, record)
+        writer.manifest(record)
+    _join(trainer, comm, check_replicas)
+    devices.place(trainer, device)          # after any resume: the host state moves once
     try:
         with caught, np.errstate(over="ignore", invalid="ignore"):   # non-finite: training/finite.py
             history = trainer.fit(splits["train"], splits["validation"])
@@ -86,13 +80,52 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
         interrupted = isinstance(error, (KeyboardInterrupt, Interrupted))
         record.update(status="interrupted" if interrupted else "failed", error=type(error).__name__,
                       finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        _quiet_manifest(run_dir, record)
+        writer.manifest(record, quiet=True)
         raise
     test = trainer.evaluate(splits["test"]) if splits["test"] is not None else None
     record.update(status="completed", epochs=trainer.epoch, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  restored_epoch=trainer.restored_epoch, parameters=model.count_params())
-    rundir.write_manifest(run_dir, record)
+                  restored_epoch=trainer.restored_epoch, parameters=experiment.model.count_params())
+    writer.manifest(record)
     return FitResult(run_dir, history, trainer, test)
+
+
+def _join(trainer, comm, check_replicas):
+    """Under data parallelism: every rank starts from rank 0's state (also after a resume)."""
+    from dltrain.parallel import replicas
+
+    replicas.join(trainer.model, comm)
+    if check_replicas and comm.size > 1:
+        trainer.checksums = replicas.Checksums(trainer.model, comm, check_replicas)
+
+
+def _prepare(experiment, callbacks):
+    """The splits, read (a built-in dataset fetched on first use) and checked; the preprocessing
+    fitted on the training split; the parameters created."""
+    from dltrain.data import download
+
+    with download.reporting(_download_progress(callbacks)):
+        splits = experiment.load_data()
+    experiment.fit_pipeline(splits["train"])
+    experiment.build()
+    _check_labels(experiment, splits)
+    return splits
+
+
+def _trainer(experiment, writer, callbacks, resolved, comm, signals=None):
+    """The trainer of an experiment: the config's callbacks (saved in checkpoints), then the
+    caller's; every setting read from the resolved config (its defaults: config/resolve.py)."""
+    training = experiment.training
+    meta = {"config": resolved, "class_names": experiment.class_names,
+            "source_state": getattr(experiment.sources["train"], "fitted", None),
+            "input_shape": list(experiment.model.input_shape), "metrics": experiment.metric_names()}
+    return Trainer(
+        experiment.model, experiment.loss, experiment.optimizer, experiment.metrics,
+        experiment.pipeline, experiment.streams, epochs=training["epochs"],
+        batch_size=training["batch_size"], shuffle=training["shuffle"],
+        callbacks=[*experiment.callbacks.values(), *callbacks], saved=experiment.callbacks,
+        writer=writer, meta=meta, target_fn=experiment.target_fn(),
+        class_weight=experiment.class_weights(), divergence_factor=training.get("divergence_factor"),
+        comm=comm, signals=signals)
 
 
 def _download_progress(callbacks):
@@ -105,13 +138,6 @@ def _download_progress(callbacks):
         for hook in hooks:
             hook(file, done, total)
     return progress
-
-
-def _quiet_manifest(run_dir, record):
-    try:
-        rundir.write_manifest(run_dir, record)
-    except CheckpointError:
-        pass
 
 
 def _fingerprints(experiment):
@@ -186,15 +212,17 @@ class LoadedRun:
         self.class_names = self.meta.get("class_names")
 
     def trainer(self):
+        """A trainer that scores this run (it writes nothing)."""
         e = self.experiment
-        return Trainer(self.model, e.loss, e.optimizer, e.metric_specs, e.pipeline, e.streams,
+        return Trainer(self.model, e.loss, e.optimizer, e.metrics, e.pipeline, e.streams,
                        batch_size=e.training["batch_size"], target_fn=e.target_fn())
 
 
-def evaluate(run, which="best", data=None):
+def evaluate(run, which="best", data=None, device=None):
     """{metric: value} of a run on its config's test split, or on ``data`` (a file or a spec)."""
     loaded = LoadedRun(run, which)
     experiment = loaded.experiment
+    device = devices.choose(device, experiment.config.get("device"))
     if data is not None:
         split = _data_split(data, experiment)
     else:
@@ -203,7 +231,7 @@ def evaluate(run, which="best", data=None):
                               fix="pass --data FILE, or add `test: {split: 0.2}` under data.")
         split = experiment.load_data()["test"]
     _check_labels(experiment, {"test": split})
-    return loaded.trainer().evaluate(split)
+    return devices.place(loaded.trainer(), device).evaluate(split)
 
 
 def _data_split(data, experiment):
@@ -272,12 +300,14 @@ class Predictions:
         return rows
 
 
-def predict(run, files, which="best"):
+def predict(run, files, which="best", device=None):
     """The model's outputs for every sample of every file, with the saved preprocessing applied."""
     from dltrain.data.sources import for_file
 
     loaded = LoadedRun(run, which)
     experiment, model = loaded.experiment, loaded.model
+    xp = devices.device_module(devices.choose(device, experiment.config.get("device")))
+    devices.move_model(model, xp)
     expected = tuple(model.input_shape)
     outputs, sources = [], []
     for file in files:
@@ -291,7 +321,7 @@ def predict(run, files, which="best"):
             raise DataError(f"{file}: each sample has shape {tuple(x.shape[1:])}, the model expects {expected}",
                             fix="give inputs shaped like the training data.")
         x = experiment.pipeline.transform(x)
-        outputs.append(model.predict(x, batch_size=experiment.training["batch_size"] * 8))
+        outputs.append(devices.predict(model, x, experiment.training["batch_size"] * 8, xp))
         names = getattr(source, "sample_names", None)
         sources += [(str(file), names[i] if names else i) for i in range(len(x))]
     loss = experiment.loss
@@ -416,15 +446,17 @@ class LayerTimes:
     rows: list                                 # [timing.LayerTime], one per node
 
 
-def time_layers(config, overrides=(), batch_size=None, iterations=10):
-    """Median forward and backward milliseconds per layer on one random batch (reads no data)."""
+def time_layers(config, overrides=(), batch_size=None, iterations=10, device=None):
+    """Median forward and backward milliseconds per layer on one random batch (reads no data),
+    on ``device`` (default: the config's, else cpu)."""
     from dltrain.timing import time_layers as timed
 
     _tune_allocator()                   # as `fit` does: without it every large array page-faults
     experiment = Experiment(config, overrides)
+    device = devices.choose(device, experiment.config.get("device"), experiment.document.where(("device",)))
     model = experiment.build()
     batch_size = batch_size or experiment.training["batch_size"]
-    return LayerTimes(batch_size, iterations, timed(model, batch_size, iterations))
+    return LayerTimes(batch_size, iterations, timed(model, batch_size, iterations, device=device))
 
 
 def plot(runs, output=None, terminal=False):
@@ -433,3 +465,103 @@ def plot(runs, output=None, terminal=False):
     from dltrain.plot import plot as draw
 
     return draw(runs, output, terminal)
+
+
+# -- sweeps and runs on disk (dltrain.sweep, dltrain.runs) ------------------------------------------
+
+def sweep_check(sweep_file):
+    """The checked sweep.spec.Sweep of a sweep file; ConfigErrors listing every problem."""
+    from dltrain.sweep import spec
+
+    return spec.load(sweep_file)
+
+
+def sweep(sweep_file, sweep_dir=None, allow_change=False, on_event=None):
+    """Run (or continue) a sweep; returns (report.Report, files written: table, JSON, plots).
+    ``on_event(kind, job, record)`` hears of each job ("start", "result", "cached")."""
+    from dltrain.sweep import runner, spec
+
+    loaded = spec.load(sweep_file)
+    folder = Path(sweep_dir) if sweep_dir else loaded.default_dir
+    runner.Runner(loaded, folder, allow_change, on_event=on_event).run()
+    return sweep_report(folder)
+
+
+def sweep_report(sweep_dir, write=True):
+    """(report.Report, files written): DIR/report/trials.csv, trials.json and, with matplotlib,
+    one effect plot per parameter and a parallel-coordinates plot."""
+    from dltrain.plot import have_matplotlib
+    from dltrain.sweep import report
+
+    loaded = report.load(sweep_dir)
+    if not write:
+        return loaded, []
+    folder = loaded.folder / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [loaded.write_csv(folder / "trials.csv"), loaded.write_json(folder / "trials.json")]
+    if have_matplotlib() and loaded.best is not None:
+        from dltrain.sweep import plots
+
+        written += plots.effects(loaded, folder) + [plots.parallel_coordinates(loaded, folder)]
+    return loaded, written
+
+
+def sweep_refit_plan(sweep_dir):
+    """(base config, overrides, run directory) that train the sweep's best values on train +
+    validation (see sweep.report.refit_plan)."""
+    from dltrain.sweep import report
+
+    return report.refit_plan(report.load(sweep_dir))
+
+
+def runs(folder="runs"):
+    """[runs.Run] of every run directory under ``folder``."""
+    from dltrain import runs as on_disk
+
+    return on_disk.list_runs(folder)
+
+
+def compare_runs(paths):
+    """runs.Comparison: the config differences and final metrics of two runs or more."""
+    from dltrain import runs as on_disk
+
+    return on_disk.compare(paths)
+
+# -- data parallelism (dltrain/parallel/) -----------------------------------------------------------
+
+def launched():
+    """Whether this process is one rank of a job an MPI launcher started with 2+ ranks."""
+    from dltrain.parallel.mpi import launched_size
+
+    return launched_size() > 1
+
+
+def world():
+    """This process's communicator: MPI's world under a launcher, else one process."""
+    from dltrain.parallel.mpi import world as mpi_world
+
+    return mpi_world()
+
+
+def launch_workers(workers, fit_params, debug=False):
+    """Run ``dltrain fit`` with ``fit_params`` (a fit command's parsed options) on ``workers``
+    local ranks; the job's exit code."""
+    from dltrain.device import refuse_with_workers
+    from dltrain.parallel import launch
+
+    refuse_with_workers(fit_params.get("device"), workers)      # before any rank starts
+    return launch.launch(workers, launch.fit_arguments(fit_params, debug=debug))
+
+
+def job_rank():
+    """(rank, size) of this process in a data-parallel job that has started, else (0, 1)."""
+    from dltrain.parallel.mpi import rank_of_job
+
+    return rank_of_job()
+
+
+def end_job(code):
+    """On one rank of several: end every rank now with exit ``code``; nothing on one process."""
+    from dltrain.parallel.mpi import abort_job
+
+    abort_job(code)

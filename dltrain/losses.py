@@ -1,16 +1,42 @@
-"""Losses: ``forward(pred, target) -> scalar`` (mean over the batch) and ``backward() -> grad_pred``.
+"""Losses: ``sum(pred, target) -> LossSum(total, count, probabilities)`` and ``backward(count)``.
+
+A loss reports the *sum* of its per-sample values and how many samples it summed, never a mean,
+so the sums of several processes (or of the halves of one batch) add up to the sum of the whole
+batch; ``backward(count)`` returns the gradient of ``total / count``, with ``count`` the number of
+samples in the *global* batch (the training step passes it), so summing the gradients of every
+share gives the gradient of the batch's mean. ``forward(pred, target) -> mean`` and
+``backward()`` (count: this batch's) are the same computation for one batch.
 
 Cross-entropies take ``from_logits``. When the model ends in the activation a cross-entropy
 expects (softmax for categorical, sigmoid for binary) the trainer hands the loss the logits
 instead (``fuses``): log-softmax / log-sigmoid are then computed stably and the gradient is the
-short ``p - y`` rather than a chain through the activation's Jacobian.
+short ``p - y`` rather than a chain through the activation's Jacobian. The probabilities the loss
+computed on the way are returned in ``LossSum.probabilities`` (what metrics read).
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from dltrain import check
 from dltrain.activations import stable_sigmoid
+from dltrain.backend import array_module, on_host
 from dltrain.errors import DataError
 from dltrain.registry import register
+
+
+class LossSum(NamedTuple):
+    """One batch's loss: ``total`` the sum of (weighted) per-sample values, a 0-d array of the
+    prediction's dtype; ``count`` the samples summed; ``probabilities`` the activated output when
+    the loss read logits, else None (the prediction itself is the probability)."""
+
+    total: np.ndarray
+    count: int
+    probabilities: np.ndarray = None
+
+    @property
+    def mean(self):
+        """total / count in the prediction's dtype, exactly as ``np.mean`` computes it."""
+        return (self.total / self.count).astype(self.total.dtype)     # a 0-d array on a device
 
 
 class Loss:
@@ -23,20 +49,42 @@ class Loss:
     def __call__(self, pred, target, sample_weight=None, logits=False):
         return self.forward(pred, target, sample_weight, logits)
 
-    def _weighted_mean(self, per_sample, sample_weight):
-        """Mean over the batch of per-sample losses, weighted when weights are given."""
+    def forward(self, pred, target, sample_weight=None, logits=False):
+        """The mean over the batch (weighted per sample when weights are given)."""
+        return self.sum(pred, target, sample_weight, logits).mean
+
+    def sum(self, pred, target, sample_weight=None, logits=False):
+        """The LossSum of a batch; remembers what ``backward`` needs."""
+        per_sample = self.per_sample(pred, target, logits)
         self._n = len(per_sample)
         self._w = sample_weight
         if sample_weight is not None:
             per_sample = per_sample * sample_weight
-        return per_sample.mean()
+        read_logits = logits or getattr(self, "from_logits", False)
+        return LossSum(per_sample.sum(), self._n, self._p if read_logits else None)
 
-    def _scale(self, grad):
-        """d(mean loss)/d(per-sample loss) applied to a per-sample gradient of shape (B, ...)."""
-        grad /= self._n
+    def backward(self, count=None):
+        """d(total / count)/d(pred); ``count`` defaults to this batch's sample count."""
+        grad = self.gradient()
+        grad /= self._n if count is None else count
         if self._w is not None:
             grad *= self._w.reshape(-1, *([1] * (grad.ndim - 1)))
         return grad
+
+    def targets(self, y, units, dtype):
+        """Raw labels as the targets this loss reads: integer labels for a sparse loss, floats of
+        the model's dtype otherwise (``units``: the model's outputs per sample)."""
+        if self.target == "sparse":
+            return np.asarray(y)
+        return np.asarray(y).astype(dtype, copy=False)
+
+    def per_sample(self, pred, target, logits):
+        """(B,) loss of each sample."""
+        raise NotImplementedError
+
+    def gradient(self):
+        """d(per-sample loss)/d(pred) of the last batch, a new array of the prediction's shape."""
+        raise NotImplementedError
 
 
 def _match(pred, target):
@@ -61,26 +109,26 @@ def _per_sample(values):
 class MeanSquaredError(Loss):
     """mean((pred - target)^2)."""
 
-    def forward(self, pred, target, sample_weight=None, logits=False):
+    def per_sample(self, pred, target, logits=False):
         self._diff = pred - _match(pred, target)
-        return self._weighted_mean(_per_sample(self._diff ** 2), sample_weight)
+        return _per_sample(self._diff ** 2)
 
-    def backward(self):
+    def gradient(self):
         per_row = self._diff[0].size
-        return self._scale(2 * self._diff / per_row)
+        return 2 * self._diff / per_row
 
 
 @register("mean_absolute_error", aliases=("mae",))
 class MeanAbsoluteError(Loss):
     """mean(|pred - target|)."""
 
-    def forward(self, pred, target, sample_weight=None, logits=False):
+    def per_sample(self, pred, target, logits=False):
         diff = pred - _match(pred, target)
-        self._sign = np.sign(diff)
-        return self._weighted_mean(_per_sample(np.abs(diff)), sample_weight)
+        self._sign = array_module(diff).sign(diff)
+        return _per_sample(abs(diff))
 
-    def backward(self):
-        return self._scale(self._sign / self._sign[0].size)
+    def gradient(self):
+        return self._sign / self._sign[0].size
 
 
 @register("huber")
@@ -94,16 +142,16 @@ class Huber(Loss):
     def __init__(self, delta=1.0):
         self.delta = check.positive("delta", delta)
 
-    def forward(self, pred, target, sample_weight=None, logits=False):
+    def per_sample(self, pred, target, logits=False):
         d = pred - _match(pred, target)
         self._d = d
-        a = np.abs(d)
-        values = np.where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
-        return self._weighted_mean(_per_sample(values), sample_weight)
+        a = abs(d)
+        values = array_module(d).where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
+        return _per_sample(values)
 
-    def backward(self):
-        grad = np.clip(self._d, -self.delta, self.delta)
-        return self._scale(grad / self._d[0].size)
+    def gradient(self):
+        grad = self._d.clip(-self.delta, self.delta)
+        return grad / self._d[0].size
 
 
 class CrossEntropy(Loss):
@@ -128,34 +176,36 @@ class BinaryCrossentropy(CrossEntropy):
 
     fuses = "sigmoid"
 
-    def forward(self, pred, target, sample_weight=None, logits=False):
+    def per_sample(self, pred, target, logits=False):
         y = _match(pred, target)
         if self.label_smoothing:
             y = y * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
         self._y = y
         self._logits = logits or self.from_logits
+        xp = array_module(pred)
         if self._logits:
             # log(1 + exp(-|z|)) + max(z, 0) - z y  ==  -[y log s(z) + (1 - y) log(1 - s(z))]
             self._p = stable_sigmoid(pred)
-            values = np.logaddexp(0, -np.abs(pred)) + np.maximum(pred, 0) - pred * y
+            values = xp.logaddexp(0, -abs(pred)) + xp.maximum(pred, 0) - pred * y
         else:
-            self._p = np.clip(pred, EPSILON, 1 - EPSILON)
+            self._p = pred.clip(EPSILON, 1 - EPSILON)
             self._inside = (pred > EPSILON) & (pred < 1 - EPSILON)     # where the clip passes
-            values = -(y * np.log(self._p) + (1 - y) * np.log1p(-self._p))
-        return self._weighted_mean(_per_sample(values), sample_weight)
+            values = -(y * xp.log(self._p) + (1 - y) * xp.log1p(-self._p))
+        return _per_sample(values)
 
-    def backward(self):
+    def gradient(self):
         p, y = self._p, self._y
         if self._logits:
             grad = p - y
         else:
             grad = (p - y) / (p * (1 - p)) * self._inside           # 0 where the clip cuts (Keras)
-        return self._scale(grad / p[0].size)
+        return grad / p[0].size
 
 
 def _log_softmax(z):
+    xp = array_module(z)
     shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 class _Probabilities:
@@ -169,8 +219,8 @@ class _Probabilities:
     def __init__(self, pred):
         self.sum = pred.sum(axis=-1, keepdims=True)                    # (..., 1)
         self.q = pred / self.sum
-        self.clipped = np.clip(self.q, EPSILON, 1 - EPSILON)
-        self.log = np.log(self.clipped)
+        self.clipped = self.q.clip(EPSILON, 1 - EPSILON)
+        self.log = array_module(pred).log(self.clipped)
 
     def backward(self, grad_clipped):
         g = grad_clipped * ((self.q > EPSILON) & (self.q < 1 - EPSILON))
@@ -191,33 +241,40 @@ class CategoricalCrossentropy(CrossEntropy):
 
     fuses = "softmax"
 
+    def targets(self, y, units, dtype):
+        """Integer labels become one-hot rows; one-hot (or soft) rows pass as floats."""
+        y = np.asarray(y)
+        if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and units > 1):
+            return np.eye(units, dtype=dtype)[y.reshape(-1).astype(np.intp)]
+        return y.astype(dtype, copy=False)
+
     def _targets(self, pred, target):
         y = _match(pred, target)
         if self.label_smoothing:
             y = y * (1 - self.label_smoothing) + self.label_smoothing / pred.shape[-1]
         return y
 
-    def forward(self, pred, target, sample_weight=None, logits=False):
+    def per_sample(self, pred, target, logits=False):
         y = self._targets(pred, target)
         self._y = y
         self._logits = logits or self.from_logits
         if self._logits:
             log_p = _log_softmax(pred)
-            self._p = np.exp(log_p)
+            self._p = array_module(pred).exp(log_p)
         else:
             self._probabilities = _Probabilities(pred)
             self._p = self._probabilities.clipped
             log_p = self._probabilities.log
         values = -(y * log_p).sum(axis=-1)
-        return self._weighted_mean(_per_sample(values.reshape(len(values), -1)), sample_weight)
+        return _per_sample(values.reshape(len(values), -1))
 
-    def backward(self):
+    def gradient(self):
         steps = self._p[0].size // self._p.shape[-1]
         if self._logits:
             grad = self._p - self._y
         else:
             grad = self._probabilities.backward(-self._y / self._p)
-        return self._scale(grad / steps)
+        return grad / steps
 
 
 @register("sparse_categorical_crossentropy", aliases=("scce",))
@@ -234,10 +291,13 @@ class SparseCategoricalCrossentropy(CrossEntropy):
     fuses = "softmax"
     target = "sparse"
 
-    def forward(self, pred, target, sample_weight=None, logits=False):
+    def per_sample(self, pred, target, logits=False):
         classes = pred.shape[-1]
-        labels = np.asarray(target).reshape(pred.shape[:-1]).astype(np.intp, copy=False)
-        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        xp = array_module(pred)
+        labels = xp.asarray(target).reshape(pred.shape[:-1]).astype(np.intp, copy=False)
+        # on a device the range check would be a read back per batch: fit and evaluate check
+        # every split's labels once before the first batch (api._check_labels)
+        if on_host(labels) and labels.size and (labels.min() < 0 or labels.max() >= classes):
             bad = labels.min() if labels.min() < 0 else labels.max()
             raise DataError(f"label {bad} is outside the model's {classes} classes (0..{classes - 1})",
                             fix="check the labels, or give the last layer as many units as classes.")
@@ -245,31 +305,30 @@ class SparseCategoricalCrossentropy(CrossEntropy):
         self._logits = logits or self.from_logits
         if self._logits:
             log_p = _log_softmax(pred)
-            self._p = np.exp(log_p)
+            self._p = xp.exp(log_p)
         else:
             self._probabilities = _Probabilities(pred)
             self._p = self._probabilities.clipped
             log_p = self._probabilities.log
-        picked = np.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+        picked = xp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
         values = -picked
         if self.label_smoothing:
             s = self.label_smoothing
             values = (1 - s) * values - s * log_p.mean(axis=-1)
-        return self._weighted_mean(_per_sample(values.reshape(len(values), -1)), sample_weight)
+        return _per_sample(values.reshape(len(values), -1))
 
-    def backward(self):
+    def gradient(self):
         p = self._p
         s = self.label_smoothing
         steps = p[0].size // p.shape[-1]
         if self._logits:
             grad = p.copy() if s == 0 else p - s / p.shape[-1]
-            np.put_along_axis(grad, self._labels[..., None],
-                              np.take_along_axis(grad, self._labels[..., None], axis=-1) - (1 - s), axis=-1)
         else:
-            grad = -(s / p.shape[-1]) / p if s else np.zeros_like(p)
-            picked = np.take_along_axis(p, self._labels[..., None], axis=-1)
-            np.put_along_axis(grad, self._labels[..., None],
-                              np.take_along_axis(grad, self._labels[..., None], axis=-1)
-                              - (1 - s) / picked, axis=-1)
+            grad = -(s / p.shape[-1]) / p if s else array_module(p).zeros_like(p)
+        # the label entry of each row, by (row, label) pairs: each row once, so no scatter-add
+        rows, labels = array_module(p).arange(self._labels.size), self._labels.reshape(-1)
+        at = grad.reshape(-1, grad.shape[-1])                    # (N, C), a view of grad
+        at[rows, labels] -= (1 - s) if self._logits else (1 - s) / p.reshape(at.shape)[rows, labels]
+        if not self._logits:
             grad = self._probabilities.backward(grad)
-        return self._scale(grad / steps)
+        return grad / steps
