@@ -12,6 +12,7 @@ import numpy as np
 from dltrain.config.loader import parse
 from dltrain.config.resolve import dump
 from dltrain.errors import CheckpointError, ConfigError, DataError, Interrupted
+from dltrain.data import prediction_inputs
 from dltrain.experiment import Experiment, relative_paths
 from dltrain.training import checkpoint, rundir
 from dltrain.training.trainer import Trainer
@@ -135,23 +136,8 @@ def _fingerprints(experiment):
 
 
 def _check_labels(experiment, splits):
-    """Labels outside the model's classes are a data error before the first epoch."""
-    if experiment.loss.target != "sparse":
-        return
-    classes = experiment.model.output_shape[-1]
-    for name, split in splits.items():
-        if split is None or split.y is None:
-            continue
-        y = np.asarray(split.y)[split.indices]
-        if y.size and (y.min() < 0 or y.max() >= classes):
-            bad = int(y.min() if y.min() < 0 else y.max())
-            source = experiment.sources.get(name)
-            located = name if source is not None and not isinstance(source, dict) else "train"
-            raise DataError(
-                f"the {name} labels include {bad}, outside the model's {classes} classes (0..{classes - 1})",
-                where=experiment.document.where(("data", located)),
-                fix=f"give the last layer {int(y.max()) + 1} units, or fix the labels." if bad >= 0
-                else "class labels are 0, 1, 2, ...: fix the negative labels.")
+    """Labels the loss cannot take are a data error (file and row named) before the first epoch."""
+    prediction_inputs.check_labels(experiment, splits)
 
 
 # -- loading a run ---------------------------------------------------------------------------
@@ -159,6 +145,7 @@ def _check_labels(experiment, splits):
 def checkpoint_path(run, which="best"):
     """The checkpoint file for a run directory (best, else last) or a checkpoint path."""
     run = Path(run)
+    prediction_inputs.check_run_argument(run)           # a config given where a run is expected
     if run.is_file():
         return run
     if not run.exists():
@@ -204,36 +191,21 @@ class LoadedRun:
 
 def evaluate(run, which="best", data=None):
     """{metric: value} of a run on its config's test split, or on ``data`` (a file or a spec)."""
+    from dltrain.data import kfold
+
+    if kfold.fold_runs(run):                            # a k-fold run: every fold, and the ensemble
+        return kfold.evaluate_folds(run, which, data, LoadedRun)
     loaded = LoadedRun(run, which)
     experiment = loaded.experiment
     if data is not None:
-        split = _data_split(data, experiment)
+        split = prediction_inputs.evaluation_split(data, experiment)
     else:
         if experiment.sources.get("test") is None:
             raise ConfigError(f"the config of {loaded.run_dir} has no test split",
                               fix="pass --data FILE, or add `test: {split: 0.2}` under data.")
         split = experiment.load_data()["test"]
     _check_labels(experiment, {"test": split})
-    return loaded.trainer().evaluate(split)
-
-
-def _data_split(data, experiment):
-    from dltrain.data.dataset import Split
-    from dltrain.data.sources import for_file
-    from dltrain.registry import build
-
-    text = str(data).strip()
-    if text.startswith("{"):
-        source = build("source", parse(text, "--data").data, "--data")
-    else:
-        source = for_file(text, experiment.sources.get("train"))
-    x, y = source.load(Path.cwd())
-    if y is None:
-        raise DataError(f"{data}: no labels to evaluate against",
-                        fix="give a file that holds labels as the training data did.")
-    split = Split(x, y, name="test")
-    experiment.check_data({"test": split})
-    return split
+    return prediction_inputs.scores(loaded.trainer().evaluate(split), loaded.path, loaded.meta)
 
 
 @dataclass
@@ -292,12 +264,14 @@ def predict(run, files, which="best"):
     expected = tuple(model.input_shape)
     outputs, sources = [], []
     for file in files:
-        source = for_file(file, experiment.sources.get("train"))
+        source = prediction_inputs.prepare_image_source(for_file(file, experiment.sources.get("train")),
+                                                        expected)
         reshapes = any(getattr(step, "changes_shape", False) for step in experiment.pipeline.steps)
         features = None if reshapes else int(np.prod(expected))
         x = source.load_features(Path.cwd(), expected_features=features)
         if features and x.ndim == 2 and len(expected) > 1 and x.shape[1] == features:
             x = x.reshape(len(x), *expected)        # flat CSV rows for shaped inputs (8x8 digits)
+        x = prediction_inputs.conform(x, expected, file)    # a missing channel axis added
         if tuple(x.shape[1:]) != expected and not reshapes:     # text: checked by check_data
             raise DataError(f"{file}: each sample has shape {tuple(x.shape[1:])}, the model expects {expected}",
                             fix="give inputs shaped like the training data.")

@@ -126,6 +126,11 @@ def _print_fit_summary(console, result):
     console.print(table)
     if result.trainer.restored_epoch:
         console.print(f"restored the weights of epoch {result.trainer.restored_epoch} (early stopping)")
+    if result.test:
+        weights = f"epoch {result.trainer.restored_epoch}'s restored" if result.trainer.restored_epoch \
+            else f"the last epoch's ({len(result.history)})"
+        console.print(f"test: scored with {weights} weights; `dltrain evaluate` scores the best "
+                      "checkpoint (best.npz) when the run kept one, else last.npz")
     console.print(f"next: dltrain evaluate {result.run_dir}")
 
 
@@ -140,16 +145,23 @@ def evaluate(run, which, data, as_json):
     """Score the run RUN on its test split (or --data)."""
     from dltrain import api
 
+    from dltrain.data.prediction_inputs import strict
+
     scores = api.evaluate(run, which, data)
-    if as_json:
-        click.echo(json.dumps(scores))
+    if as_json:                                  # strict JSON: NaN and Inf are null
+        click.echo(json.dumps(strict(scores.as_dict() if hasattr(scores, "ensemble") else scores),
+                              allow_nan=False))
         return
     from rich.console import Console
     from rich.table import Table
 
     from dltrain.progress import format_value
 
-    table = Table(title=f"{run}", title_justify="left")
+    if hasattr(scores, "ensemble"):              # a k-fold run: each fold, mean ± std, ensemble
+        from dltrain.cli_data import print_fold_scores
+
+        return print_fold_scores(Console(), scores)
+    table = Table(title=f"{run}  ({scores.checkpoint})", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in scores.items():
@@ -171,7 +183,12 @@ def predict(run, files, which, output, fmt, top_k):
     """Apply the run RUN to FILES (.csv, .npy, .npz, ...)."""
     from dltrain import api
 
+    from dltrain.data.prediction_inputs import cap_top_k
+
     predictions = api.predict(run, files, which)
+    top_k, note = cap_top_k(top_k, predictions)
+    if note:
+        _stderr().print(note)
     if output:
         api.write_predictions(predictions, output, fmt, top_k)
         _stderr().print(f"wrote {len(predictions.outputs)} predictions to {output}")

@@ -24,6 +24,27 @@ def print_cross_validation(console, result):
     console.print(f"runs: {result.run_dir}/fold1 .. fold{len(result.scores)}")
 
 
+def print_fold_scores(console, result):
+    """A k-fold run on its test split: each fold's model, mean ± std, and the fold ensemble."""
+    from rich.table import Table
+
+    from dltrain.progress import format_value
+
+    summary = result.summary()
+    table = Table(title=f"{result.run_dir}  ({len(result.folds)} fold models on the test split)",
+                  title_justify="left")
+    table.add_column("model")
+    for key in summary:
+        table.add_column(key, justify="right")
+    for checkpoint, scores in zip(result.checkpoints, result.folds):
+        table.add_row(checkpoint, *(format_value(scores[key]) for key in summary))
+    table.add_row("mean ± std", *(f"{format_value(m)} ± {format_value(s)}" for m, s in summary.values()),
+                  style="bold")
+    table.add_row("ensemble (mean output)", *(format_value(result.ensemble.get(key, "")) for key in summary),
+                  style="bold")
+    console.print(table)
+
+
 @main.group(context_settings=CONTEXT)
 def datasets():
     """Built-in datasets: list them, download them ahead of use."""

@@ -84,3 +84,85 @@ def cross_validate(fit, config, k, run_dir, **options):
         scores.append({key[4:]: value for key, value in best.items() if key.startswith("val_")})
         results.append(result)
     return CrossValidation(Path(run_dir), results, scores)
+
+
+# -- evaluating a k-fold run ---------------------------------------------------------------------
+
+def fold_runs(run):
+    """The fold run directories (fold1, fold2, ...) of a k-fold run, in fold order, or []."""
+    run = Path(run)
+    if not run.is_dir() or (run / "checkpoints").is_dir():
+        return []
+    found = [p for p in run.glob("fold*") if p.name[4:].isdigit() and (p / "checkpoints").is_dir()]
+    return sorted(found, key=lambda p: int(p.name[4:]))
+
+
+@dataclass
+class FoldScores:
+    run_dir: Path
+    folds: list                  # one {metric: value} per fold, each fold's model on the test split
+    ensemble: dict               # the metrics of the fold models' averaged outputs
+    checkpoints: list            # which checkpoint of each fold was scored
+
+    def summary(self):
+        """{metric: (mean, std)} over the folds (population std, ddof 0)."""
+        keys = [k for k in self.folds[0] if all(k in s for s in self.folds)]
+        return {k: (float(np.mean([s[k] for s in self.folds])), float(np.std([s[k] for s in self.folds])))
+                for k in keys}
+
+    def as_dict(self):
+        return {"folds": self.folds, "mean": {k: m for k, (m, _) in self.summary().items()},
+                "std": {k: s for k, (_, s) in self.summary().items()}, "ensemble": self.ensemble,
+                "checkpoints": self.checkpoints}
+
+
+def evaluate_folds(run, which, data, load_run):
+    """Each fold's model on the test split (or ``data``), and the ensemble of all folds: the
+    averaged probabilities (a classifier) or outputs (a regression), scored like one model."""
+    from dltrain.data import prediction_inputs
+
+    loaded = [load_run(fold, which) for fold in fold_runs(run)]
+    splits = []
+    for one in loaded:
+        if data is not None:
+            split = prediction_inputs.evaluation_split(data, one.experiment)
+        else:
+            if one.experiment.sources.get("test") is None:
+                raise ConfigError(f"the config of {one.run_dir} has no test split",
+                                  fix="pass --data FILE, or add `test: {split: 0.2}` under data.")
+            split = one.experiment.load_data()["test"]
+        prediction_inputs.check_labels(one.experiment, {"test": split})
+        splits.append(split)
+    trainers = [one.trainer() for one in loaded]
+    scores = [trainer.evaluate(split) for trainer, split in zip(trainers, splits)]
+    return FoldScores(Path(run), scores, _ensemble(trainers, splits),
+                      [f"{one.run_dir.name}/{prediction_inputs.describe_checkpoint(one.path, one.meta)}"
+                       for one in loaded])
+
+
+def _ensemble(trainers, splits, batch_size=256):
+    """Loss and metrics of the mean of the fold models' outputs (probabilities, not logits)."""
+    from dltrain.registry import build
+
+    first = trainers[0]
+    from_logits = getattr(first.loss, "from_logits", False)
+    activation = build("activation", first.loss.fuses) if from_logits else None
+    metrics = first._new_metrics()
+    total, seen = 0.0, 0
+    for start in range(0, len(splits[0]), batch_size):
+        positions = np.arange(start, min(start + batch_size, len(splits[0])))
+        outputs = []
+        for trainer, split in zip(trainers, splits):      # each fold has its own preprocessing
+            x, y = trainer._batch(split, positions)
+            out = trainer.model.forward(x, training=False)
+            outputs.append(activation.forward(out) if from_logits else out)
+        mean = np.mean(outputs, axis=0)
+        if from_logits:                    # logits whose softmax (sigmoid) is the mean probability
+            clipped = np.clip(mean, 1e-7, 1 - 1e-7)
+            mean = np.log(clipped) - (np.log1p(-clipped) if first.loss.fuses == "sigmoid" else 0)
+        total += float(first.loss(mean, y)) * len(mean)
+        seen += len(mean)
+        probabilities = first.loss._p if first.metrics_read_loss else mean
+        for metric in metrics.values():
+            metric.update(probabilities, y)
+    return {"loss": total / max(seen, 1), **{k: m.result() for k, m in metrics.items()}}

@@ -218,7 +218,8 @@ def refit(source, table, columns, rows):
     is unseen, an error as for any file (see ``features``); the class names stay those of the
     whole file, since they name the model's outputs."""
     fitted = fit_columns(source, table.rows(rows), columns)
-    fitted["class_names"] = source.fitted.get("class_names")
+    for key in ("class_names", "label", "label_index"):
+        fitted[key] = source.fitted.get(key)
     source.fitted = fitted
     return features(source, table, fitted, columns)
 
