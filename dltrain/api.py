@@ -292,8 +292,7 @@ def predict(run, files, which="best"):
 
 def write_predictions(predictions, output, format=None, top_k=None):
     """Write predictions to ``output`` as csv, json or npy (by ``format`` or the extension)."""
-    import csv
-
+    from dltrain.data import prediction_output
     from dltrain.training.files import atomic_open
 
     output = Path(output)
@@ -305,15 +304,11 @@ def write_predictions(predictions, output, format=None, top_k=None):
             with atomic_open(output) as f:
                 np.save(f, predictions.outputs)
             return output
-        records = predictions.records(top_k)
         with atomic_open(output, "w") as f:
             if format == "json":
-                json.dump(records, f, indent=1)
-            else:
-                writer = csv.DictWriter(f, fieldnames=list(records[0]) if records else ["file"],
-                                        lineterminator="\n")
-                writer.writeheader()
-                writer.writerows(records)
+                json.dump(predictions.records(top_k), f, indent=1)
+            else:                                   # column by column: no dict per row
+                prediction_output.write_csv(f, predictions, top_k)
     except CheckpointError as error:
         raise CheckpointError(f"cannot write predictions to {output}: {error.message}") from None
     return output

@@ -195,15 +195,12 @@ def predict(run, files, which, output, fmt, top_k):
         return
     if fmt == "npy":
         raise click.UsageError("--format npy needs --output FILE")
-    records = predictions.records(top_k)
     if fmt == "json":
-        click.echo(json.dumps(records, indent=1))
+        click.echo(json.dumps(predictions.records(top_k), indent=1))
         return
-    import csv
+    from dltrain.data.prediction_output import write_csv
 
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(records[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records)
+    write_csv(sys.stdout, predictions, top_k)
 
 
 # Commands that live in modules of their own attach themselves to `main` on import.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dltrain.data import csv_columns, npyfile, table
+from dltrain.data import csv_columns, csv_stream, npyfile, table
 from dltrain.data.arrays import check_finite
 from dltrain.errors import ConfigError, DataError
 from dltrain.registry import register
@@ -231,6 +231,9 @@ class Csv(Source):
     def load_features(self, base, expected_features=None):
         """The features of a CSV, with or without its label column (found by name or width)."""
         path = self.resolve(base)
+        streamed = csv_stream.features(self, path)       # numeric files: in chunks, no cell strings
+        if streamed is not None:
+            return streamed
         data = table.Table(path, self.delimiter, self.header)
         if self.fitted is None:
             label = data.index(self.label, "label") if self.label is not None and \
