@@ -1,7 +1,7 @@
 """The errors a user can cause, each with the exit code of the interface contract.
 
 Every error says what is wrong, where (a YAML path and ``file:line``, or a file and row), what was
-expected and how to fix it. ``cli.py`` renders them; library code only raises them.
+expected and how to fix it. ``dltrain/cli/`` renders them; library code only raises them.
 """
 
 

@@ -119,6 +119,8 @@ EPSILON = 1e-7
 class BinaryCrossentropy(CrossEntropy):
     """-mean(y log p + (1 - y) log(1 - p)) over the outputs, p = sigmoid(logits) or the prediction.
 
+    Probabilities are clipped to [1e-7, 1 - 1e-7], with no gradient where the clip cuts (Keras).
+
     Args:
         from_logits: the model outputs logits rather than probabilities.
         label_smoothing: targets become y (1 - s) + s / 2.
@@ -138,6 +140,7 @@ class BinaryCrossentropy(CrossEntropy):
             values = np.logaddexp(0, -np.abs(pred)) + np.maximum(pred, 0) - pred * y
         else:
             self._p = np.clip(pred, EPSILON, 1 - EPSILON)
+            self._inside = (pred > EPSILON) & (pred < 1 - EPSILON)     # where the clip passes
             values = -(y * np.log(self._p) + (1 - y) * np.log1p(-self._p))
         return self._weighted_mean(_per_sample(values), sample_weight)
 
@@ -146,7 +149,7 @@ class BinaryCrossentropy(CrossEntropy):
         if self._logits:
             grad = p - y
         else:
-            grad = (p - y) / (p * (1 - p))
+            grad = (p - y) / (p * (1 - p)) * self._inside           # 0 where the clip cuts (Keras)
         return self._scale(grad / p[0].size)
 
 
@@ -155,9 +158,31 @@ def _log_softmax(z):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+class _Probabilities:
+    """Keras's reading of probabilities: q = p / sum(p) over the classes, clipped to
+    [eps, 1 - eps]; ``log`` is log(clipped q), and ``backward`` takes d/d(clipped q) to d/dp.
+
+    d q_i / d p_k = (delta_ik - q_i) / s with s = sum(p), so grad_p = (g - sum_i g_i q_i) / s,
+    with g zero where the clip cuts.
+    """
+
+    def __init__(self, pred):
+        self.sum = pred.sum(axis=-1, keepdims=True)                    # (..., 1)
+        self.q = pred / self.sum
+        self.clipped = np.clip(self.q, EPSILON, 1 - EPSILON)
+        self.log = np.log(self.clipped)
+
+    def backward(self, grad_clipped):
+        g = grad_clipped * ((self.q > EPSILON) & (self.q < 1 - EPSILON))
+        return (g - (g * self.q).sum(axis=-1, keepdims=True)) / self.sum
+
+
 @register("categorical_crossentropy", aliases=("cce",))
 class CategoricalCrossentropy(CrossEntropy):
     """-sum(y log p) over classes, averaged over the batch; y one-hot (or soft) rows.
+
+    Probabilities are read as Keras reads them: divided by their sum over the classes, then
+    clipped to [1e-7, 1 - 1e-7] (no gradient where the clip cuts).
 
     Args:
         from_logits: the model outputs logits rather than probabilities.
@@ -180,20 +205,26 @@ class CategoricalCrossentropy(CrossEntropy):
             log_p = _log_softmax(pred)
             self._p = np.exp(log_p)
         else:
-            self._p = np.clip(pred, EPSILON, 1.0)
-            log_p = np.log(self._p)
+            self._probabilities = _Probabilities(pred)
+            self._p = self._probabilities.clipped
+            log_p = self._probabilities.log
         values = -(y * log_p).sum(axis=-1)
         return self._weighted_mean(_per_sample(values.reshape(len(values), -1)), sample_weight)
 
     def backward(self):
         steps = self._p[0].size // self._p.shape[-1]
-        grad = (self._p - self._y) if self._logits else -self._y / self._p
+        if self._logits:
+            grad = self._p - self._y
+        else:
+            grad = self._probabilities.backward(-self._y / self._p)
         return self._scale(grad / steps)
 
 
 @register("sparse_categorical_crossentropy", aliases=("scce",))
 class SparseCategoricalCrossentropy(CrossEntropy):
     """-log p[label], averaged over the batch; labels are class indices.
+
+    Probabilities are renormalised and clipped as categorical_crossentropy's.
 
     Args:
         from_logits: the model outputs logits rather than probabilities.
@@ -216,8 +247,9 @@ class SparseCategoricalCrossentropy(CrossEntropy):
             log_p = _log_softmax(pred)
             self._p = np.exp(log_p)
         else:
-            self._p = np.clip(pred, EPSILON, 1.0)
-            log_p = np.log(self._p)
+            self._probabilities = _Probabilities(pred)
+            self._p = self._probabilities.clipped
+            log_p = self._probabilities.log
         picked = np.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
         values = -picked
         if self.label_smoothing:
@@ -239,4 +271,5 @@ class SparseCategoricalCrossentropy(CrossEntropy):
             np.put_along_axis(grad, self._labels[..., None],
                               np.take_along_axis(grad, self._labels[..., None], axis=-1)
                               - (1 - s) / picked, axis=-1)
+            grad = self._probabilities.backward(grad)
         return self._scale(grad / steps)

@@ -103,42 +103,108 @@ class TopKAccuracy(Metric):
 
 
 class Confusion(Metric):
-    """Per-class true positive, false positive and false negative counts (macro over classes)."""
+    """Per-class true positive, false positive and false negative counts.
+
+    Two ways to call a prediction positive: dltrain's default, the arg-max class of each row
+    (0.5 for one output unit), or Keras's threshold on every output (``thresholds`` /
+    ``threshold``, or ``class_id`` at 0.5), which counts each output column as its own class.
+    """
+
+    binary = True
+    #: the argument that sets Keras's element-wise threshold (Keras spells it per metric)
+    threshold_argument = "thresholds"
+
+    def __init__(self, threshold=None, class_id=None):
+        self._threshold = None if threshold is None else check.fraction(self.threshold_argument, threshold,
+                                                                        closed=True)
+        self._class_id = None if class_id is None else check.non_negative_int("class_id", class_id)
+        super().__init__()
 
     def reset(self):
         self.tp = self.fp = self.fn = None
 
+    @property
+    def elementwise(self):
+        return self._threshold is not None or self._class_id is not None
+
     def update(self, pred, target):
-        predicted, true = labels_of(np.asarray(pred), np.asarray(target))
-        classes = max(2, np.asarray(pred).shape[-1]) if np.asarray(pred).ndim > 1 else 2
-        cm = np.bincount(true * classes + predicted, minlength=classes * classes)
-        cm = cm.reshape(classes, classes)
-        tp, fp, fn = np.diag(cm), cm.sum(axis=0) - np.diag(cm), cm.sum(axis=1) - np.diag(cm)
+        pred, target = np.asarray(pred), np.asarray(target)
+        if self.elementwise:
+            tp, fp, fn = _thresholded_counts(pred, target, 0.5 if self._threshold is None else self._threshold)
+        else:
+            predicted, true = labels_of(pred, target)
+            classes = max(2, pred.shape[-1]) if pred.ndim > 1 else 2
+            cm = np.bincount(true * classes + predicted, minlength=classes * classes)
+            cm = cm.reshape(classes, classes)
+            tp, fp, fn = np.diag(cm), cm.sum(axis=0) - np.diag(cm), cm.sum(axis=1) - np.diag(cm)
         if self.tp is None:
             self.tp, self.fp, self.fn = tp, fp, fn
         else:
             self.tp, self.fp, self.fn = self.tp + tp, self.fp + fp, self.fn + fn
 
-    def _per_class(self):
+    def _counts(self):
+        """(tp, fp, fn) as floats, one entry per class that counts."""
         tp, fp, fn = (a.astype(float) for a in (self.tp, self.fp, self.fn))
-        if len(tp) == 2 and self.binary:
-            tp, fp, fn = tp[1:], fp[1:], fn[1:]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-            recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
-        return precision, recall
+        if self._class_id is not None:
+            if self._class_id >= len(tp):
+                from dltrain.errors import DataError
 
-    binary = True
+                raise DataError(f"class_id {self._class_id} is outside the model's {len(tp)} outputs",
+                                fix=f"use a class_id below {len(tp)}.")
+            return tp[[self._class_id]], fp[[self._class_id]], fn[[self._class_id]]
+        if len(tp) == 2 and self.binary and not self.elementwise:
+            return tp[1:], fp[1:], fn[1:]
+        return tp, fp, fn
 
     def result(self):
         if self.tp is None:
             return float("nan")
-        return float(np.mean(self.score(*self._per_class())))
+        tp, fp, fn = self._counts()
+        if self.elementwise:                   # Keras: micro, over every output counted
+            tp, fp, fn = tp.sum(keepdims=True), fp.sum(keepdims=True), fn.sum(keepdims=True)
+        return float(np.mean(self.score(*_rates(tp, fp, fn))))
+
+
+def _rates(tp, fp, fn):
+    """(precision, recall) per entry, 0 where undefined."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+    return precision, recall
+
+
+def _one_hot_like(pred, target):
+    """The target as 0/1 of the prediction's shape: integer labels become one-hot rows."""
+    if target.shape == pred.shape or target.size == pred.size:
+        return target.reshape(pred.shape) > 0.5
+    labels = target.reshape(pred.shape[:-1]).astype(np.intp)
+    return labels[..., None] == np.arange(pred.shape[-1])
+
+
+def _thresholded_counts(pred, target, threshold):
+    """Per output column (tp, fp, fn) with a prediction positive where it exceeds threshold."""
+    pred = pred.reshape(len(pred), -1) if pred.ndim == 1 else pred
+    true = _one_hot_like(pred, target).reshape(-1, pred.shape[-1])
+    positive = pred.reshape(-1, pred.shape[-1]) > threshold
+    return ((positive & true).sum(axis=0), (positive & ~true).sum(axis=0), (~positive & true).sum(axis=0))
+
+
+_CONFUSION_ARGS = """
+    Args:
+        thresholds: Keras's element-wise reading: every output above it counts as predicted
+            (micro over outputs); null (default): the arg-max class, macro over classes.
+        class_id: score only this output column, thresholded (at 0.5 unless thresholds is set).
+"""
 
 
 @register("precision")
 class Precision(Confusion):
-    """tp / (tp + fp): of the positive class for one output unit, macro-averaged over classes otherwise."""
+    __doc__ = ("tp / (tp + fp): of the positive class for one output unit, macro-averaged over "
+               "classes otherwise.\n" + _CONFUSION_ARGS)
+
+    def __init__(self, thresholds=None, class_id=None):
+        self.thresholds, self.class_id = thresholds, class_id
+        super().__init__(thresholds, class_id)
 
     def score(self, precision, recall):
         return precision
@@ -146,7 +212,12 @@ class Precision(Confusion):
 
 @register("recall")
 class Recall(Confusion):
-    """tp / (tp + fn): of the positive class for one output unit, macro-averaged over classes otherwise."""
+    __doc__ = ("tp / (tp + fn): of the positive class for one output unit, macro-averaged over "
+               "classes otherwise.\n" + _CONFUSION_ARGS)
+
+    def __init__(self, thresholds=None, class_id=None):
+        self.thresholds, self.class_id = thresholds, class_id
+        super().__init__(thresholds, class_id)
 
     def score(self, precision, recall):
         return recall
@@ -154,7 +225,35 @@ class Recall(Confusion):
 
 @register("f1", aliases=("f1_score",))
 class F1(Confusion):
-    """Harmonic mean of precision and recall (macro-averaged over classes for several outputs)."""
+    """Harmonic mean of precision and recall, per class, then averaged.
+
+    Args:
+        average: macro (default: the mean over classes), micro (from the summed counts) or
+            weighted (by each class's true count), as Keras's F1Score; one output unit scores
+            its positive class. Keras's default, one value per class, is not offered: a metric
+            here is one number.
+        threshold: Keras's element-wise reading: every output above it counts as predicted;
+            null (default, as Keras): the arg-max class (0.5 for one output unit).
+    """
+
+    threshold_argument = "threshold"
+
+    def __init__(self, average="macro", threshold=None):
+        self.average = check.one_of("average", average, ("macro", "micro", "weighted"))
+        self.threshold = threshold
+        super().__init__(threshold)
+
+    def result(self):
+        if self.tp is None:
+            return float("nan")
+        tp, fp, fn = self._counts()
+        if self.average == "micro":
+            tp, fp, fn = tp.sum(keepdims=True), fp.sum(keepdims=True), fn.sum(keepdims=True)
+        f1 = self.score(*_rates(tp, fp, fn))
+        if self.average == "weighted":
+            support = tp + fn
+            return float((f1 * support).sum() / support.sum()) if support.sum() else 0.0
+        return float(np.mean(f1))
 
     def score(self, precision, recall):
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -163,7 +262,24 @@ class F1(Confusion):
 
 @register("auc")
 class AUC(Metric):
-    """Exact area under the ROC curve from ranks (ties counted half); macro one-vs-rest for classes."""
+    """Area under the ROC curve.
+
+    dltrain's default is exact (from ranks, ties counted half) and, for several outputs, macro
+    one-vs-rest; Keras's default is ``{multi_label: false, num_thresholds: 200}``.
+
+    Args:
+        num_thresholds: null (default): exact; an integer > 1: Keras's approximation over that
+            many evenly spaced thresholds, summed by trapezoids.
+        multi_label: for several outputs, the mean of one AUC per output column (true, default)
+            or one AUC over every (output, target) pair (false, Keras's default).
+    """
+
+    def __init__(self, num_thresholds=None, multi_label=True):
+        if num_thresholds is not None and (check.positive_int("num_thresholds", num_thresholds) < 2):
+            check._fail("num_thresholds", num_thresholds, "an integer > 1, or null for the exact area")
+        self.num_thresholds = num_thresholds
+        self.multi_label = check.boolean("multi_label", multi_label)
+        super().__init__()
 
     def reset(self):
         self.scores, self.targets = [], []
@@ -176,13 +292,25 @@ class AUC(Metric):
         if not self.scores:
             return float("nan")
         scores = np.concatenate(self.scores)
-        target = np.concatenate(self.targets)
-        if scores.shape[1] == 1:
-            return _binary_auc(scores[:, 0], target.reshape(-1) > 0.5)
-        true = target.argmax(axis=-1) if target.shape == scores.shape else target.reshape(-1)
-        aucs = [_binary_auc(scores[:, c], true == c) for c in range(scores.shape[1])]
+        positive = _one_hot_like(scores, np.concatenate(self.targets))      # (N, columns)
+        area = _binary_auc if self.num_thresholds is None else self._thresholded_auc
+        if not self.multi_label or scores.shape[1] == 1:
+            return area(scores.ravel(), positive.ravel())
+        aucs = [area(scores[:, c], positive[:, c]) for c in range(scores.shape[1])]
         aucs = [a for a in aucs if not np.isnan(a)]
         return float(np.mean(aucs)) if aucs else float("nan")
+
+    def _thresholded_auc(self, scores, positive):
+        """Keras's AUC: tp and fp rates at thresholds -eps, 1/(n-1), ..., (n-2)/(n-1), 1+eps,
+        a prediction counting where it exceeds the threshold; trapezoids between them."""
+        n = self.num_thresholds
+        thresholds = np.array([-1e-7] + [(i + 1) / (n - 1) for i in range(n - 2)] + [1 + 1e-7])
+        above = scores[None, :] > thresholds[:, None]                    # (n, N)
+        tp, fp = (above & positive).sum(axis=1), (above & ~positive).sum(axis=1)
+        n_pos, n_neg = positive.sum(), (~positive).sum()
+        tpr = tp / n_pos if n_pos else np.zeros(n)
+        fpr = fp / n_neg if n_neg else np.zeros(n)
+        return float(((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2).sum())
 
 
 def _binary_auc(scores, positive):

@@ -46,7 +46,8 @@ class ExponentialDecay(Schedule):
 
 @register("piecewise_constant")
 class PiecewiseConstant(Schedule):
-    """values[i] while boundaries[i-1] <= step < boundaries[i] (values[0] before the first).
+    """values[0] while step <= boundaries[0], values[i] while boundaries[i-1] < step <= boundaries[i],
+    values[-1] after the last boundary (Keras's PiecewiseConstantDecay).
 
     Args:
         boundaries: increasing step counts where the rate changes.
@@ -68,7 +69,7 @@ class PiecewiseConstant(Schedule):
 
     def __call__(self, step):
         for boundary, value in zip(self.boundaries, self.values):
-            if step < boundary:
+            if step <= boundary:
                 return value
         return self.values[-1]
 

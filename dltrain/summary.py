@@ -1,7 +1,10 @@
-"""The per-layer table of a model: output shape, parameters, forward FLOPs, and memory.
+"""The per-layer table of a model as the user wrote it: output shape, parameters, FLOPs, memory.
 
-Computed from a built model (shapes inferred, parameters allocated once at their real size) and
-the configured optimizer and batch size; nothing is trained and no data is read.
+One row per entry of ``model.layers``, in the config's order and with the user's names: a layer
+with the ``activation`` shorthand is one row, whatever nodes it became and however the graph
+passes rewrote them (``passes`` lists those, for ``dltrain summary --passes``). Computed from a
+validated config, whose model has its shapes inferred and holds no parameter arrays; nothing is
+trained and no data is read.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,12 @@ class Row:
     output_shape: tuple
     params: int
     flops: int          # forward, per sample; a multiply-add counts as two
+    activation: str = None   # the activation shorthand (or an activation layer's function)
+
+    @property
+    def kind(self):
+        """The type as a table shows it: 'conv2d (relu)'."""
+        return f"{self.type} ({self.activation})" if self.activation else self.type
 
 
 @dataclass
@@ -30,6 +39,8 @@ class Summary:
     itemsize: int = 4
     optimizer: str = ""
     slots: int = 0      # optimizer arrays per parameter (momentum, moving averages, ...)
+    activation_values: int = 0   # values per sample of every node's output (kept for backward)
+    passes: list = None          # passes.describe(model), when asked for
 
     @property
     def params(self):
@@ -43,36 +54,50 @@ class Summary:
     def memory(self):
         """Bytes of parameters, their gradients, optimizer state and activations (one batch)."""
         params = self.params * self.itemsize
-        activations = sum(int(np.prod(r.output_shape)) for r in self.rows) * self.batch_size * self.itemsize
+        activations = self.activation_values * self.batch_size * self.itemsize
         return {"parameters": params, "gradients": params, "optimizer": params * self.slots,
                 "activations": activations,
                 "total": params * (2 + self.slots) + activations}
 
 
-def summarize(checked):
-    """A Summary of a validated config (``dltrain.config.validate.Checked``)."""
+def summarize(checked, passes=False):
+    """A Summary of a validated config (``dltrain.config.validate.Checked``); with ``passes``,
+    also what each graph pass rewrote."""
     model = checked.model
     data = checked.document.data
-    rows = []
     shapes = {"input": tuple(model.input_shape)}
-    for node in model.nodes:
-        layer = node.layer
-        inputs = [shapes[name] for name in node.inputs]
-        shape_in = inputs if layer.multi_input else inputs[0]
+    for node in model.graph:
         shapes[node.name] = tuple(node.output_shape)
-        kind = layer.registered_name
-        if kind == "activation":
-            kind = f"activation({layer.function_name})"
-        rows.append(Row(node.name, kind, list(node.inputs), tuple(node.output_shape),
-                        int(sum(np.size(p) for p in layer.params.values())),
-                        int(layer.flops(shape_in, tuple(node.output_shape)) or 0)))
+    rows = [_row(entry, shapes) for entry in model.layers]
     optimizer = checked.optimizer
+    described = None
+    if passes:
+        from dltrain.model import passes as graph_passes
+
+        described = graph_passes.describe(model)
     return Summary(
         name=str(data.get("name")), input_shape=tuple(model.input_shape), rows=rows,
         batch_size=int((data.get("training") or {}).get("batch_size", 32)),
         itemsize=np.dtype(model.dtype).itemsize,
         optimizer=getattr(optimizer, "registered_name", ""),
-        slots=len(getattr(optimizer, "slot_names", ())))
+        slots=len(getattr(optimizer, "slot_names", ())),
+        activation_values=sum(int(np.prod(node.output_shape)) for node in model.graph),
+        passes=described)
+
+
+def _row(entry, shapes):
+    """The row of one layer as written: its nodes' parameters and FLOPs together."""
+    params = flops = 0
+    for node in entry.nodes:
+        layer = node.layer
+        inputs = [shapes[name] for name in node.inputs]
+        params += int(sum(np.size(p) for p in layer.params.values()))
+        flops += int(layer.flops(inputs if layer.multi_input else inputs[0], tuple(node.output_shape)) or 0)
+    activation = entry.activation
+    if entry.type == "activation":
+        activation = entry.layer.function_name
+    return Row(entry.name, entry.type, list(entry.inputs), tuple(entry.output_shape), params, flops,
+               activation)
 
 
 def config_of(target):

@@ -107,16 +107,15 @@ def forward_backward(model, x):
     return y, {key: grad.copy() for key, _, grad in model.parameters()}
 
 
-def test_max_pooling_runs_before_the_relu_with_the_same_outputs_and_gradients(monkeypatch):
-    from dltrain.layers.pooling import _MaxPooling
+def test_max_pooling_runs_before_the_relu_with_the_same_outputs_and_gradients():
     from dltrain.model import Model
 
-    monkeypatch.setattr("dltrain.model.FUSE_POOL_BLOCKS", False)     # bit-exact products: same rows
+    # without pool_blocks: bit-exact products, the same rows
     x = np.random.default_rng(4).standard_normal((3, 10, 10, 1)).astype(np.float32)
     results = []
     for commutes in (True, False):
-        monkeypatch.setattr(_MaxPooling, "commutes_with_relu", commutes)
-        model = Model.from_config(CONVNET)
+        passes = ("pool_before_relu",) * commutes + ("compute_read_region",)
+        model = Model.from_config(CONVNET, passes=passes)
         model.build(np.random.default_rng(0))
         results.append((forward_backward(model, x), [n.name for n in model.nodes]))
     (y, grads), order = results[0]
@@ -136,19 +135,19 @@ def test_a_relu_read_by_another_layer_or_named_as_output_stays_before_the_poolin
         {"name": "p", "type": "max_pooling2d", "pool_size": 2},
         {"type": "global_average_pooling2d", "inputs": ["c"]}]}
     model = Model.from_config(branching)
+    model.build(np.random.default_rng(0))
     assert [n.name for n in model.nodes][:3] == ["c", "c_relu", "p"]
     ending = {"input_shape": [6, 6, 2], "layers": [
         {"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "relu"},
         {"type": "max_pooling2d", "pool_size": 2}]}
     model = Model.from_config(ending)
+    model.build(np.random.default_rng(0))
     assert [n.name for n in model.nodes] == ["conv2d_1", "max_pooling2d_1", "conv2d_1_relu"]
     assert model.output == "conv2d_1_relu"
 
 
-def test_a_conv_read_by_a_cropping_pooling_computes_only_the_read_region_with_equal_results(monkeypatch):
+def test_a_conv_read_by_a_cropping_pooling_computes_only_the_read_region_with_equal_results():
     from dltrain.model import Model
-
-    monkeypatch.setattr("dltrain.model.FUSE_POOL_BLOCKS", False)
 
     config = {"input_shape": [13, 13, 3], "layers": [
         {"type": "conv2d", "filters": 4, "kernel_size": 3},                 # 11x11: pooling reads 10x10
@@ -157,7 +156,7 @@ def test_a_conv_read_by_a_cropping_pooling_computes_only_the_read_region_with_eq
     x = np.random.default_rng(6).standard_normal((3, 13, 13, 3)).astype(np.float32)
     results = []
     for keep_region in (True, False):
-        model = Model.from_config(config)
+        model = Model.from_config(config, passes=("pool_before_relu", "absorb_relu", "compute_read_region"))
         model.build(np.random.default_rng(0))
         conv = model.nodes[0].layer
         assert conv._region == (10, 10)
@@ -216,10 +215,11 @@ def test_max_pooling_of_blocks_equals_the_tiled_path_with_ties(pool, shape):
     ({"filters": 2, "kernel_size": 3, "dilation_rate": 2, "padding": "same"}, (8, 8, 3), 2),
     ({"filters": 4, "kernel_size": 1}, (6, 6, 5), 2),                        # 1x1: no plain shortcut
 ])
-def test_a_conv_giving_pooling_blocks_equals_the_plain_layout(monkeypatch, conv, input_shape, pool):
+def test_a_conv_giving_pooling_blocks_equals_the_plain_layout(conv, input_shape, pool):
     """Outputs, every parameter's gradient and the input's gradient, through a model whose conv
     is not the first layer (so it computes its input gradient too)."""
     from dltrain.model import Model
+    from dltrain.model import passes as passes_module
 
     config = {"input_shape": list(input_shape), "layers": [
         {"type": "zero_padding2d", "padding": 1},
@@ -230,8 +230,8 @@ def test_a_conv_giving_pooling_blocks_equals_the_plain_layout(monkeypatch, conv,
     x = np.random.default_rng(8).standard_normal((b, *input_shape)).astype(np.float32)
     results = []
     for fuse in (True, False):
-        monkeypatch.setattr("dltrain.model.FUSE_POOL_BLOCKS", fuse)
-        model = Model.from_config(config)
+        passes = [name for name in passes_module.names() if fuse or name != "pool_blocks"]
+        model = Model.from_config(config, passes=passes)
         model.build(np.random.default_rng(0))
         conv_layer = next(n.layer for n in model.nodes if n.layer.registered_name == "conv2d")
         assert (conv_layer._blocks is not None) == fuse
@@ -296,7 +296,7 @@ def test_a_blocked_pooling_that_absorbed_its_relu_equals_pooling_then_relu_with_
     np.testing.assert_array_equal(fused.backward(grad_y), expected)
 
 
-def test_the_relu_after_a_blocked_pooling_is_absorbed_and_passes_through():
+def test_the_relu_after_a_blocked_pooling_is_absorbed_and_leaves_the_plan():
     from dltrain.model import Model
 
     model = Model.from_config({"input_shape": [10, 10, 1], "layers": [
@@ -305,6 +305,7 @@ def test_the_relu_after_a_blocked_pooling_is_absorbed_and_passes_through():
         {"type": "flatten"}]})
     model.build(np.random.default_rng(0))
     layers = {n.name: n.layer for n in model.nodes}
-    assert layers["max_pooling2d_1"]._relu and layers["conv2d_1_relu"].absorbed
+    assert layers["max_pooling2d_1"]._relu and "conv2d_1_relu" not in layers     # dropped from the plan
+    assert [r.nodes for r in model.rewrites if r.pass_name == "absorb_relu"] == [("max_pooling2d_1", "conv2d_1_relu")]
     y = model.forward(np.random.default_rng(1).standard_normal((2, 10, 10, 1)).astype(np.float32))
     assert (y >= 0).all()

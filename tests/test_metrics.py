@@ -106,3 +106,41 @@ def test_directions_and_empty_results():
     for name in ("accuracy", "auc", "f1", "r2", "top_k_accuracy"):
         assert build("metric", name).direction == "max"
         assert np.isnan(build("metric", name).result())
+
+
+def test_keras_arguments_of_precision_recall_f1():
+    """Keras's conventions are one key away (issue 17, 7): an element-wise threshold (micro over
+    every output), one class_id, and F1Score's averages."""
+    # outputs above 0.5 (strictly): (0,0) and (3,1), both true; positives (0,0), (1,2), (2,2), (3,1)
+    assert score("precision", PROBS, LABELS, thresholds=0.5) == pytest.approx(1.0)
+    assert score("recall", PROBS, LABELS, thresholds=0.5) == pytest.approx(2 / 4)
+    # above 0.35: (0,0), (1,1), (1,2), (2,2), (3,1): 4 of 5 true
+    assert score("precision", PROBS, np.eye(3)[LABELS], thresholds=0.35) == pytest.approx(4 / 5)
+    assert score("recall", PROBS, np.eye(3)[LABELS], thresholds=0.35) == pytest.approx(1.0)
+    # class 1 at 0.35: predicted at rows 1 and 3, true at row 3
+    assert score("precision", PROBS, LABELS, class_id=1, thresholds=0.35) == pytest.approx(1 / 2)
+    assert score("recall", PROBS, LABELS, class_id=1) == pytest.approx(1.0)
+    assert score("precision", PROBS, LABELS, class_id=0, thresholds=0.25) == pytest.approx(1 / 2)
+    # per class (arg-max): class 0 f1 1, class 1 f1 2/3, class 2 f1 2/3; supports 1, 1, 2
+    f1 = np.array([1, 2 / 3, 2 / 3])
+    assert score("f1", PROBS, LABELS, average="macro") == pytest.approx(f1.mean())
+    assert score("f1", PROBS, LABELS, average="weighted") == pytest.approx((f1 * [1, 1, 2]).sum() / 4)
+    assert score("f1", PROBS, LABELS, average="micro") == pytest.approx(0.75)     # tp 3, fp 1, fn 1
+    # at 0.5: tp (0,0), (3,1); fn (1,2), (2,2): class 0 f1 1, class 1 1, class 2 0
+    assert score("f1", PROBS, LABELS, threshold=0.5) == pytest.approx(2 / 3)
+
+
+def test_keras_arguments_of_auc():
+    rng = np.random.default_rng(1)
+    probs = rng.random((40, 3))
+    labels = rng.integers(0, 3, 40)
+    onehot = np.eye(3)[labels].astype(bool)
+    micro = _auc_by_pairs(probs.ravel(), onehot.ravel())
+    assert score("auc", probs, labels, multi_label=False) == pytest.approx(micro)
+    # thresholds 0.01 apart: the exact area up to the pairs falling in one bucket
+    assert score("auc", probs, labels, multi_label=False, num_thresholds=101) == pytest.approx(micro, abs=0.02)
+    # with scores on the thresholds' grid only ties within one bucket remain: trapezoids count them half
+    grid = np.round(probs, 1) - 0.04              # each just below a threshold of num_thresholds=11
+    grid = np.clip(grid, 0.01, 1)
+    exact = _auc_by_pairs(np.ceil(grid.ravel() * 10), onehot.ravel())
+    assert score("auc", grid, labels, multi_label=False, num_thresholds=11) == pytest.approx(exact)

@@ -91,3 +91,22 @@ def test_global_average_pooling1d_ignores_masked_steps():
     layer.input_mask = np.array([[True, True, False, False]])
     np.testing.assert_allclose(layer.forward(x), [[2.0]])
     np.testing.assert_allclose(layer.backward(np.ones((1, 1)))[0, :, 0], [0.5, 0.5, 0, 0])
+
+
+@pytest.mark.parametrize("spec, shape", [
+    ({"type": "max_pooling2d", "pool_size": 2, "padding": "same"}, (7, 7, 2)),
+    ({"type": "max_pooling2d", "pool_size": 3, "padding": "same"}, (8, 8, 2)),
+    ({"type": "max_pooling2d", "pool_size": [2, 3], "padding": "same"}, (5, 7, 1)),
+    ({"type": "max_pooling1d", "pool_size": 2, "padding": "same"}, (7, 2))])
+def test_same_max_pooling_whose_padding_falls_after_the_image_backpropagates(spec, shape):
+    """`same` padding that the pool does not divide pads only after the image (top/left 0): the
+    tiled path used to take that for `valid` and crash reshaping its backward (issue 17, 1)."""
+    layer, x, out = make(spec, shape)
+    y = layer.forward(x)
+    assert y.shape == (2, *out)
+    grad = layer.backward(np.ones_like(y))
+    # each window sends its 1 to its maximum: the input gradient sums to the number of windows
+    assert grad.shape == x.shape and grad.sum() == y.size
+    from dltrain import gradcheck
+    errors = gradcheck.check_layer(layer, x, rng=np.random.default_rng(1))
+    assert errors and max(errors.values()) < 1e-6, errors

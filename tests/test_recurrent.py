@@ -227,3 +227,44 @@ def test_float32_layer_with_inputs_in_each_steps_product_matches_float64(spec):
     for key in grads32:
         assert grads32[key].dtype == np.float32, key
         np.testing.assert_allclose(grads32[key], grads64[key], rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_bidirectional_sequences_output_zero_at_masked_steps(cell):
+    """Keras forces zero_output_for_mask on both layers of a Bidirectional that returns
+    sequences: padded steps output 0 in both halves, not the carried state (issue 17, 2)."""
+    layer = make({"type": "bidirectional", "layer": {"type": cell, "units": 2, "return_sequences": True}},
+                 (5, 3))
+    mask = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 1]], bool)
+    layer.input_mask = mask
+    x = np.random.default_rng(4).standard_normal((2, 5, 3))
+    y = layer.forward(x)
+    assert np.all(y[~mask] == 0) and np.all(y[mask] != 0)
+    errors = check_layer(layer, x, eps=1e-5)
+    assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_zero_output_for_mask_zeroes_masked_steps_of_the_sequence(go_backwards):
+    spec = {"type": "lstm", "units": 2, "return_sequences": True, "go_backwards": go_backwards}
+    carried, zeroed = make(spec, (4, 2)), make({**spec, "zero_output_for_mask": True}, (4, 2))
+    mask = np.array([[1, 1, 0, 0], [0, 1, 1, 1]], bool)
+    x = np.random.default_rng(2).standard_normal((2, 4, 2))
+    carried.input_mask = zeroed.input_mask = mask
+    y_carried, y_zeroed = carried.forward(x), zeroed.forward(x)
+    # the output is in reading order: with go_backwards the mask reads reversed along it
+    out_mask = mask[:, ::-1] if go_backwards else mask
+    np.testing.assert_array_equal(y_zeroed[out_mask], y_carried[out_mask])
+    assert np.all(y_zeroed[~out_mask] == 0) and np.any(y_carried[~out_mask] != 0)
+    errors = check_layer(zeroed, x, eps=1e-5)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_go_backwards_sequences_keep_the_input_mask_unchanged():
+    """Keras's recurrent output mask is the input mask as it is, even though go_backwards
+    reverses the output sequence (issue 17, 3)."""
+    layer = make({"type": "gru", "units": 2, "return_sequences": True, "go_backwards": True}, (4, 2))
+    mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0]], bool)
+    np.testing.assert_array_equal(layer.compute_mask(None, mask), mask)
+    last = make({"type": "gru", "units": 2, "go_backwards": True}, (4, 2))
+    assert last.compute_mask(None, mask) is None

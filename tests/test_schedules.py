@@ -23,7 +23,8 @@ def test_exponential_decay():
 
 def test_piecewise_constant():
     s = schedule(type="piecewise_constant", boundaries=[100, 200], values=[1.0, 0.5, 0.1])
-    assert [s(0), s(99), s(100), s(199), s(200), s(10**6)] == [1.0, 1.0, 0.5, 0.5, 0.1, 0.1]
+    # Keras keeps values[0] while step <= boundaries[0] (issue 17, 6: it switched one step early)
+    assert [s(0), s(99), s(100), s(101), s(200), s(201), s(10**6)] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.1, 0.1]
     with pytest.raises(ConfigError, match="one more than boundaries"):
         schedule(type="piecewise_constant", boundaries=[100], values=[1.0])
     with pytest.raises(ConfigError, match="increase"):

@@ -221,7 +221,7 @@ class _Validator:
             self.errors.append(error)
             return None
         try:
-            model.build(np.random.default_rng(0))
+            model.infer_shapes()            # shapes only: no parameter arrays (issue 12)
         except ShapeError as error:
             self.errors.append(error)
         except ConfigError as error:

@@ -8,7 +8,7 @@ import numpy as np
 from dltrain import check
 from dltrain.layers import im2col as windows
 from dltrain.layers.base import Layer
-from dltrain.registry import get, register
+from dltrain.registry import register
 
 
 @register("conv2d")
@@ -72,9 +72,9 @@ class Conv2D(Layer):
         kernel, strides, dilation = self._window()
         (out_h, out_w), _ = windows.output_size(self, (h, w), kernel, strides, dilation, self.padding)
         shape = (*self._kernel, channels, self.filters)
-        self.params["kernel"] = get("initializer", self.kernel_initializer)(shape, rng, self.dtype)
+        self.add_weight("kernel", shape, self.kernel_initializer, rng)
         if self.use_bias:
-            self.params["bias"] = get("initializer", self.bias_initializer)((self.filters,), rng, self.dtype)
+            self.add_weight("bias", (self.filters,), self.bias_initializer, rng)
         return (out_h, out_w, self.filters) if self.rank == 2 else (out_w, self.filters)
 
     def compute_only(self, region):
@@ -82,6 +82,8 @@ class Conv2D(Layer):
         the one layer reading the output reads no more (a `valid` 2x2 pooling of an odd size)."""
         if self.rank == 2 and self.padding == "valid":
             self._region = tuple(region)
+            return True
+        return False
 
     def emit_pool_blocks(self, pool_size):
         """Give the output in the layout of a tiled max pooling, the one layer that reads it.
@@ -322,9 +324,9 @@ class Conv2DTranspose(Layer):
         h, w, channels = check.rank(self, input_shape, 3, hint="give it (height, width, channels) images")
         (out_h, out_w), _, _ = self._geometry(h, w)
         shape = (*self._kernel, self.filters, channels)     # Keras's layout: (kh, kw, out, in)
-        self.params["kernel"] = get("initializer", self.kernel_initializer)(shape, rng, self.dtype)
+        self.add_weight("kernel", shape, self.kernel_initializer, rng)
         if self.use_bias:
-            self.params["bias"] = get("initializer", self.bias_initializer)((self.filters,), rng, self.dtype)
+            self.add_weight("bias", (self.filters,), self.bias_initializer, rng)
         return (out_h, out_w, self.filters)
 
     def forward(self, x, training=False):

@@ -32,10 +32,9 @@ class Dense(Layer):
     def build(self, input_shape, rng):
         check.rank(self, input_shape, (1, 2), hint="add `- {type: flatten}` before it.")
         features = input_shape[-1]
-        init = get("initializer", self.kernel_initializer)
-        self.params["kernel"] = init((features, self.units), rng, self.dtype)
+        self.add_weight("kernel", (features, self.units), self.kernel_initializer, rng)
         if self.use_bias:
-            self.params["bias"] = get("initializer", self.bias_initializer)((self.units,), rng, self.dtype)
+            self.add_weight("bias", (self.units,), self.bias_initializer, rng)
         return (*input_shape[:-1], self.units)
 
     def forward(self, x, training=False):
@@ -169,14 +168,14 @@ class ActivationLayer(Layer):
         self.activation = activation
         self.function = get("activation", activation)
 
-    #: applied by the layer before it (a max pooling that absorbed this ReLU): pass through
-    absorbed = False
-
     def forward(self, x, training=False):
-        return x if self.absorbed else self.function.forward(x)
+        return self.function.forward(x)
 
     def backward(self, grad_y):
-        return grad_y if self.absorbed else self.function.backward(grad_y)
+        return self.function.backward(grad_y)
+
+    def is_relu(self):
+        return self.function_name == "relu"
 
     @property
     def function_name(self):

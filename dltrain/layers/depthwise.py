@@ -9,7 +9,7 @@ import numpy as np
 from dltrain import check
 from dltrain.layers import im2col as windows
 from dltrain.layers.base import Layer
-from dltrain.registry import get, register
+from dltrain.registry import register
 
 
 def depthwise_forward(x_pad, kernel, out_hw, strides, dilation):
@@ -53,7 +53,7 @@ class _Depthwise(Layer):
         h, w, channels = check.rank(self, input_shape, 3, hint="give it (height, width, channels) images")
         out_hw, _ = windows.output_size(self, (h, w), self._kernel, self._strides, self._dilation, self.padding)
         shape = (*self._kernel, channels, self.depth_multiplier)
-        self.params["depthwise_kernel"] = get("initializer", initializer)(shape, rng, self.dtype)
+        self.add_weight("depthwise_kernel", shape, initializer, rng)
         return out_hw, channels * self.depth_multiplier
 
     def _depthwise(self, x):
@@ -103,7 +103,7 @@ class DepthwiseConv2D(_Depthwise):
     def build(self, input_shape, rng):
         out_hw, channels = self._build_depthwise(input_shape, rng, self.depthwise_initializer)
         if self.use_bias:
-            self.params["bias"] = get("initializer", self.bias_initializer)((channels,), rng, self.dtype)
+            self.add_weight("bias", (channels,), self.bias_initializer, rng)
         return (*out_hw, channels)
 
     def forward(self, x, training=False):
@@ -159,10 +159,9 @@ class SeparableConv2D(_Depthwise):
 
     def build(self, input_shape, rng):
         out_hw, channels = self._build_depthwise(input_shape, rng, self.depthwise_initializer)
-        init = get("initializer", self.pointwise_initializer)
-        self.params["pointwise_kernel"] = init((1, 1, channels, self.filters), rng, self.dtype)
+        self.add_weight("pointwise_kernel", (1, 1, channels, self.filters), self.pointwise_initializer, rng)
         if self.use_bias:
-            self.params["bias"] = get("initializer", self.bias_initializer)((self.filters,), rng, self.dtype)
+            self.add_weight("bias", (self.filters,), self.bias_initializer, rng)
         return (*out_hw, self.filters)
 
     def forward(self, x, training=False):

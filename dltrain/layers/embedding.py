@@ -4,7 +4,7 @@ from dltrain import check
 from dltrain.backend import array_module
 from dltrain.errors import DataError
 from dltrain.layers.base import Layer
-from dltrain.registry import get, register
+from dltrain.registry import register
 
 
 @register("embedding")
@@ -36,8 +36,7 @@ class Embedding(Layer):
         self.embeddings_initializer = embeddings_initializer
 
     def build(self, input_shape, rng):
-        self.params["embeddings"] = get("initializer", self.embeddings_initializer)(
-            (self.input_dim, self.output_dim), rng, self.dtype)
+        self.add_weight("embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer, rng)
         return (*input_shape, self.output_dim)
 
     def _ids(self, x):

@@ -20,11 +20,11 @@ def normalize_backward(grad_xhat, xhat, inv_std, axis):
 
 
 class _Normalization(Layer):
-    def _affine_params(self, features):
+    def _affine_params(self, features, rng):
         if self.scale:
-            self.params["gamma"] = np.ones(features, dtype=self.dtype)
+            self.add_weight("gamma", (features,), "ones", rng)
         if self.center:
-            self.params["beta"] = np.zeros(features, dtype=self.dtype)
+            self.add_weight("beta", (features,), "zeros", rng)
 
     def _affine(self, xhat):
         y = xhat * self.params["gamma"] if self.scale else xhat.copy()
@@ -70,9 +70,9 @@ class BatchNormalization(_Normalization):
 
     def build(self, input_shape, rng):
         features = input_shape[-1]
-        self._affine_params(features)
-        self.state["moving_mean"] = np.zeros(features, dtype=self.dtype)
-        self.state["moving_variance"] = np.ones(features, dtype=self.dtype)
+        self._affine_params(features, rng)
+        self.add_weight("moving_mean", (features,), "zeros", rng, trainable=False)
+        self.add_weight("moving_variance", (features,), "ones", rng, trainable=False)
         return tuple(input_shape)
 
     def forward(self, x, training=False):
@@ -125,7 +125,7 @@ class LayerNormalization(_Normalization):
         self.scale = check.boolean("scale", scale)
 
     def build(self, input_shape, rng):
-        self._affine_params(input_shape[-1])
+        self._affine_params(input_shape[-1], rng)
         return tuple(input_shape)
 
     def forward(self, x, training=False):

@@ -64,11 +64,13 @@ class _Pooling2D(Layer):
 
 
 class _MaxPooling(_Pooling2D):
-    #: max(relu(x)) = relu(max(x)): the model may pool first (model._pool_before_relu)
-    commutes_with_relu = True
-
     _blocked = False
     _relu = False
+
+    def commutes_with_relu(self):
+        """max(relu(x)) = relu(max(x)), and so are the gradients: where a window's maximum is
+        positive it is the same first maximum, elsewhere both give zero."""
+        return True
 
     def _tiled(self):
         """Whether the windows tile the (cropped or padded) input: strides equal to pool_size."""
@@ -83,14 +85,18 @@ class _MaxPooling(_Pooling2D):
 
     def take_blocks(self):
         """From now on the input comes as (B, ph*pw, Ho, Wo, C) blocks, one per window offset,
-        and its gradient goes back in that layout (the model pairs this with emit_pool_blocks)."""
+        and its gradient goes back in that layout (the pool_blocks pass pairs this with
+        Conv2D.emit_pool_blocks)."""
         self._blocked = True
 
     def absorb_relu(self):
         """Also apply the ReLU that alone reads this (blocked) output: max(0, blocks), the zero
         first so that it wins ties, as relu(max) routes no gradient where the maximum is <= 0.
-        The model marks that ReLU layer ``absorbed`` (it passes values and gradients through)."""
+        The model drops that ReLU layer from its plan."""
+        if not self._blocked:
+            return False
         self._relu = True
+        return True
 
     def forward(self, x, training=False):
         if not self._blocked:
@@ -141,7 +147,10 @@ class _MaxPooling(_Pooling2D):
         g = grad_y.reshape(b, ho, wo * c)
         grad_rows = np.empty((b, ho, ph, wo * c), dtype=grad_y.dtype)
         (top, _), (left, _) = self._pads
-        if (top, left) == (0, 0):      # `valid`: the rows and columns no window reaches get zero
+        # the windows lie inside the input (`valid`; never `same`, whose padding may all come
+        # after the image): the rows and columns no window reaches get zero
+        inside = (top, left) == (0, 0) and h <= self._input_shape[1] and w <= self._input_shape[2]
+        if inside:
             grad_x = windows.empty_with_zero_border(self._input_shape, h, w, grad_y.dtype)
             grad_tiled = grad_x[:, :h, :w].reshape(b, h, wo, pw, c)
         else:
@@ -154,7 +163,7 @@ class _MaxPooling(_Pooling2D):
         grad_rows = grad_rows.reshape(b, h, wo, 1, c)
         np.equal(self._column[:, :, :, None], np.arange(pw, dtype=np.uint8)[:, None], out=grad_tiled)
         grad_tiled *= grad_rows
-        if (top, left) == (0, 0):
+        if inside:
             return grad_x
         # `same` padded the image
         grad_tiled = grad_tiled.reshape(b, h, w, c)

@@ -12,16 +12,18 @@ recurrent_cells).
 
 Masks (True for real steps, from ``embedding(mask_zero)`` or ``masking``): a masked step leaves
 the state unchanged, so padding before or after a sequence changes nothing. With
-``return_sequences`` a masked step outputs the carried state (Keras's default behaviour).
+``return_sequences`` a masked step outputs the carried state (Keras's default behaviour), or
+zeros with ``zero_output_for_mask`` (which bidirectional sets on both of its layers, as Keras).
+The output mask is the input mask, unchanged even with ``go_backwards`` (as Keras).
 """
 import numpy as np
 
 from dltrain import blas, check
 from dltrain.backend import array_module
-from dltrain.layers.base import Layer
+from dltrain.layers.base import SHAPES_ONLY, Layer
 from dltrain.layers import recurrent_helper
 from dltrain.layers.recurrent_cells import CELLS
-from dltrain.registry import build, get, register
+from dltrain.registry import build, register
 
 
 def _flat(grad):
@@ -51,11 +53,12 @@ class Recurrent(Layer):
     sigmoid_gates = 0
     def __init__(self, units, return_sequences=False, go_backwards=False,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros"):
+                 bias_initializer="zeros", zero_output_for_mask=False):
         super().__init__()
         self.units = check.positive_int("units", units)
         self.return_sequences = check.boolean("return_sequences", return_sequences)
         self.go_backwards = check.boolean("go_backwards", go_backwards)
+        self.zero_output_for_mask = check.boolean("zero_output_for_mask", zero_output_for_mask)
         self.kernel_initializer = kernel_initializer
         self.recurrent_initializer = recurrent_initializer
         self.bias_initializer = bias_initializer
@@ -65,10 +68,9 @@ class Recurrent(Layer):
             self, input_shape, 2, hint="recurrent layers read (steps, features): put an embedding "
             "before them for token ids, or reshape a vector to [steps, features].")
         width = self.gates * self.units
-        self.params["kernel"] = get("initializer", self.kernel_initializer)((features, width), rng, self.dtype)
-        self.params["recurrent_kernel"] = np.ascontiguousarray(get("initializer", self.recurrent_initializer)(
-            (self.units, width), rng, self.dtype))     # orthogonal may return a transposed view
-        self.params["bias"] = get("initializer", self.bias_initializer)((width,), rng, self.dtype)
+        self.add_weight("kernel", (features, width), self.kernel_initializer, rng)
+        self.add_weight("recurrent_kernel", (self.units, width), self.recurrent_initializer, rng)
+        self.add_weight("bias", (width,), self.bias_initializer, rng)
         order = range(self.gates) if self.gate_order is None else self.gate_order
         self._columns = np.concatenate([np.arange(k * self.units, (k + 1) * self.units) for k in order])
         self._halve = np.ones(width, dtype=self.dtype)
@@ -138,8 +140,13 @@ class Recurrent(Layer):
                 self._h, self._cache = split.forward(self.cell, weights, operand, self.units, self._mask,
                                                      self._forward_kernels())
         if self.return_sequences:
+            if self._zeroes_masked():
+                return (self._h[1:] * self._mask).transpose(2, 0, 1)     # (B, T, U), 0 where masked
             return self._h[1:].transpose(2, 0, 1)                        # (B, T, U)
         return self._h[-1].T.copy()                                      # (B, U)
+
+    def _zeroes_masked(self):
+        return self.zero_output_for_mask and self._mask is not None
 
     def backward(self, grad_y):
         xp = array_module(grad_y)
@@ -147,6 +154,8 @@ class Recurrent(Layer):
         if self.return_sequences:
             grad_h, grad_last = self._empty((steps, self.units, batch)), None
             grad_h[...] = grad_y.transpose(1, 2, 0)                      # (T, U, B)
+            if self._zeroes_masked():
+                grad_h *= self._mask                                     # masked outputs were 0
         else:
             grad_h, grad_last = None, grad_y.T                           # (U, B)
         with blas.single_thread():
@@ -210,9 +219,7 @@ class Recurrent(Layer):
         self.grads["kernel"] = self._to_params(stacked[units + 1:])
 
     def compute_mask(self, x, mask):
-        if not self.return_sequences or mask is None:
-            return None
-        return mask[:, ::-1] if self.go_backwards else mask
+        return mask if self.return_sequences else None
 
     def flops(self, input_shape, output_shape):
         steps, features = input_shape
@@ -228,6 +235,7 @@ class SimpleRNN(Recurrent):
         return_sequences: output every step's state (B, T, U) instead of the last one (B, U).
         go_backwards: read the sequence in reverse (the output sequence is reversed too, as Keras).
         kernel_initializer, recurrent_initializer, bias_initializer: registered initializers.
+        zero_output_for_mask: with return_sequences, masked steps output 0 (not the carried state).
 
     Shapes: (batch, steps, features) -> (batch, units) or (batch, steps, units)
     """
@@ -254,6 +262,7 @@ class LSTM(Recurrent):
         go_backwards: read the sequence in reverse (the output sequence is reversed too).
         unit_forget_bias: start the forget gate's bias at 1 (as Keras), so memory is kept early on.
         kernel_initializer, recurrent_initializer, bias_initializer: registered initializers.
+        zero_output_for_mask: with return_sequences, masked steps output 0 (not the carried state).
 
     Shapes: (batch, steps, features) -> (batch, units) or (batch, steps, units)
     """
@@ -267,14 +276,14 @@ class LSTM(Recurrent):
 
     def __init__(self, units, return_sequences=False, go_backwards=False, unit_forget_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros"):
+                 bias_initializer="zeros", zero_output_for_mask=False):
         super().__init__(units, return_sequences, go_backwards, kernel_initializer,
-                         recurrent_initializer, bias_initializer)
+                         recurrent_initializer, bias_initializer, zero_output_for_mask)
         self.unit_forget_bias = check.boolean("unit_forget_bias", unit_forget_bias)
 
     def build(self, input_shape, rng):
         shape = super().build(input_shape, rng)
-        if self.unit_forget_bias:
+        if self.unit_forget_bias and rng is not SHAPES_ONLY:
             self.params["bias"][self.units:2 * self.units] = 1
         return shape
 
@@ -295,6 +304,7 @@ class GRU(Recurrent):
         go_backwards: read the sequence in reverse (the output sequence is reversed too).
         reset_after: apply the reset gate after the recurrent product (true, Keras's default).
         kernel_initializer, recurrent_initializer, bias_initializer: registered initializers.
+        zero_output_for_mask: with return_sequences, masked steps output 0 (not the carried state).
 
     Shapes: (batch, steps, features) -> (batch, units) or (batch, steps, units)
     """
@@ -308,16 +318,15 @@ class GRU(Recurrent):
 
     def __init__(self, units, return_sequences=False, go_backwards=False, reset_after=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros"):
+                 bias_initializer="zeros", zero_output_for_mask=False):
         super().__init__(units, return_sequences, go_backwards, kernel_initializer,
-                         recurrent_initializer, bias_initializer)
+                         recurrent_initializer, bias_initializer, zero_output_for_mask)
         self.reset_after = check.boolean("reset_after", reset_after)
 
     def build(self, input_shape, rng):
         shape = super().build(input_shape, rng)
         if self.reset_after:
-            self.params["recurrent_bias"] = get("initializer", self.bias_initializer)(
-                (3 * self.units,), rng, self.dtype)
+            self.add_weight("recurrent_bias", (3 * self.units,), self.bias_initializer, rng)
         return shape
 
     # Inside, the step product's rows are [z, r, R_h^T h + rb_h, W_h^T x + b_h] with reset_after
@@ -386,7 +395,8 @@ class Bidirectional(Layer):
     """Runs a recurrent layer forwards and a copy of it backwards, and merges the two outputs.
 
     The backward copy's output sequence is reversed back, so step t of both outputs describes
-    input step t.
+    input step t. With return_sequences, masked steps output 0 in both (Keras forces
+    zero_output_for_mask on its two layers).
 
     Args:
         layer: the recurrent layer, e.g. {type: gru, units: 32, return_sequences: true}.
@@ -412,6 +422,8 @@ class Bidirectional(Layer):
         backward_spec = dict(layer) if isinstance(layer, dict) else {"type": layer}
         backward_spec["go_backwards"] = not backward_spec.get("go_backwards", False)
         self.backward_layer = build("layer", backward_spec)
+        for inner in (self.forward_layer, self.backward_layer):     # as Keras: padded steps give 0
+            inner.zero_output_for_mask = inner.return_sequences
 
     @property
     def _pair(self):

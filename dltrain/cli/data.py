@@ -1,51 +1,10 @@
-"""Commands: datasets and data inspect. Attached to the main group when cli.py is imported."""
+"""Commands: datasets (list, download) and data (inspect)."""
 import click
 
-from dltrain.cli import CONTEXT, handle_errors, main, set_option  # noqa: F401
+from dltrain.cli.app import CONTEXT, handle_errors, set_option
 
 
-def print_cross_validation(console, result):
-    """Each fold's validation metrics, then their mean ± standard deviation."""
-    from rich.table import Table
-
-    from dltrain.progress import format_value
-
-    summary = result.summary()
-    table = Table(title=f"{result.run_dir}  ({len(result.scores)}-fold cross-validation, "
-                        "validation metrics)", title_justify="left")
-    table.add_column("fold")
-    for key in summary:
-        table.add_column(key, justify="right")
-    for i, scores in enumerate(result.scores, start=1):
-        table.add_row(f"fold {i}", *(format_value(scores[key]) for key in summary))
-    table.add_row("mean ± std", *(f"{format_value(m)} ± {format_value(s)}" for m, s in summary.values()),
-                  style="bold")
-    console.print(table)
-    console.print(f"runs: {result.run_dir}/fold1 .. fold{len(result.scores)}")
-
-
-def print_fold_scores(console, result):
-    """A k-fold run on its test split: each fold's model, mean ± std, and the fold ensemble."""
-    from rich.table import Table
-
-    from dltrain.progress import format_value
-
-    summary = result.summary()
-    table = Table(title=f"{result.run_dir}  ({len(result.folds)} fold models on the test split)",
-                  title_justify="left")
-    table.add_column("model")
-    for key in summary:
-        table.add_column(key, justify="right")
-    for checkpoint, scores in zip(result.checkpoints, result.folds):
-        table.add_row(checkpoint, *(format_value(scores[key]) for key in summary))
-    table.add_row("mean ± std", *(f"{format_value(m)} ± {format_value(s)}" for m, s in summary.values()),
-                  style="bold")
-    table.add_row("ensemble (mean output)", *(format_value(result.ensemble.get(key, "")) for key in summary),
-                  style="bold")
-    console.print(table)
-
-
-@main.group(context_settings=CONTEXT)
+@click.group(context_settings=CONTEXT)
 def datasets():
     """Built-in datasets: list them, download them ahead of use."""
 
@@ -103,7 +62,7 @@ def datasets_download(name, mirror):
         click.echo(str(path))
 
 
-@main.group(context_settings=CONTEXT)
+@click.group(context_settings=CONTEXT)
 def data():
     """Look at a config's data before training on it."""
 
@@ -118,7 +77,7 @@ def data_inspect(config, overrides):
     from rich.table import Table
 
     from dltrain.data.inspect import inspect
-    from dltrain.progress import format_value
+    from dltrain.cli.progress import format_value
 
     report = inspect(config, overrides)
     splits = report["splits"]
@@ -164,3 +123,6 @@ def _share(balance, c):
         return "-"
     count = balance[c] if c < len(balance) else 0
     return f"{count} ({100 * count / max(sum(balance), 1):.1f}%)"
+
+
+COMMANDS = [datasets, data]

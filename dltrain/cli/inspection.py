@@ -1,11 +1,7 @@
-"""Commands: check, summary, list, gradcheck and schema (config and model inspection).
-
-Attached to the main group when cli.py is imported; every import of numpy, rich or the catalogue
-happens inside a command, so `dltrain --help` stays instant.
-"""
+"""Commands: check, summary, gradcheck and time (a config's model, inspected without training)."""
 import click
 
-from dltrain.cli import CONTEXT, handle_errors, main, set_option
+from dltrain.cli.app import CONTEXT, handle_errors, set_option
 
 
 def _console():
@@ -14,7 +10,7 @@ def _console():
     return Console(highlight=False)
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("config", type=click.Path(dir_okay=False))
 @set_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success (the exit code says it).")
@@ -33,17 +29,25 @@ def check(config, overrides, quiet):
     console.print(f"[green]ok[/green]: {config} is valid")
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("target", metavar="CONFIG|RUN", type=click.Path())
 @set_option
+@click.option("--passes", "passes", is_flag=True, help="Also list the graph passes and what each rewrote.")
 @handle_errors
-def summary(target, overrides):
+def summary(target, overrides, passes):
     """Per-layer table of a config or a run: output shape, parameters, FLOPs, memory."""
     from dltrain.config.validate import validate
     from dltrain.summary import config_of, summarize
 
     checked = validate(config_of(target), overrides, files=False)
-    _print_summary(_console(), summarize(checked))
+    result = summarize(checked, passes=passes)
+    console = _console()
+    _print_summary(console, result)
+    for graph_pass in result.passes or ():
+        rewrites = graph_pass["rewrites"] or ["(nothing in this model)"]
+        console.print(f"[bold]{graph_pass['name']}[/bold]: {graph_pass['description']}", highlight=False)
+        for note in rewrites if graph_pass["enabled"] else ["(off)"]:
+            console.print(f"  {note}", highlight=False)
 
 
 def _print_summary(console, summary):
@@ -56,7 +60,7 @@ def _print_summary(console, summary):
                             ("output shape", "left"), ("params", "right"), ("FLOPs", "right")):
         table.add_column(column, justify=justify)
     for row in summary.rows:
-        table.add_row(row.name, row.type, ", ".join(row.inputs), str(row.output_shape),
+        table.add_row(row.name, row.kind, ", ".join(row.inputs), str(row.output_shape),
                       f"{row.params:,}", human_count(row.flops))
     table.add_section()
     table.add_row("total", "", "", "", f"{summary.params:,}", human_count(summary.flops))
@@ -69,31 +73,7 @@ def _print_summary(console, summary):
         f"total {human_bytes(memory['total'])}")
 
 
-@main.command("list", context_settings=CONTEXT)
-@click.argument("kind", required=False)
-@click.option("--details", "details", metavar="NAME", help="The whole docstring of one entry.")
-@handle_errors
-def list_command(kind, details):
-    """The registry: every layer, loss, optimizer, metric, callback, ... with its arguments."""
-    from dltrain.config.catalogue_text import describe, entries, kinds_of
-
-    console = _console()
-    chosen = kinds_of(kind)
-    if details:
-        console.print(describe(chosen, details), markup=False)
-        return
-    from rich.table import Table
-
-    for k in chosen:
-        table = Table(title=k, title_justify="left")
-        for column in ("name", "aliases", "arguments", "description"):
-            table.add_column(column)
-        for name, aliases, signature, line in entries(k):
-            table.add_row(name, aliases, signature, line)
-        console.print(table)
-
-
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("config", type=click.Path(dir_okay=False))
 @set_option
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
@@ -126,20 +106,36 @@ def gradcheck(config, overrides, batch_size, elements):
         raise SystemExit(1)
 
 
-@main.command(context_settings=CONTEXT)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file.")
+@click.command("time", context_settings=CONTEXT)
+@click.argument("config", type=click.Path(dir_okay=False))
+@set_option
+@click.option("--batch-size", type=click.IntRange(min=1), help="Samples per batch (default: the config's).")
+@click.option("--iterations", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Timed passes; the median is shown.")
 @handle_errors
-def schema(output):
-    """JSON Schema of a config, generated from the registry (for editors' YAML completion)."""
-    import json
+def time_command(config, overrides, batch_size, iterations):
+    """Forward and backward milliseconds per layer for one batch (reads no data)."""
+    from rich.console import Console
+    from rich.table import Table
 
-    from dltrain.config.schema import config_schema
+    from dltrain.api import _tune_allocator
+    from dltrain.experiment import Experiment
+    from dltrain.timing import time_layers
 
-    text = json.dumps(config_schema(), indent=1)
-    if output:
-        from pathlib import Path
+    _tune_allocator()                   # as `fit` does: without it every large array page-faults
+    experiment = Experiment(config, overrides)
+    model = experiment.build()
+    batch_size = batch_size or experiment.training["batch_size"]
+    rows = time_layers(model, batch_size, iterations)
+    table = Table(title=f"{config}: batch {batch_size}, median of {iterations} passes (training mode)",
+                  title_justify="left")
+    for column in ("layer", "type", "output shape", "forward ms", "backward ms"):
+        table.add_column(column, justify="right" if column.endswith("ms") else "left")
+    for row in rows:
+        table.add_row(row.name, row.type, str(row.output_shape), f"{row.forward_ms:.3f}", f"{row.backward_ms:.3f}")
+    forward, backward = sum(r.forward_ms for r in rows), sum(r.backward_ms for r in rows)
+    table.add_row("total", "", "", f"{forward:.3f}", f"{backward:.3f}", style="bold")
+    Console(highlight=False).print(table)
 
-        Path(output).write_text(text + "\n", encoding="utf-8")
-        click.echo(f"wrote {output}", err=True)
-    else:
-        click.echo(text)
+
+COMMANDS = [check, summary, gradcheck, time_command]

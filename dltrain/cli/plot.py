@@ -1,10 +1,10 @@
-"""Commands: plot (learning curves). Attached to the main group when cli.py is imported."""
-from dltrain.cli import CONTEXT, handle_errors, main, set_option  # noqa: F401
+"""Commands: plot (learning curves of runs)."""
+import click
 
-import click  # noqa: E402
+from dltrain.cli.app import CONTEXT, handle_errors
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Image to write (.png or .svg; default RUN/curves.png, or curves.png for several runs).")
@@ -21,3 +21,6 @@ def plot(runs, output, terminal):
             click.echo("\n(install matplotlib for an image: pip install 'dltrain[plot]')", err=True)
         return
     click.echo(f"wrote {path}")
+
+
+COMMANDS = [plot]

@@ -1,6 +1,6 @@
 """The live progress display: a rich bar per epoch with loss, metrics, samples/s and ETA.
 
-The only callback that knows about rich; ``cli.py`` adds it unless ``--quiet``.
+The only callback that knows about rich; ``cli/training.py`` adds it to `fit` unless ``--quiet``.
 """
 import math
 

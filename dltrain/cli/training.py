@@ -1,68 +1,13 @@
-"""The command line: thin click commands over api.py, rendering with rich.
-
-Heavy imports (numpy, rich, the catalogue) happen inside the commands, so `dltrain --help`
-answers at once. Errors a user can cause print a message and exit with the contract's code; only
-a bug (or --debug) shows a traceback.
-"""
-import functools
+"""Commands: fit, evaluate and predict (training a run and using it)."""
 import json
 import sys
 
 import click
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+from dltrain.cli.app import CONTEXT, handle_errors, set_option, stderr
 
 
-def _stderr():
-    from rich.console import Console
-
-    # soft_wrap: messages are not broken at 80 columns when stderr is a pipe or a log file
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def handle_errors(command):
-    """Map DltrainError to its exit code and message; KeyboardInterrupt to 130."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        debug = click.get_current_context().find_root().params.get("debug", False)
-        try:
-            return command(*args, **kwargs)
-        except click.exceptions.Exit:
-            raise
-        except Exception as error:
-            from dltrain.errors import DltrainError
-
-            if isinstance(error, DltrainError) and not debug:
-                _stderr().print(error.render(), markup=False)
-                sys.exit(error.exit_code)
-            raise
-        except KeyboardInterrupt:
-            _stderr().print("Interrupted.")
-            sys.exit(130)
-
-    return wrapper
-
-
-@click.group(context_settings=CONTEXT)
-@click.version_option(package_name="dltrain")
-@click.option("--debug", is_flag=True, help="Show a traceback for every error.")
-def main(debug):
-    """Train neural networks written in numpy from YAML config files.
-
-    \b
-    dltrain fit configs/digits_mlp.yaml        train; writes runs/NAME/
-    dltrain evaluate runs/digits-mlp --json    score on the test split
-    dltrain predict runs/digits-mlp x.csv      apply to new data
-    """
-
-
-def set_option(command):
-    return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                        help="Override a config value, e.g. model.layers[1].units=128 (repeatable).")(command)
-
-
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("config", type=click.Path(dir_okay=False), required=False)
 @set_option
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Where to write the run (default runs/NAME).")
@@ -82,7 +27,7 @@ def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quie
     from rich.console import Console
 
     from dltrain import api
-    from dltrain.progress import ProgressDisplay
+    from dltrain.cli.progress import ProgressDisplay
 
     if config is None and resume and resume.endswith((".yaml", ".yml")):   # fit --resume CONFIG
         config, resume = resume, "auto"
@@ -90,22 +35,20 @@ def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quie
         raise click.UsageError("give CONFIG, or --resume RUN to continue a run")
     console = Console(stderr=False, highlight=False)
     with warnings.catch_warnings():
-        warnings.showwarning = lambda message, *args, **kwargs: _stderr().print(
+        warnings.showwarning = lambda message, *args, **kwargs: stderr().print(
             f"warning: {message}", markup=False)
         result = api.fit(config, overrides, run_dir=run_dir, overwrite=overwrite,
                          callbacks=[ProgressDisplay(console, live=not quiet)], resume=resume,
                          allow_config_change=allow_config_change)
     if hasattr(result, "scores"):                # k-fold cross-validation: one row per fold
-        from dltrain.cli_data import print_cross_validation
-
-        return print_cross_validation(console, result)
+        return _print_cross_validation(console, result)
     _print_fit_summary(console, result)
 
 
 def _print_fit_summary(console, result):
     from rich.table import Table
 
-    from dltrain.progress import format_value
+    from dltrain.cli.progress import format_value
 
     if not result.history:
         return
@@ -134,7 +77,48 @@ def _print_fit_summary(console, result):
     console.print(f"next: dltrain evaluate {result.run_dir}")
 
 
-@main.command(context_settings=CONTEXT)
+def _print_cross_validation(console, result):
+    """Each fold's validation metrics, then their mean ± standard deviation."""
+    from rich.table import Table
+
+    from dltrain.cli.progress import format_value
+
+    summary = result.summary()
+    table = Table(title=f"{result.run_dir}  ({len(result.scores)}-fold cross-validation, "
+                        "validation metrics)", title_justify="left")
+    table.add_column("fold")
+    for key in summary:
+        table.add_column(key, justify="right")
+    for i, scores in enumerate(result.scores, start=1):
+        table.add_row(f"fold {i}", *(format_value(scores[key]) for key in summary))
+    table.add_row("mean ± std", *(f"{format_value(m)} ± {format_value(s)}" for m, s in summary.values()),
+                  style="bold")
+    console.print(table)
+    console.print(f"runs: {result.run_dir}/fold1 .. fold{len(result.scores)}")
+
+
+def _print_fold_scores(console, result):
+    """A k-fold run on its test split: each fold's model, mean ± std, and the fold ensemble."""
+    from rich.table import Table
+
+    from dltrain.cli.progress import format_value
+
+    summary = result.summary()
+    table = Table(title=f"{result.run_dir}  ({len(result.folds)} fold models on the test split)",
+                  title_justify="left")
+    table.add_column("model")
+    for key in summary:
+        table.add_column(key, justify="right")
+    for checkpoint, scores in zip(result.checkpoints, result.folds):
+        table.add_row(checkpoint, *(format_value(scores[key]) for key in summary))
+    table.add_row("mean ± std", *(f"{format_value(m)} ± {format_value(s)}" for m, s in summary.values()),
+                  style="bold")
+    table.add_row("ensemble (mean output)", *(format_value(result.ensemble.get(key, "")) for key in summary),
+                  style="bold")
+    console.print(table)
+
+
+@click.command(context_settings=CONTEXT)
 @click.argument("run", type=click.Path())
 @click.option("--checkpoint", "which", default="best", show_default=True,
               help="best, last, or a checkpoint file.")
@@ -155,12 +139,10 @@ def evaluate(run, which, data, as_json):
     from rich.console import Console
     from rich.table import Table
 
-    from dltrain.progress import format_value
+    from dltrain.cli.progress import format_value
 
     if hasattr(scores, "ensemble"):              # a k-fold run: each fold, mean ± std, ensemble
-        from dltrain.cli_data import print_fold_scores
-
-        return print_fold_scores(Console(), scores)
+        return _print_fold_scores(Console(), scores)
     table = Table(title=f"{run}  ({scores.checkpoint})", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -169,7 +151,7 @@ def evaluate(run, which, data, as_json):
     Console().print(table)
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("run", type=click.Path())
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--checkpoint", "which", default="best", show_default=True,
@@ -188,10 +170,10 @@ def predict(run, files, which, output, fmt, top_k):
     predictions = api.predict(run, files, which)
     top_k, note = cap_top_k(top_k, predictions)
     if note:
-        _stderr().print(note)
+        stderr().print(note)
     if output:
         api.write_predictions(predictions, output, fmt, top_k)
-        _stderr().print(f"wrote {len(predictions.outputs)} predictions to {output}")
+        stderr().print(f"wrote {len(predictions.outputs)} predictions to {output}")
         return
     if fmt == "npy":
         raise click.UsageError("--format npy needs --output FILE")
@@ -203,5 +185,4 @@ def predict(run, files, which, output, fmt, top_k):
     write_csv(sys.stdout, predictions, top_k)
 
 
-# Commands that live in modules of their own attach themselves to `main` on import.
-from dltrain import cli_config, cli_data, cli_training, cli_vision  # noqa: E402,F401
+COMMANDS = [fit, evaluate, predict]
