@@ -173,6 +173,7 @@ class LoadedRun:
         arrays, self.meta = checkpoint.load(self.path)
         document = parse(dump(self.meta["config"]), str(self.run_dir / "config.yaml"))
         self.experiment = Experiment(document)
+        prediction_inputs.remember_data(self.experiment, self.run_dir)   # where its data was found
         if self.meta.get("source_state") is not None:     # CSV categories, fills, class names
             self.experiment.sources["train"].fitted = self.meta["source_state"]
         self.model = self.experiment.build()

@@ -58,6 +58,27 @@ def scores(values, path, meta):
     return result
 
 
+def run_record(run_dir, limit=16 << 20):
+    """A run's run.json as a dict ({} when it is missing, damaged or over ``limit`` bytes)."""
+    import json
+
+    path = Path(run_dir) / "run.json"
+    try:
+        if path.stat().st_size > limit:
+            return {}
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def remember_data(experiment, run_dir):
+    """Dataset sources look where the run found its files first (before any download)."""
+    from dltrain.data.datasets import remember_folders
+
+    remember_folders(experiment.sources, run_record(run_dir))
+
+
 def describe_checkpoint(path, meta):
     """'best.npz (epoch 7)' for messages and titles."""
     epoch = (meta or {}).get("epoch")
