@@ -65,6 +65,9 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
     with download.reporting(_download_progress(callbacks)):      # a dataset fetched on first use
         splits = experiment.load_data()
     experiment.fit_pipeline(splits["train"])
+    from dltrain.feasibility import check_experiment
+
+    check_experiment(experiment)            # before allocating: memory, labels vs the last layer
     model = experiment.build()
     _check_labels(experiment, splits)
     run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])

@@ -20,7 +20,10 @@ def check(config, overrides, quiet):
     from dltrain.config.validate import validate
     from dltrain.summary import summarize
 
+    from dltrain.feasibility import check_config
+
     checked = validate(config, overrides, files=True)
+    check_config(checked)                   # memory this machine lacks, labels vs the last layer
     if quiet:
         return
     summary = summarize(checked)
