@@ -150,3 +150,10 @@ print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_m
     assert peak_mib < 150, peak_mib
     assert seconds < 12, seconds        # 3 s is the goal on a quiet machine; this guards the old 14-22 s
     assert sum(1 for _ in open(tmp_path / "out.csv")) == 100_001
+
+
+def test_values_beyond_float32_are_refused_not_turned_into_inf(run, tmp_path):
+    path = write_rows(tmp_path / "p.csv", np.ones((5, 6)))
+    path.write_text(path.read_text() + "1,1,1,1,1,1e300\n")
+    with pytest.raises(DataError, match="beyond float32's range"):
+        api.predict(run, [str(path)])

@@ -46,8 +46,8 @@ def features(source, path):
                 if values.shape[1] != len(head.names):
                     return None
                 values = values[:, columns]
-                if not np.isfinite(values).all():
-                    return None                       # NA cells read as nan, inf: the full reader
+                if not (np.abs(values) <= np.finfo(np.float32).max).all():
+                    return None                       # NA/nan/inf cells, float32 overflow: full reader
                 blocks.append(values.astype(np.float32))
     except (ValueError, UnicodeDecodeError, OSError):
         return None

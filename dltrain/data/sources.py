@@ -43,9 +43,10 @@ class Source:
 
 
 def _check_numeric(array, file, what):
-    if array.dtype == object or array.dtype.kind in "USV":
-        raise DataError(f"{file}: {what} holds {array.dtype} values, not numbers",
-                        fix="store numeric arrays (no object or string arrays).")
+    if array.dtype == object or array.dtype.kind in "USVc":
+        kind = "complex numbers" if array.dtype.kind == "c" else "not numbers"
+        raise DataError(f"{file}: {what} holds {array.dtype} values, {kind}",
+                        fix="store real-valued numeric arrays (no complex, object or string arrays).")
     return array
 
 
