@@ -119,7 +119,7 @@ def main():
               f"{median * per_epoch:.1f} s per 25,000-sequence epoch  "
               f"(rounds {', '.join(f'{v:.2f}' for v in values)} s)")
     print(f"  dltrain peak RSS {dltrain_peak:.0f} MiB (data {x.nbytes / 2**20:.0f} MiB)")
-    from dltrain.layers import recurrent_helper
+    from dltrain.parallel import recurrent_helper
 
     helper_peak = recurrent_helper.peak_mib()
     if helper_peak is not None:

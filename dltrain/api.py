@@ -9,13 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
+import dltrain.catalogue  # noqa: F401  (every kind can be built by name from here)
+from dltrain.allocator import tune as _tune_allocator
 from dltrain.config.loader import parse
 from dltrain.config.resolve import dump
 from dltrain.errors import CheckpointError, ConfigError, DataError, Interrupted
 from dltrain.data import prediction_inputs
 from dltrain.experiment import Experiment, relative_paths
+from dltrain.parallel.communicator import SingleProcess
 from dltrain.training import checkpoint, rundir
 from dltrain.training.trainer import Trainer
+from dltrain.training.writer import NullWriter, RunWriter
 
 
 @dataclass
@@ -26,74 +30,41 @@ class FitResult:
     test: dict = None
 
 
-def _tune_allocator():
-    """Keep large freed blocks in the heap: returning them to the system and faulting them back
-    in every step costs up to half an epoch on dense networks (glibc only; harmless elsewhere)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-1, 1 << 30)   # M_TRIM_THRESHOLD
-        libc.mallopt(-3, 1 << 30)   # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
 def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None, resume=None,
-        allow_config_change=False):
+        allow_config_change=False, comm=None):
     """Train the model a config describes; write the run directory; return the history.
 
     With ``validation: {kfold: K}`` it trains K models (RUN/fold1..K) and returns a
     ``kfold.CrossValidation``; ``fold=(K, i)`` trains only fold i. ``resume`` is "auto" or a run
-    directory or checkpoint to continue exactly (training/resume.py); config may then be None."""
+    directory or checkpoint to continue exactly (training/resume.py); config may then be None.
+    ``comm``: the communicator (parallel/communicator.py) when this is one of several processes;
+    only rank 0 writes the run directory."""
+    from dltrain.data import kfold
     from dltrain.training import resume as resuming, signals
 
     _tune_allocator()
     if resume not in (None, "auto"):
         config = config or resuming.config_of(resume)
         run_dir = run_dir or resuming.run_of(resume)
-    experiment = Experiment(config, overrides)
-    from dltrain.data import kfold
-
+    experiment = Experiment(config, overrides, fold=fold)
     if fold is None and kfold.requested(experiment.config):
         run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
         return kfold.cross_validate(fit, config, kfold.requested(experiment.config), run_dir,
                                     overrides=overrides, overwrite=overwrite, callbacks=callbacks)
-    experiment.fold = fold
-    from dltrain.data import download
-
-    with download.reporting(_download_progress(callbacks)):      # a dataset fetched on first use
-        splits = experiment.load_data()
-    experiment.fit_pipeline(splits["train"])
-    from dltrain.feasibility import check_experiment
-
-    check_experiment(experiment)            # before allocating: memory, labels vs the last layer
-    model = experiment.build()
-    _check_labels(experiment, splits)
+    splits = _prepare(experiment, callbacks)
+    comm = comm or SingleProcess()
     run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
+    writer = RunWriter(run_dir) if comm.is_root else NullWriter(run_dir)
     resolved = relative_paths(experiment.config, experiment.base, run_dir)
-    resumed = resuming.start(run_dir, resume, overwrite, resolved, allow_config_change)
-    from dltrain.training.files import write_text
-
-    write_text(run_dir / "config.yaml", dump(resolved))
+    resumed = resuming.start(writer, resume, overwrite, resolved, allow_config_change)
+    writer.config(dump(resolved))
     record = rundir.manifest(experiment.seed, _fingerprints(experiment))
-    rundir.write_manifest(run_dir, record)
-    meta = {"config": resolved, "class_names": experiment.class_names,
-            "source_state": getattr(experiment.sources["train"], "fitted", None),
-            "input_shape": list(model.input_shape), "metrics": experiment.metric_names()}
-    trainer = Trainer(
-        model, experiment.loss, experiment.optimizer, experiment.metric_specs, experiment.pipeline,
-        experiment.streams, epochs=experiment.training["epochs"],
-        batch_size=experiment.training["batch_size"], shuffle=experiment.training["shuffle"],
-        callbacks=[*experiment.callbacks, rundir.MetricsLog(run_dir), *callbacks,
-                   signals.StopOnSignal(caught := signals.Signals(), run_dir)],
-        run_dir=run_dir, meta=meta, target_fn=experiment.target_fn())
-    trainer.class_weight = experiment.class_weights()
-    trainer.divergence_factor = experiment.training.get("divergence_factor")
+    writer.manifest(record)
+    trainer = _trainer(experiment, writer, callbacks, resolved, comm, caught := signals.Signals())
     if resumed:
-        resuming.restore(trainer, resumed[1], resumed[2], len(experiment.callbacks))
+        resuming.restore(trainer, resumed[1], resumed[2])
         record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
-        rundir.write_manifest(run_dir, record)
+        writer.manifest(record)
     try:
         with caught, np.errstate(over="ignore", invalid="ignore"):   # non-finite: training/finite.py
             history = trainer.fit(splits["train"], splits["validation"])
@@ -101,13 +72,46 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
         interrupted = isinstance(error, (KeyboardInterrupt, Interrupted))
         record.update(status="interrupted" if interrupted else "failed", error=type(error).__name__,
                       finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        _quiet_manifest(run_dir, record)
+        writer.manifest(record, quiet=True)
         raise
     test = trainer.evaluate(splits["test"]) if splits["test"] is not None else None
     record.update(status="completed", epochs=trainer.epoch, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  restored_epoch=trainer.restored_epoch, parameters=model.count_params())
-    rundir.write_manifest(run_dir, record)
+                  restored_epoch=trainer.restored_epoch, parameters=experiment.model.count_params())
+    writer.manifest(record)
     return FitResult(run_dir, history, trainer, test)
+
+
+def _prepare(experiment, callbacks):
+    """The splits, read (a built-in dataset fetched on first use) and checked; the preprocessing
+    fitted on the training split; the parameters created."""
+    from dltrain.data import download
+
+    with download.reporting(_download_progress(callbacks)):
+        splits = experiment.load_data()
+    experiment.fit_pipeline(splits["train"])
+    from dltrain.feasibility import check_experiment
+
+    check_experiment(experiment)            # before allocating: memory, labels vs the last layer
+    experiment.build()
+    _check_labels(experiment, splits)
+    return splits
+
+
+def _trainer(experiment, writer, callbacks, resolved, comm, signals=None):
+    """The trainer of an experiment: the config's callbacks (saved in checkpoints), then the
+    caller's; every setting read from the resolved config (its defaults: config/resolve.py)."""
+    training = experiment.training
+    meta = {"config": resolved, "class_names": experiment.class_names,
+            "source_state": getattr(experiment.sources["train"], "fitted", None),
+            "input_shape": list(experiment.model.input_shape), "metrics": experiment.metric_names()}
+    return Trainer(
+        experiment.model, experiment.loss, experiment.optimizer, experiment.metrics,
+        experiment.pipeline, experiment.streams, epochs=training["epochs"],
+        batch_size=training["batch_size"], shuffle=training["shuffle"],
+        callbacks=[*experiment.callbacks.values(), *callbacks], saved=experiment.callbacks,
+        writer=writer, meta=meta, target_fn=experiment.target_fn(),
+        class_weight=experiment.class_weights(), divergence_factor=training.get("divergence_factor"),
+        comm=comm, signals=signals)
 
 
 def _download_progress(callbacks):
@@ -120,13 +124,6 @@ def _download_progress(callbacks):
         for hook in hooks:
             hook(file, done, total)
     return progress
-
-
-def _quiet_manifest(run_dir, record):
-    try:
-        rundir.write_manifest(run_dir, record)
-    except CheckpointError:
-        pass
 
 
 def _fingerprints(experiment):
@@ -188,8 +185,9 @@ class LoadedRun:
         self.class_names = self.meta.get("class_names")
 
     def trainer(self):
+        """A trainer that scores this run (it writes nothing)."""
         e = self.experiment
-        return Trainer(self.model, e.loss, e.optimizer, e.metric_specs, e.pipeline, e.streams,
+        return Trainer(self.model, e.loss, e.optimizer, e.metrics, e.pipeline, e.streams,
                        batch_size=e.training["batch_size"], target_fn=e.target_fn())
 
 
@@ -229,6 +227,16 @@ class Predictions:
 
     def label(self, index):
         return self.class_names[index] if self.class_names else int(index)
+
+    def capped_top_k(self, k):
+        """(k to use, a note or None): --top-k capped at the classes; refused for a regression."""
+        return prediction_inputs.cap_top_k(k, self)
+
+    def write_csv(self, stream, top_k=None):
+        """The prediction table as CSV on a text stream, column by column (no dict per row)."""
+        from dltrain.data import prediction_output
+
+        prediction_output.write_csv(stream, self, top_k)
 
     def records(self, top_k=None):
         """One dict per input: file, row, and the predicted class and probabilities, or outputs."""
@@ -310,9 +318,174 @@ def write_predictions(predictions, output, format=None, top_k=None):
             return output
         with atomic_open(output, "w") as f:
             if format == "json":
-                json.dump(predictions.records(top_k), f, indent=1)
+                json.dump(prediction_inputs.strict(predictions.records(top_k)), f, indent=1, allow_nan=False)
             else:                                   # column by column: no dict per row
                 prediction_output.write_csv(f, predictions, top_k)
     except CheckpointError as error:
         raise CheckpointError(f"cannot write predictions to {output}: {error.message}") from None
     return output
+
+
+# -- the other commands: each returns what its command renders ----------------------------------
+
+def check(config, overrides=()):
+    """Validate a config and infer every shape, reading no data and training nothing.
+
+    Returns the model's ``summary.Summary``; raises ConfigError (every problem found) otherwise."""
+    from dltrain.config.validate import validate
+    from dltrain.feasibility import check_config
+    from dltrain.summary import summarize
+
+    checked = validate(config, overrides, files=True)
+    check_config(checked)                   # memory this machine lacks, labels vs the last layer
+    return summarize(checked)
+
+
+def summary(target, overrides=(), passes=False):
+    """The per-layer ``summary.Summary`` of a config, a run directory or a checkpoint file, as
+    the user wrote the model; with ``passes``, also what each graph pass rewrote."""
+    from dltrain.config.validate import validate
+    from dltrain.summary import config_of, summarize
+
+    return summarize(validate(config_of(target), overrides, files=False), passes=passes)
+
+
+def catalogue(kind=None):
+    """{kind: [Entry]} of the registry: every kind, or the one a word names ('layers', 'layer')."""
+    from dltrain.config import catalogue_text
+
+    return {k: catalogue_text.entries(k) for k in catalogue_text.kinds_of(kind)}
+
+
+def describe(name, kind=None):
+    """The ``Entry`` of one registered class (with its whole docstring), by name or alias."""
+    from dltrain.config import catalogue_text
+
+    return catalogue_text.find(catalogue_text.kinds_of(kind), name)
+
+
+def schema():
+    """The JSON Schema of a config, generated from the registry."""
+    from dltrain.config.schema import config_schema
+
+    return config_schema()
+
+
+def inspect_data(config, overrides=()):
+    """Per split of a config's data: samples, shapes, dtypes, class balance, ranges, NaN/Inf."""
+    from dltrain.data.inspect import inspect
+
+    return inspect(config, overrides)
+
+
+def datasets():
+    """The built-in datasets: {'datasets': [one dict each], 'cache': folder, 'note': text}."""
+    from dltrain.data import datasets as builtin, download
+
+    return {"datasets": builtin.listing(), "cache": str(download.cache_dir()),
+            "note": builtin.environment_note()}
+
+
+def download_dataset(name, mirror=None, progress=None):
+    """Fetch every file of a built-in dataset into the cache and verify it: the files' paths.
+
+    ``progress(file, done, total)`` is called as bytes arrive."""
+    from dltrain.data import datasets as builtin
+
+    data = builtin.info(name)
+    return [path for split in data.splits for path in builtin.files(name, split, mirror, progress)]
+
+
+def gradcheck(config, overrides=(), batch_size=4, elements=30):
+    """[model_gradcheck.LayerCheck]: each parameter's gradient against central differences (float64)."""
+    from dltrain.config.validate import validate
+    from dltrain.model_gradcheck import check_model
+
+    return check_model(validate(config, overrides, files=False), batch_size, elements)
+
+
+@dataclass
+class LayerTimes:
+    batch_size: int
+    iterations: int
+    rows: list                                 # [timing.LayerTime], one per node
+
+
+def time_layers(config, overrides=(), batch_size=None, iterations=10):
+    """Median forward and backward milliseconds per layer on one random batch (reads no data)."""
+    from dltrain.timing import time_layers as timed
+
+    _tune_allocator()                   # as `fit` does: without it every large array page-faults
+    experiment = Experiment(config, overrides)
+    model = experiment.build()
+    batch_size = batch_size or experiment.training["batch_size"]
+    return LayerTimes(batch_size, iterations, timed(model, batch_size, iterations))
+
+
+def plot(runs, output=None, terminal=False):
+    """Learning curves of runs: (path of the image written, None), or (None, text) without
+    matplotlib or with ``terminal``."""
+    from dltrain.plot import plot as draw
+
+    return draw(runs, output, terminal)
+
+
+# -- sweeps and runs on disk (dltrain.sweep, dltrain.runs) ------------------------------------------
+
+def sweep_check(sweep_file):
+    """The checked sweep.spec.Sweep of a sweep file; ConfigErrors listing every problem."""
+    from dltrain.sweep import spec
+
+    return spec.load(sweep_file)
+
+
+def sweep(sweep_file, sweep_dir=None, allow_change=False, on_event=None):
+    """Run (or continue) a sweep; returns (report.Report, files written: table, JSON, plots).
+    ``on_event(kind, job, record)`` hears of each job ("start", "result", "cached")."""
+    from dltrain.sweep import runner, spec
+
+    loaded = spec.load(sweep_file)
+    folder = Path(sweep_dir) if sweep_dir else loaded.default_dir
+    runner.Runner(loaded, folder, allow_change, on_event=on_event).run()
+    return sweep_report(folder)
+
+
+def sweep_report(sweep_dir, write=True):
+    """(report.Report, files written): DIR/report/trials.csv, trials.json and, with matplotlib,
+    one effect plot per parameter and a parallel-coordinates plot."""
+    from dltrain.plot import have_matplotlib
+    from dltrain.sweep import report
+
+    loaded = report.load(sweep_dir)
+    if not write:
+        return loaded, []
+    folder = loaded.folder / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [loaded.write_csv(folder / "trials.csv"), loaded.write_json(folder / "trials.json")]
+    if have_matplotlib() and loaded.best is not None:
+        from dltrain.sweep import plots
+
+        written += plots.effects(loaded, folder) + [plots.parallel_coordinates(loaded, folder)]
+    return loaded, written
+
+
+def sweep_refit_plan(sweep_dir):
+    """(base config, overrides, run directory) that train the sweep's best values on train +
+    validation (see sweep.report.refit_plan)."""
+    from dltrain.sweep import report
+
+    return report.refit_plan(report.load(sweep_dir))
+
+
+def runs(folder="runs"):
+    """[runs.Run] of every run directory under ``folder``."""
+    from dltrain import runs as on_disk
+
+    return on_disk.list_runs(folder)
+
+
+def compare_runs(paths):
+    """runs.Comparison: the config differences and final metrics of two runs or more."""
+    from dltrain import runs as on_disk
+
+    return on_disk.compare(paths)

@@ -1,64 +1,55 @@
-"""An experiment: every piece a config describes, built and checked, ready to train or score.
+"""An experiment: every piece a config describes, built once and checked, ready to train or score.
 
-``Experiment(document)`` builds the model graph, loss, optimizer, metrics and callbacks (cheap,
-no arrays); ``load_data()`` reads the sources and makes the splits; ``build()`` creates the
-parameters. fit, evaluate, predict, check and summary all start here.
+``Experiment(config)`` validates the config once (config/validate.py), which constructs every
+piece exactly once: the model graph (shapes inferred), loss, optimizer, metrics, callbacks,
+preprocessing and data sources. The experiment takes those objects as they are, rebuilding
+nothing; ``load_data()`` reads the sources and makes the splits; ``build()`` creates the
+parameters, once. fit, evaluate, predict and inspect all start here.
 """
 import os
 from pathlib import Path
 
 import numpy as np
 
+import dltrain.catalogue  # noqa: F401  (builds every kind by name)
 from dltrain.backend import dtype_of
 from dltrain.data.dataset import Pipeline, Split, split_off
 from dltrain.data.prediction_inputs import shape_fix
 from dltrain.errors import ConfigError, DataError
-from dltrain.model import Model
 from dltrain.random import Streams
-from dltrain.registry import build, registry
-from dltrain.training.trainer import metric_name
+from dltrain.registry import registry
 
 SPLITS = ("train", "validation", "test")
 
 
 class Experiment:
-    def __init__(self, document, overrides=()):
+    def __init__(self, document, overrides=(), fold=None):
+        """``fold``: (K, i) to train fold i of a ``validation: {kfold: K}`` config (data/kfold.py)."""
         from dltrain.config.validate import validate
 
-        # every spec, shape and cross-check first, all errors at once (data files: at load_data)
-        self.document = validate(document, overrides, files=False).document
+        # every spec, shape and cross-check, all errors at once (data files: at load_data)
+        checked = validate(document, overrides, files=False)
+        self.document = checked.document
         self.config = self.document.data
         self.base = Path(self.document.file).resolve().parent if self.document.file != "<string>" \
             else Path.cwd()
-        where = self.document.where
-        config = self.config
-        # validate() has checked every spec, section and key: what follows only builds
-        self.dtype = dtype_of(config["precision"])
-        self.seed = config["seed"]
-        self.model = Model.from_config(config["model"], where, self.dtype)
-        self.loss = build("loss", config["loss"], where(("loss",)))
-        self.optimizer = build("optimizer", config["optimizer"], where(("optimizer",)))
-        self.metric_specs = list(config["metrics"] or [])
-        self.callbacks = [build("callback", spec, where(("callbacks", i)))
-                          for i, spec in enumerate(config["callbacks"] or [])]
-        self.pipeline = Pipeline.from_config(config["data"].get("preprocessing"), where)
-        self.sources = self._sources()
-        self.training = config["training"]
+        self.dtype = dtype_of(self.config["precision"])
+        self.seed = self.config["seed"]
+        self.model = checked.model
+        self.loss = checked.loss
+        self.optimizer = checked.optimizer
+        self.metrics = dict(zip(checked.metric_names, checked.metrics))
+        self.callbacks = named(checked.callbacks)
+        self.pipeline = Pipeline(list(checked.preprocessing))
+        self.sources = {split: checked.sources.get(split, self.config["data"].get(split))
+                        for split in SPLITS}
+        self.training = self.config["training"]
         self.streams = Streams(self.seed)
         self.class_names = None
+        self.fold = fold
 
-    def _sources(self):
-        """{split: a built source, a held-out spec ({split: ...} or {kfold: ...}), or None}."""
-        data = self.config["data"]
-        sources = {}
-        for split in SPLITS:
-            spec = data.get(split)
-            if spec is None or (isinstance(spec, dict) and "type" not in spec
-                                and ("split" in spec or "kfold" in spec)):
-                sources[split] = spec
-            else:
-                sources[split] = build("source", spec, self.document.where(("data", split)))
-        return sources
+    def metric_names(self):
+        return list(self.metrics)
 
     # -- data ----------------------------------------------------------------------------------
 
@@ -97,7 +88,7 @@ class Experiment:
                     from dltrain.data.kfold import fold_split
 
                     splits["train"], splits[name] = fold_split(
-                        splits["train"], spec, getattr(self, "fold", None), rng,
+                        splits["train"], spec, self.fold, rng,
                         self.document.where(("data", name, "kfold")))
                     continue
                 splits["train"], splits[name] = split_off(
@@ -153,28 +144,14 @@ class Experiment:
     # -- model ---------------------------------------------------------------------------------
 
     def build(self):
+        """Create every parameter, once, from the run's init stream."""
         self.model.build(self.streams.get("init"), self.streams)
         return self.model
 
     def target_fn(self):
-        """How raw labels become the targets the loss wants (integer labels one-hot for cce)."""
-        from dltrain.losses import CategoricalCrossentropy
-
-        units = self.model.output_shape[-1]
-        dtype = self.dtype
-        if isinstance(self.loss, CategoricalCrossentropy):
-            def one_hot(y):
-                y = np.asarray(y)
-                if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and units > 1):
-                    return np.eye(units, dtype=dtype)[y.reshape(-1).astype(np.intp)]
-                return y.astype(dtype, copy=False)
-            return one_hot
-        if self.loss.target == "sparse":
-            return lambda y: np.asarray(y)
-        return lambda y: np.asarray(y).astype(dtype, copy=False)
-
-    def metric_names(self):
-        return [metric_name(spec) for spec in self.metric_specs]
+        """How raw labels become the targets the loss wants (the loss decides: loss.targets)."""
+        units, dtype, loss = self.model.output_shape[-1], self.dtype, self.loss
+        return lambda y: loss.targets(y, units, dtype)
 
     def class_weights(self):
         """The (classes,) loss weight per class from ``training.class_weight``, or None."""
@@ -182,6 +159,17 @@ class Experiment:
 
         return table(self.training.get("class_weight"), self.model.output_shape[-1], self.dtype,
                      self.document.where(("training", "class_weight")))
+
+
+def named(callbacks):
+    """{name: callback}: each named by its type, numbered from the second of a type on
+    (early_stopping, early_stopping_2), as layers are; a resume matches state by this name."""
+    counts, result = {}, {}
+    for callback in callbacks:
+        kind = callback.registered_name
+        counts[kind] = counts.get(kind, 0) + 1
+        result[kind if counts[kind] == 1 else f"{kind}_{counts[kind]}"] = callback
+    return result
 
 
 def _reshapes(pipeline):

@@ -1,16 +1,41 @@
-"""Losses: ``forward(pred, target) -> scalar`` (mean over the batch) and ``backward() -> grad_pred``.
+"""Losses: ``sum(pred, target) -> LossSum(total, count, probabilities)`` and ``backward(count)``.
+
+A loss reports the *sum* of its per-sample values and how many samples it summed, never a mean,
+so the sums of several processes (or of the halves of one batch) add up to the sum of the whole
+batch; ``backward(count)`` returns the gradient of ``total / count``, with ``count`` the number of
+samples in the *global* batch (the training step passes it), so summing the gradients of every
+share gives the gradient of the batch's mean. ``forward(pred, target) -> mean`` and
+``backward()`` (count: this batch's) are the same computation for one batch.
 
 Cross-entropies take ``from_logits``. When the model ends in the activation a cross-entropy
 expects (softmax for categorical, sigmoid for binary) the trainer hands the loss the logits
 instead (``fuses``): log-softmax / log-sigmoid are then computed stably and the gradient is the
-short ``p - y`` rather than a chain through the activation's Jacobian.
+short ``p - y`` rather than a chain through the activation's Jacobian. The probabilities the loss
+computed on the way are returned in ``LossSum.probabilities`` (what metrics read).
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from dltrain import check
 from dltrain.activations import stable_sigmoid
 from dltrain.errors import DataError
 from dltrain.registry import register
+
+
+class LossSum(NamedTuple):
+    """One batch's loss: ``total`` the sum of (weighted) per-sample values, a 0-d array of the
+    prediction's dtype; ``count`` the samples summed; ``probabilities`` the activated output when
+    the loss read logits, else None (the prediction itself is the probability)."""
+
+    total: np.ndarray
+    count: int
+    probabilities: np.ndarray = None
+
+    @property
+    def mean(self):
+        """total / count in the prediction's dtype, exactly as ``np.mean`` computes it."""
+        return self.total.dtype.type(self.total / self.count)
 
 
 class Loss:
@@ -23,20 +48,42 @@ class Loss:
     def __call__(self, pred, target, sample_weight=None, logits=False):
         return self.forward(pred, target, sample_weight, logits)
 
-    def _weighted_mean(self, per_sample, sample_weight):
-        """Mean over the batch of per-sample losses, weighted when weights are given."""
+    def forward(self, pred, target, sample_weight=None, logits=False):
+        """The mean over the batch (weighted per sample when weights are given)."""
+        return self.sum(pred, target, sample_weight, logits).mean
+
+    def sum(self, pred, target, sample_weight=None, logits=False):
+        """The LossSum of a batch; remembers what ``backward`` needs."""
+        per_sample = self.per_sample(pred, target, logits)
         self._n = len(per_sample)
         self._w = sample_weight
         if sample_weight is not None:
             per_sample = per_sample * sample_weight
-        return per_sample.mean()
+        read_logits = logits or getattr(self, "from_logits", False)
+        return LossSum(per_sample.sum(), self._n, self._p if read_logits else None)
 
-    def _scale(self, grad):
-        """d(mean loss)/d(per-sample loss) applied to a per-sample gradient of shape (B, ...)."""
-        grad /= self._n
+    def backward(self, count=None):
+        """d(total / count)/d(pred); ``count`` defaults to this batch's sample count."""
+        grad = self.gradient()
+        grad /= self._n if count is None else count
         if self._w is not None:
             grad *= self._w.reshape(-1, *([1] * (grad.ndim - 1)))
         return grad
+
+    def targets(self, y, units, dtype):
+        """Raw labels as the targets this loss reads: integer labels for a sparse loss, floats of
+        the model's dtype otherwise (``units``: the model's outputs per sample)."""
+        if self.target == "sparse":
+            return np.asarray(y)
+        return np.asarray(y).astype(dtype, copy=False)
+
+    def per_sample(self, pred, target, logits):
+        """(B,) loss of each sample."""
+        raise NotImplementedError
+
+    def gradient(self):
+        """d(per-sample loss)/d(pred) of the last batch, a new array of the prediction's shape."""
+        raise NotImplementedError
 
 
 def _match(pred, target):
@@ -61,26 +108,26 @@ def _per_sample(values):
 class MeanSquaredError(Loss):
     """mean((pred - target)^2)."""
 
-    def forward(self, pred, target, sample_weight=None, logits=False):
+    def per_sample(self, pred, target, logits=False):
         self._diff = pred - _match(pred, target)
-        return self._weighted_mean(_per_sample(self._diff ** 2), sample_weight)
+        return _per_sample(self._diff ** 2)
 
-    def backward(self):
+    def gradient(self):
         per_row = self._diff[0].size
-        return self._scale(2 * self._diff / per_row)
+        return 2 * self._diff / per_row
 
 
 @register("mean_absolute_error", aliases=("mae",))
 class MeanAbsoluteError(Loss):
     """mean(|pred - target|)."""
 
-    def forward(self, pred, target, sample_weight=None, logits=False):
+    def per_sample(self, pred, target, logits=False):
         diff = pred - _match(pred, target)
         self._sign = np.sign(diff)
-        return self._weighted_mean(_per_sample(np.abs(diff)), sample_weight)
+        return _per_sample(np.abs(diff))
 
-    def backward(self):
-        return self._scale(self._sign / self._sign[0].size)
+    def gradient(self):
+        return self._sign / self._sign[0].size
 
 
 @register("huber")
@@ -94,16 +141,16 @@ class Huber(Loss):
     def __init__(self, delta=1.0):
         self.delta = check.positive("delta", delta)
 
-    def forward(self, pred, target, sample_weight=None, logits=False):
+    def per_sample(self, pred, target, logits=False):
         d = pred - _match(pred, target)
         self._d = d
         a = np.abs(d)
         values = np.where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
-        return self._weighted_mean(_per_sample(values), sample_weight)
+        return _per_sample(values)
 
-    def backward(self):
+    def gradient(self):
         grad = np.clip(self._d, -self.delta, self.delta)
-        return self._scale(grad / self._d[0].size)
+        return grad / self._d[0].size
 
 
 class CrossEntropy(Loss):
@@ -128,7 +175,7 @@ class BinaryCrossentropy(CrossEntropy):
 
     fuses = "sigmoid"
 
-    def forward(self, pred, target, sample_weight=None, logits=False):
+    def per_sample(self, pred, target, logits=False):
         y = _match(pred, target)
         if self.label_smoothing:
             y = y * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
@@ -142,15 +189,15 @@ class BinaryCrossentropy(CrossEntropy):
             self._p = np.clip(pred, EPSILON, 1 - EPSILON)
             self._inside = (pred > EPSILON) & (pred < 1 - EPSILON)     # where the clip passes
             values = -(y * np.log(self._p) + (1 - y) * np.log1p(-self._p))
-        return self._weighted_mean(_per_sample(values), sample_weight)
+        return _per_sample(values)
 
-    def backward(self):
+    def gradient(self):
         p, y = self._p, self._y
         if self._logits:
             grad = p - y
         else:
             grad = (p - y) / (p * (1 - p)) * self._inside           # 0 where the clip cuts (Keras)
-        return self._scale(grad / p[0].size)
+        return grad / p[0].size
 
 
 def _log_softmax(z):
@@ -191,13 +238,20 @@ class CategoricalCrossentropy(CrossEntropy):
 
     fuses = "softmax"
 
+    def targets(self, y, units, dtype):
+        """Integer labels become one-hot rows; one-hot (or soft) rows pass as floats."""
+        y = np.asarray(y)
+        if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and units > 1):
+            return np.eye(units, dtype=dtype)[y.reshape(-1).astype(np.intp)]
+        return y.astype(dtype, copy=False)
+
     def _targets(self, pred, target):
         y = _match(pred, target)
         if self.label_smoothing:
             y = y * (1 - self.label_smoothing) + self.label_smoothing / pred.shape[-1]
         return y
 
-    def forward(self, pred, target, sample_weight=None, logits=False):
+    def per_sample(self, pred, target, logits=False):
         y = self._targets(pred, target)
         self._y = y
         self._logits = logits or self.from_logits
@@ -209,15 +263,15 @@ class CategoricalCrossentropy(CrossEntropy):
             self._p = self._probabilities.clipped
             log_p = self._probabilities.log
         values = -(y * log_p).sum(axis=-1)
-        return self._weighted_mean(_per_sample(values.reshape(len(values), -1)), sample_weight)
+        return _per_sample(values.reshape(len(values), -1))
 
-    def backward(self):
+    def gradient(self):
         steps = self._p[0].size // self._p.shape[-1]
         if self._logits:
             grad = self._p - self._y
         else:
             grad = self._probabilities.backward(-self._y / self._p)
-        return self._scale(grad / steps)
+        return grad / steps
 
 
 @register("sparse_categorical_crossentropy", aliases=("scce",))
@@ -234,7 +288,7 @@ class SparseCategoricalCrossentropy(CrossEntropy):
     fuses = "softmax"
     target = "sparse"
 
-    def forward(self, pred, target, sample_weight=None, logits=False):
+    def per_sample(self, pred, target, logits=False):
         classes = pred.shape[-1]
         labels = np.asarray(target).reshape(pred.shape[:-1]).astype(np.intp, copy=False)
         if labels.size and (labels.min() < 0 or labels.max() >= classes):
@@ -255,9 +309,9 @@ class SparseCategoricalCrossentropy(CrossEntropy):
         if self.label_smoothing:
             s = self.label_smoothing
             values = (1 - s) * values - s * log_p.mean(axis=-1)
-        return self._weighted_mean(_per_sample(values.reshape(len(values), -1)), sample_weight)
+        return _per_sample(values.reshape(len(values), -1))
 
-    def backward(self):
+    def gradient(self):
         p = self._p
         s = self.label_smoothing
         steps = p[0].size // p.shape[-1]
@@ -272,4 +326,4 @@ class SparseCategoricalCrossentropy(CrossEntropy):
                               np.take_along_axis(grad, self._labels[..., None], axis=-1)
                               - (1 - s) / picked, axis=-1)
             grad = self._probabilities.backward(grad)
-        return self._scale(grad / steps)
+        return grad / steps

@@ -1,5 +1,10 @@
 """Metrics: ``reset()``, ``update(pred, target)`` per batch, ``result()`` for the epoch.
 
+A metric's state is sums and counts (arrays of them, or the lists of scores AUC ranks), named in
+``state_names``: ``state()`` returns them, ``load_state()`` puts them back (a mid-epoch resume)
+and ``merge(state)`` adds another state to this one, so the states of several processes, or of the
+halves of a batch, combine into exactly the state of the whole.
+
 ``accuracy`` is resolved from the loss as Keras does: sparse labels for
 sparse_categorical_crossentropy, one-hot rows for categorical_crossentropy, a 0.5 threshold for
 binary_crossentropy or a single output unit.
@@ -10,13 +15,41 @@ from dltrain import check
 from dltrain.registry import register
 
 
+def metric_name(spec):
+    """The name a metric logs under: its ``name``, else its type as written."""
+    if isinstance(spec, str):
+        return spec
+    return spec.get("name", spec.get("type"))
+
+
 class Metric:
     kind = "metric"
     #: "max" when larger is better, "min" otherwise (callbacks use it as their default mode)
     direction = "max"
+    #: the attributes that hold the state: sums and counts (numbers or arrays), or lists
+    state_names = ("total", "count")
 
     def __init__(self):
         self.reset()
+
+    def state(self):
+        """{name: value} of the accumulated state (the values themselves, not copies)."""
+        return {name: getattr(self, name) for name in self.state_names}
+
+    def load_state(self, state):
+        for name in self.state_names:
+            setattr(self, name, state[name])
+
+    def merge(self, state):
+        """Add another metric's ``state()`` to this one: sums add, lists extend; None is empty."""
+        for name in self.state_names:
+            mine, theirs = getattr(self, name), state[name]
+            if theirs is None:
+                continue
+            if isinstance(mine, list):
+                setattr(self, name, mine + list(theirs))
+            else:
+                setattr(self, name, theirs if mine is None else mine + theirs)
 
     def reset(self):
         self.total = 0.0
@@ -119,6 +152,8 @@ class Confusion(Metric):
                                                                         closed=True)
         self._class_id = None if class_id is None else check.non_negative_int("class_id", class_id)
         super().__init__()
+
+    state_names = ("tp", "fp", "fn")
 
     def reset(self):
         self.tp = self.fp = self.fn = None
@@ -281,6 +316,8 @@ class AUC(Metric):
         self.multi_label = check.boolean("multi_label", multi_label)
         super().__init__()
 
+    state_names = ("scores", "targets")
+
     def reset(self):
         self.scores, self.targets = [], []
 
@@ -361,6 +398,8 @@ class RMSE(MSE):
 @register("r2", aliases=("r2_score",))
 class R2(Metric):
     """Coefficient of determination, 1 - SS_res / SS_tot, over the epoch (averaged over outputs)."""
+
+    state_names = ("n", "sum", "sum_sq", "ss_res")
 
     def reset(self):
         self.n = 0

@@ -2,11 +2,14 @@
 
 ``apply(pairs)`` takes (key, param, grad) triples; slots (momenta, averages) are kept per key, so
 ``state_dict()`` / ``load_state_dict()`` save and restore them exactly. ``learning_rate`` is a
-number or a schedule spec (``{type: exponential_decay, ...}``) evaluated at the step count.
+number or a schedule spec (``{type: exponential_decay, ...}``) evaluated at the step count; a
+callback changes a fixed rate through ``set_rate`` (the constructor argument stays as written).
+The training step calls the two halves of ``apply`` as stages: ``clip(grads)``, then
+``update_all(pairs, grads)``.
 """
 import numpy as np
 
-from dltrain import check
+from dltrain import check, schedules  # noqa: F401  (learning_rate may name a schedule)
 from dltrain.registry import build, register
 
 
@@ -21,6 +24,7 @@ class Optimizer:
             self.schedule = None
             check.positive("learning_rate", learning_rate)
         self.learning_rate = learning_rate
+        self.rate = None if self.schedule is not None else float(learning_rate)   # the rate in use
         self.clipnorm = None if clipnorm is None else check.positive("clipnorm", clipnorm)
         self.clipvalue = None if clipvalue is None else check.positive("clipvalue", clipvalue)
         self.global_clipnorm = (None if global_clipnorm is None
@@ -33,12 +37,19 @@ class Optimizer:
         """The rate the next step will use."""
         if self.schedule is not None:
             return float(self.schedule(self.iterations))
-        return float(self.learning_rate)
+        return self.rate
+
+    def set_rate(self, value):
+        """Use ``value`` as the (fixed) learning rate from the next step on."""
+        self.rate = float(value)
 
     def apply(self, pairs):
         """One update of every (key, param, grad): clip, then the rule of the subclass, in place."""
         pairs = list(pairs)
-        grads = self._clip([g for _, _, g in pairs])
+        self.update_all(pairs, self.clip([g for _, _, g in pairs]))
+
+    def update_all(self, pairs, grads):
+        """The rule of the subclass on every (key, param, _) with its (clipped) gradient."""
         lr = self.current_learning_rate
         self.iterations += 1
         for (key, param, _), grad in zip(pairs, grads):
@@ -48,7 +59,8 @@ class Optimizer:
                 self.init_slots(slots, param)
             self.update(param, grad, slots, param.dtype.type(lr))
 
-    def _clip(self, grads):
+    def clip(self, grads):
+        """The gradients after clipvalue, clipnorm and global_clipnorm (the list itself when none)."""
         if self.clipvalue is not None:
             grads = [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
         if self.clipnorm is not None:
@@ -302,12 +314,12 @@ class Nadam(Optimizer):
     def _u(self, t):
         return self.beta_1 * (1 - 0.5 * 0.96 ** t)
 
-    def apply(self, pairs):
+    def update_all(self, pairs, grads):
         t = self.iterations + 1
         self._u_t, self._u_t1 = self._u(t), self._u(t + 1)
         self._product_t = self.u_product * self._u_t
         self._product_t1 = self._product_t * self._u_t1
-        super().apply(pairs)
+        super().update_all(pairs, grads)
         self.u_product = self._product_t
 
     def update(self, param, grad, slots, lr):

@@ -3,6 +3,10 @@
 A class's kind comes from its base class (``Layer.kind == "layer"``), so one decorator serves
 layers, losses, optimizers and the rest. ``build(kind, spec, where)`` turns a config spec,
 ``{type: NAME, ...arguments}`` or a bare ``NAME``, into an instance.
+
+This module imports nothing that registers: a registry holds what has been imported. A module
+that builds a kind by name imports the module that registers that kind (``layers`` imports
+``initializers`` and ``activations``); one that takes any kind imports ``dltrain.catalogue``.
 """
 import difflib
 import inspect
@@ -43,7 +47,9 @@ class Registry:
 
     def get(self, name, where=None):
         """The class registered as ``name``; an error with the closest names otherwise."""
-        _load_all()
+        if not self.classes:          # a bug, not a user's error: the registering module was not imported
+            raise LookupError(f"no {self.kind} is registered yet: import the module that registers "
+                              f"{PLURALS[self.kind]} (or dltrain.catalogue, for every kind) first")
         name = self.aliases.get(name, name)
         if name in self.classes:
             return self.classes[name]
@@ -60,7 +66,6 @@ _REGISTRIES = {kind: Registry(kind) for kind in KINDS}
 
 
 def registry(kind):
-    _load_all()
     return _REGISTRIES[kind]
 
 
@@ -151,14 +156,3 @@ def get(kind, spec, where=None):
         return build(kind, spec, where)
     return spec
 
-
-_loaded = False
-
-
-def _load_all():
-    """Import every module that registers classes, once, so lookups see the whole catalogue."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    import dltrain.catalogue  # noqa: F401  (imports every registering module)

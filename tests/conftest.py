@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import dltrain.catalogue  # noqa: F401  (tests build every kind by name through dltrain.registry)
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 DATASETS = ROOT / "datasets"

@@ -30,7 +30,7 @@ def test_accuracy_of_a_logit_output_thresholds_the_probability_not_the_logit():
     model.nodes[0].layer.params["kernel"][...] = 0
     model.nodes[0].layer.params["bias"][...] = 0.3         # logit 0.3: probability 0.574, class 1
     trainer = Trainer(model, BinaryCrossentropy(from_logits=True), SGD(), ["accuracy"], Pipeline(),
-                      streams, target_fn=lambda y: y.astype(np.float32))
+                      streams, batch_size=32, target_fn=lambda y: y.astype(np.float32))
     split = Split(np.zeros((4, 2), np.float32), np.ones(4))
     assert trainer.evaluate(split)["accuracy"] == 1.0
 

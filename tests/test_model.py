@@ -93,3 +93,29 @@ def test_state_dict_round_trip_gives_identical_predictions():
     assert not np.allclose(other.predict(x), model.predict(x))
     other.load_state_dict(model.state_dict())
     np.testing.assert_array_equal(other.predict(x), model.predict(x))
+
+
+def test_graph_errors_name_the_layers_as_written():
+    cycle = {"input_shape": [4], "layers": [
+        {"name": "a", "type": "dense", "units": 4, "activation": "relu", "inputs": ["b"]},
+        {"name": "b", "type": "dense", "units": 4, "activation": "tanh", "inputs": ["a"]}]}
+    with pytest.raises(ConfigError, match=r"the layers form a cycle: a -> b -> a\n"):
+        Model.from_config(cycle)
+    clash = {"input_shape": [4], "layers": [
+        {"name": "a", "type": "dense", "units": 4, "activation": "relu"},
+        {"name": "a_relu", "type": "dense", "units": 4}]}
+    with pytest.raises(ConfigError, match="'a_relu' is the name of the relu activation of layer 'a'") as error:
+        Model.from_config(clash)
+    assert error.value.where == "model.layers[1]"
+
+
+def test_a_shape_error_names_the_first_bad_layer_in_written_order():
+    config = {"input_shape": [6, 6, 1], "layers": [
+        {"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "relu"},
+        {"type": "max_pooling2d"},
+        {"type": "dense", "units": 3},
+        {"type": "conv2d", "filters": 2, "kernel_size": 3}]}
+    model = Model.from_config(config)
+    with pytest.raises(ShapeError, match=r"layer 'dense_1' \(dense\) got input of shape \(2, 2, 2\)") as error:
+        model.infer_shapes()
+    assert error.value.where == "model.layers[2]"

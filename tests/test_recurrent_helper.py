@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dltrain.gradcheck import check_layer
-from dltrain.layers import recurrent_helper
+from dltrain.parallel import recurrent_helper
 from dltrain.registry import build
 
 pytestmark = pytest.mark.skipif(
@@ -178,3 +178,19 @@ def test_the_helper_lets_go_of_layers_that_are_gone(split_always):
     run(SPECS[3], training=True)                 # drops the third, maps the fourth
     arenas, caches = recurrent_helper._helper.call(("count",))[1]
     assert (arenas, caches) == (1, 0)
+
+
+def test_the_process_machinery_imports_no_layer_and_no_api():
+    """The helper lives in dltrain/parallel and knows layers only through the loop functions it
+    is sent; the recurrent layers reach it through Split alone."""
+    import subprocess
+
+    code = ("import sys; import dltrain.parallel.recurrent_helper, dltrain.parallel.helper_process; "
+            "print(sorted(m for m in sys.modules if m.startswith(('dltrain.layers', 'dltrain.api', 'dltrain.model'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+    from dltrain.layers import recurrent
+
+    assert recurrent.Split is recurrent_helper.Split
+    source = open(recurrent.__file__).read()
+    assert "import recurrent_helper" not in source and "recurrent_helper import Split\n" in source

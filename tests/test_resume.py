@@ -106,9 +106,9 @@ def test_dropping_any_saved_state_breaks_exactness(tmp_path, straight, monkeypat
         api.fit(config, run_dir=tmp_path / "run", callbacks=[KillAt(2, 5)])
     restore = resuming.restore
 
-    def restore_without(trainer, arrays, meta, callbacks):
+    def restore_without(trainer, arrays, meta):
         drop(arrays, meta)
-        restore(trainer, arrays, meta, callbacks)
+        restore(trainer, arrays, meta)
 
     monkeypatch.setattr(resuming, "restore", restore_without)
     api.fit(None, resume=tmp_path / "run")
@@ -123,9 +123,9 @@ def test_adam_step_count_matters_with_a_constant_rate(tmp_path, monkeypatch):
     api.fit(digits_config(tmp_path, epochs=2, optimizer=adam), run_dir=tmp_path / "run")
     restore = resuming.restore
 
-    def restore_without(trainer, arrays, meta, callbacks):
+    def restore_without(trainer, arrays, meta):
         _drop_step(arrays, meta)
-        restore(trainer, arrays, meta, callbacks)
+        restore(trainer, arrays, meta)
 
     monkeypatch.setattr(resuming, "restore", restore_without)
     api.fit(None, ["training.epochs=3"], resume=tmp_path / "run")

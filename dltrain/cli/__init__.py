@@ -4,10 +4,10 @@ Each module below defines its commands and lists them in ``COMMANDS``; registeri
 adding its module to the import and to ``GROUPS`` (``python -m dltrain`` and the ``dltrain``
 console script both run ``main``).
 """
-from dltrain.cli import catalogue, data, inspection, plot, training
+from dltrain.cli import catalogue, data, inspection, plot, runs, sweep, training
 from dltrain.cli.app import main
 
-GROUPS = (training, inspection, catalogue, data, plot)
+GROUPS = (training, inspection, catalogue, data, plot, sweep, runs)
 
 for _group in GROUPS:
     for _command in _group.COMMANDS:

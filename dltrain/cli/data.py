@@ -1,7 +1,10 @@
 """Commands: datasets (list, download) and data (inspect)."""
 import click
 
+from dltrain.cli import render
 from dltrain.cli.app import CONTEXT, handle_errors, set_option
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 
 
 @click.group(context_settings=CONTEXT)
@@ -10,30 +13,29 @@ def datasets():
 
 
 @datasets.command("list", context_settings=CONTEXT)
+@json_option
 @handle_errors
-def datasets_list():
+def datasets_list(as_json):
     """The built-in datasets, and whether each is on this machine."""
-    from rich.console import Console
-    from rich.table import Table
+    from dltrain import api
 
-    from dltrain.data import datasets as registry
-
-    table = Table(title="datasets  ({type: dataset, name: NAME, split: train|test})",
-                  title_justify="left")
-    for column in ("name", "shape", "classes", "splits", "source"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("about")
-    listing = registry.listing()
-    for d in listing:
+    listing = api.datasets()
+    if as_json:
+        click.echo(render.json_text({"datasets": listing["datasets"], "cache": listing["cache"]}))
+        return
+    table = render.table("datasets  ({type: dataset, name: NAME, split: train|test})",
+                         *((column, render.NAME) for column in ("name", "shape", "classes", "splits", "source")),
+                         "about")
+    for d in listing["datasets"]:
         source = d["source"] + (" (cached)" if d["source"] == "download" and d["cached"] else "")
         table.add_row(d["name"], "x".join(map(str, d["shape"])), str(d["classes"] or "regr."),
                       "/".join(d["splits"]), source, f"{d['description']}; {d['size']}")
-    console = Console()
+    console = render.console()
     console.print(table)
-    for d in listing:
+    for d in listing["datasets"]:
         if d["source"] == "download":
-            console.print(f"{d['name']} files are verified by: {d['verification']}", highlight=False)
-    console.print(registry.environment_note())
+            console.print(f"{d['name']} files are verified by: {d['verification']}")
+    console.print(listing["note"])
 
 
 @datasets.command("download", context_settings=CONTEXT)
@@ -42,22 +44,19 @@ def datasets_list():
 @handle_errors
 def datasets_download(name, mirror):
     """Download NAME into the cache (resuming a partial download) and verify it."""
-    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    from dltrain.data import datasets as registry
+    from dltrain import api
 
-    data = registry.info(name)
-    console = Console(stderr=True)
     tasks = {}
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=console, transient=False) as bar:
+                  TransferSpeedColumn(), console=render.console(stderr=True), transient=False) as bar:
         def progress(file, done, total):
             if file not in tasks:
                 tasks[file] = bar.add_task(file, total=total)
             bar.update(tasks[file], completed=done, total=total)
 
-        paths = [p for split in data.splits for p in registry.files(name, split, mirror, progress)]
+        paths = api.download_dataset(name, mirror, progress)
     for path in paths:
         click.echo(str(path))
 
@@ -70,26 +69,24 @@ def data():
 @data.command("inspect", context_settings=CONTEXT)
 @click.argument("config", type=click.Path(dir_okay=False))
 @set_option
+@json_option
 @handle_errors
-def data_inspect(config, overrides):
+def data_inspect(config, overrides, as_json):
     """Per split: samples, shapes, dtypes, class balance, ranges, NaN/Inf counts."""
-    from rich.console import Console
-    from rich.table import Table
+    from dltrain import api
 
-    from dltrain.data.inspect import inspect
-    from dltrain.cli.progress import format_value
-
-    report = inspect(config, overrides)
+    report = api.inspect_data(config, overrides)
+    if as_json:
+        click.echo(render.json_text({"config": config, **report}))
+        return
     splits = report["splits"]
-    table = Table(title=f"{config}: data by split", title_justify="left")
-    table.add_column("")
-    for name in splits:
-        table.add_column(name, justify="right")
+    table = render.table(f"{config}: data by split", ("", render.NAME),
+                         *((name, render.RIGHT) for name in splits))
 
     def row(label, fn):
         table.add_row(label, *(fn(s) for s in splits.values()))
 
-    fmt = lambda v: "-" if v is None else format_value(v)  # noqa: E731
+    fmt = lambda v: "-" if v is None else render.format_value(v)  # noqa: E731
     row("samples", lambda s: str(s["samples"]))
     row("input shape", lambda s: "x".join(map(str, s["shape"])) or "scalar")
     row("input dtype", lambda s: s["dtype"])
@@ -110,7 +107,7 @@ def data_inspect(config, overrides):
         for c in range(report["classes"]):
             label = f"class {c}" + (f" ({names[c]})" if names and c < len(names) else "")
             row(label, lambda s, c=c: _share(s.get("balance"), c))
-    console = Console()
+    console = render.console()
     console.print(table)
     console.print(f"model input shape: {'x'.join(map(str, report['model_input']))}")
     after = report["after_preprocessing"]

@@ -1,51 +1,62 @@
 """Commands: check, summary, gradcheck and time (a config's model, inspected without training)."""
 import click
 
+from dltrain.cli import render
 from dltrain.cli.app import CONTEXT, handle_errors, set_option
 
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False)
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print one JSON object on stdout instead of the table.")
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("config", type=click.Path(dir_okay=False))
 @set_option
 @click.option("--quiet", is_flag=True, help="Print nothing on success (the exit code says it).")
+@json_option
 @handle_errors
-def check(config, overrides, quiet):
-    """Validate CONFIG and infer every shape; train nothing, read no data (exit 0 or 2)."""
-    from dltrain.config.validate import validate
-    from dltrain.summary import summarize
+def check(config, overrides, quiet, as_json):
+    """Validate CONFIG and infer every shape; train nothing, read no data (exit 0 or 2).
 
-    from dltrain.feasibility import check_config
+    With --json, stdout holds {"valid": true, "model": ...} or {"valid": false, "errors": [...]}."""
+    from dltrain import api
+    from dltrain.errors import DltrainError
 
-    checked = validate(config, overrides, files=True)
-    check_config(checked)                   # memory this machine lacks, labels vs the last layer
-    if quiet:
-        return
-    summary = summarize(checked)
-    console = _console()
-    _print_summary(console, summary)
-    console.print(f"[green]ok[/green]: {config} is valid")
+    try:
+        summary = api.check(config, overrides)
+    except DltrainError as error:
+        if as_json:
+            click.echo(render.json_text({"config": config, "valid": False, "errors": error_records(error)}))
+        raise
+    if as_json:
+        click.echo(render.json_text({"config": config, "valid": True, "model": summary_record(summary)}))
+    elif not quiet:
+        console = render.console()
+        print_summary(console, summary)
+        console.print(f"[green]ok[/green]: {config} is valid")
+
+
+def error_records(error):
+    """One dict per problem of a DltrainError (a ConfigErrors holds several)."""
+    return [{"kind": e.label, "message": e.message, "where": None if e.where is None else str(e.where),
+             "expected": e.expected, "fix": e.fix} for e in getattr(error, "errors", [error])]
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("target", metavar="CONFIG|RUN", type=click.Path())
 @set_option
 @click.option("--passes", "passes", is_flag=True, help="Also list the graph passes and what each rewrote.")
+@json_option
 @handle_errors
-def summary(target, overrides, passes):
+def summary(target, overrides, passes, as_json):
     """Per-layer table of a config or a run: output shape, parameters, FLOPs, memory."""
-    from dltrain.config.validate import validate
-    from dltrain.summary import config_of, summarize
+    from dltrain import api
 
-    checked = validate(config_of(target), overrides, files=False)
-    result = summarize(checked, passes=passes)
-    console = _console()
-    _print_summary(console, result)
+    result = api.summary(target, overrides, passes=passes)
+    if as_json:
+        click.echo(render.json_text(summary_record(result)))
+        return
+    console = render.console()
+    print_summary(console, result)
     for graph_pass in result.passes or ():
         rewrites = graph_pass["rewrites"] or ["(nothing in this model)"]
         console.print(f"[bold]{graph_pass['name']}[/bold]: {graph_pass['description']}", highlight=False)
@@ -53,15 +64,23 @@ def summary(target, overrides, passes):
             console.print(f"  {note}", highlight=False)
 
 
-def _print_summary(console, summary):
-    from rich.table import Table
+def summary_record(summary):
+    """A ``summary.Summary`` as JSON's types: the layers, their totals and the memory estimate."""
+    return {"name": summary.name, "input_shape": list(summary.input_shape),
+            "layers": [{"name": r.name, "type": r.type, "activation": r.activation, "inputs": list(r.inputs),
+                        "output_shape": list(r.output_shape), "params": r.params, "flops": r.flops}
+                       for r in summary.rows],
+            "params": summary.params, "flops": summary.flops, "batch_size": summary.batch_size,
+            "optimizer": summary.optimizer, "memory": summary.memory,
+            **({"passes": summary.passes} if summary.passes is not None else {})}
 
+
+def print_summary(console, summary):
     from dltrain.summary import human_bytes, human_count
 
-    table = Table(title=f"{summary.name}  input {summary.input_shape}", title_justify="left")
-    for column, justify in (("layer", "left"), ("type", "left"), ("inputs", "left"),
-                            ("output shape", "left"), ("params", "right"), ("FLOPs", "right")):
-        table.add_column(column, justify=justify)
+    table = render.table(f"{summary.name}  input {summary.input_shape}", ("layer", render.NAME),
+                         ("type", render.NAME), "inputs", "output shape", ("params", render.RIGHT),
+                         ("FLOPs", render.RIGHT))
     for row in summary.rows:
         table.add_row(row.name, row.kind, ", ".join(row.inputs), str(row.output_shape),
                       f"{row.params:,}", human_count(row.flops))
@@ -86,15 +105,11 @@ def _print_summary(console, summary):
 @handle_errors
 def gradcheck(config, overrides, batch_size, elements):
     """Compare every parameter's gradient with central differences, in float64 (exit 0 or 1)."""
-    from rich.table import Table
+    from dltrain import api
 
-    from dltrain.config.validate import validate
-    from dltrain.model_gradcheck import check_model
-
-    checks = check_model(validate(config, overrides, files=False), batch_size, elements)
-    table = Table(title=f"{config}: relative error of each gradient (float64)", title_justify="left")
-    for column in ("layer", "type", "worst", "per parameter", "at kinks"):
-        table.add_column(column)
+    checks = api.gradcheck(config, overrides, batch_size, elements)
+    table = render.table(f"{config}: relative error of each gradient (float64)", ("layer", render.NAME),
+                         ("type", render.NAME), "worst", "per parameter", "at kinks")
     worst = 0.0
     for item in checks:
         worst = max(worst, item.worst)
@@ -102,7 +117,7 @@ def gradcheck(config, overrides, batch_size, elements):
         table.add_row(item.name, item.type, f"[{mark}]{item.worst:.2e}[/{mark}]",
                       ", ".join(f"{k} {v:.1e}" for k, v in item.errors.items()),
                       str(item.skipped) if item.skipped else "")
-    console = _console()
+    console = render.console()
     console.print(table)
     console.print(f"worst relative error: {worst:.2e} ({'ok' if worst < 1e-6 else 'above 1e-6'})")
     if worst >= 1e-6:
@@ -118,27 +133,17 @@ def gradcheck(config, overrides, batch_size, elements):
 @handle_errors
 def time_command(config, overrides, batch_size, iterations):
     """Forward and backward milliseconds per layer for one batch (reads no data)."""
-    from rich.console import Console
-    from rich.table import Table
+    from dltrain import api
 
-    from dltrain.api import _tune_allocator
-    from dltrain.experiment import Experiment
-    from dltrain.timing import time_layers
-
-    _tune_allocator()                   # as `fit` does: without it every large array page-faults
-    experiment = Experiment(config, overrides)
-    model = experiment.build()
-    batch_size = batch_size or experiment.training["batch_size"]
-    rows = time_layers(model, batch_size, iterations)
-    table = Table(title=f"{config}: batch {batch_size}, median of {iterations} passes (training mode)",
-                  title_justify="left")
-    for column in ("layer", "type", "output shape", "forward ms", "backward ms"):
-        table.add_column(column, justify="right" if column.endswith("ms") else "left")
-    for row in rows:
+    timed = api.time_layers(config, overrides, batch_size, iterations)
+    table = render.table(f"{config}: batch {timed.batch_size}, median of {timed.iterations} passes "
+                         "(training mode)", ("layer", render.NAME), ("type", render.NAME), "output shape",
+                         ("forward ms", render.RIGHT), ("backward ms", render.RIGHT))
+    for row in timed.rows:
         table.add_row(row.name, row.type, str(row.output_shape), f"{row.forward_ms:.3f}", f"{row.backward_ms:.3f}")
-    forward, backward = sum(r.forward_ms for r in rows), sum(r.backward_ms for r in rows)
+    forward, backward = sum(r.forward_ms for r in timed.rows), sum(r.backward_ms for r in timed.rows)
     table.add_row("total", "", "", f"{forward:.3f}", f"{backward:.3f}", style="bold")
-    Console(highlight=False).print(table)
+    render.console().print(table)
 
 
 COMMANDS = [check, summary, gradcheck, time_command]

@@ -12,9 +12,9 @@ from dltrain.cli.app import CONTEXT, handle_errors
 @handle_errors
 def plot(runs, output, terminal):
     """Learning curves of RUNS side by side: loss, each metric (train and validation), learning rate."""
-    from dltrain import plot as plotting
+    from dltrain import api
 
-    path, text = plotting.plot(runs, output, terminal)
+    path, text = api.plot(runs, output, terminal)
     if text is not None:
         click.echo(text)
         if not terminal:

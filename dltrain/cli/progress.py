@@ -1,18 +1,29 @@
 """The live progress display: a rich bar per epoch with loss, metrics, samples/s and ETA.
 
 The only callback that knows about rich; ``cli/training.py`` adds it to `fit` unless ``--quiet``.
+The line always fits the terminal: at narrow widths the metrics go first (the last ones first),
+then the rate, then the bar shrinks to its minimum; the bar itself is never dropped.
 """
-import math
-
+from dltrain.cli.render import format_value
 from dltrain.training.callbacks import Callback
 
 
-def format_value(value):
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.3e}"
-    return str(value)
+BAR_WIDTH = 40        # the bar's width when the line has room
+KEPT_BAR_WIDTH = 20   # metrics and the rate are dropped before the bar gets narrower than this
+MIN_BAR_WIDTH = 10    # and it never gets narrower than this
+
+
+def layout(width, fixed, rate, metrics):
+    """(bar width, rate text, metrics text) of a progress line ``width`` cells wide.
+
+    ``fixed`` is the width of what is always shown (epoch, count, time left and the gaps between
+    columns); ``metrics`` are "name value" strings in the order the user listed them."""
+    room = width - fixed
+    for shown in range(len(metrics), -1, -1):
+        text = "  ".join(metrics[:shown])
+        if room - len(text) - len(rate) >= KEPT_BAR_WIDTH:
+            return min(BAR_WIDTH, room - len(text) - len(rate)), rate, text
+    return max(MIN_BAR_WIDTH, min(BAR_WIDTH, room)), "", ""
 
 
 class ProgressDisplay(Callback):
@@ -52,12 +63,17 @@ class ProgressDisplay(Callback):
         self.steps = logs["steps"]
         if self.live:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.table import Column
 
+            def text(template):     # never wrapped: `layout` makes the line fit instead
+                return TextColumn(template, table_column=Column(no_wrap=True))
+
+            self.bar = BarColumn(bar_width=BAR_WIDTH)
             self.progress = Progress(
-                TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-                BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                TextColumn("{task.fields[metrics]}"), TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(), console=self.console, transient=True)
+                text("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), self.bar,
+                text("{task.completed}/{task.total}"), text("{task.fields[metrics]}"),
+                text("{task.fields[rate]}"), TimeRemainingColumn(table_column=Column(no_wrap=True)),
+                console=self.console, transient=True)
             self.progress.start()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -67,9 +83,11 @@ class ProgressDisplay(Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.progress and (batch % 5 == 0 or batch + 1 == self.steps):
-            shown = "  ".join(f"{k} {format_value(v)}" for k, v in logs.items()
-                              if k not in ("samples", "seconds"))
+            metrics = [f"{k} {format_value(v)}" for k, v in logs.items() if k not in ("samples", "seconds")]
             rate = f"{logs['samples'] / max(logs['seconds'], 1e-9):,.0f} samples/s"
+            # epoch 3/10 + count 101/1875 + time left 0:00:12 + one space between six columns
+            fixed = len(f"epoch {self.epochs}/{self.epochs}") + 2 * len(str(self.steps)) + 1 + 7 + 5
+            self.bar.bar_width, rate, shown = layout(self.console.width - 1, fixed, rate, metrics)
             self.progress.update(self.task, completed=batch + 1, metrics=shown, rate=rate)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -1,9 +1,9 @@
 """Commands: fit, evaluate and predict (training a run and using it)."""
-import json
 import sys
 
 import click
 
+from dltrain.cli import render
 from dltrain.cli.app import CONTEXT, handle_errors, set_option, stderr
 
 
@@ -24,8 +24,6 @@ def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quie
     """Train the model described by CONFIG (or resume a run with --resume RUN)."""
     import warnings
 
-    from rich.console import Console
-
     from dltrain import api
     from dltrain.cli.progress import ProgressDisplay
 
@@ -33,7 +31,7 @@ def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quie
         config, resume = resume, "auto"
     if config is None and resume in (None, "auto"):
         raise click.UsageError("give CONFIG, or --resume RUN to continue a run")
-    console = Console(stderr=False, highlight=False)
+    console = render.console()
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *args, **kwargs: stderr().print(
             f"warning: {message}", markup=False)
@@ -46,19 +44,13 @@ def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quie
 
 
 def _print_fit_summary(console, result):
-    from rich.table import Table
-
-    from dltrain.cli.progress import format_value
-
+    format_value = render.format_value
     if not result.history:
         return
     last = result.history[-1]
-    table = Table(title=f"{result.run_dir}  ({len(result.history)} epochs)", title_justify="left")
-    table.add_column("metric")
-    table.add_column("train", justify="right")
-    table.add_column("validation", justify="right")
-    if result.test:
-        table.add_column("test", justify="right")
+    table = render.table(f"{result.run_dir}  ({len(result.history)} epochs)", ("metric", render.NAME),
+                         ("train", render.RIGHT), ("validation", render.RIGHT),
+                         *([("test", render.RIGHT)] if result.test else []))
     for key, value in last.items():
         if key in ("epoch", "lr", "seconds") or key.startswith("val_"):
             continue
@@ -79,16 +71,11 @@ def _print_fit_summary(console, result):
 
 def _print_cross_validation(console, result):
     """Each fold's validation metrics, then their mean ± standard deviation."""
-    from rich.table import Table
-
-    from dltrain.cli.progress import format_value
-
+    format_value = render.format_value
     summary = result.summary()
-    table = Table(title=f"{result.run_dir}  ({len(result.scores)}-fold cross-validation, "
-                        "validation metrics)", title_justify="left")
-    table.add_column("fold")
-    for key in summary:
-        table.add_column(key, justify="right")
+    table = render.table(f"{result.run_dir}  ({len(result.scores)}-fold cross-validation, "
+                         "validation metrics)", ("fold", render.NAME),
+                         *((key, render.RIGHT) for key in summary))
     for i, scores in enumerate(result.scores, start=1):
         table.add_row(f"fold {i}", *(format_value(scores[key]) for key in summary))
     table.add_row("mean ± std", *(f"{format_value(m)} ± {format_value(s)}" for m, s in summary.values()),
@@ -99,16 +86,10 @@ def _print_cross_validation(console, result):
 
 def _print_fold_scores(console, result):
     """A k-fold run on its test split: each fold's model, mean ± std, and the fold ensemble."""
-    from rich.table import Table
-
-    from dltrain.cli.progress import format_value
-
+    format_value = render.format_value
     summary = result.summary()
-    table = Table(title=f"{result.run_dir}  ({len(result.folds)} fold models on the test split)",
-                  title_justify="left")
-    table.add_column("model")
-    for key in summary:
-        table.add_column(key, justify="right")
+    table = render.table(f"{result.run_dir}  ({len(result.folds)} fold models on the test split)",
+                         ("model", render.NAME), *((key, render.RIGHT) for key in summary))
     for checkpoint, scores in zip(result.checkpoints, result.folds):
         table.add_row(checkpoint, *(format_value(scores[key]) for key in summary))
     table.add_row("mean ± std", *(f"{format_value(m)} ± {format_value(s)}" for m, s in summary.values()),
@@ -129,26 +110,16 @@ def evaluate(run, which, data, as_json):
     """Score the run RUN on its test split (or --data)."""
     from dltrain import api
 
-    from dltrain.data.prediction_inputs import strict
-
     scores = api.evaluate(run, which, data)
     if as_json:                                  # strict JSON: NaN and Inf are null
-        click.echo(json.dumps(strict(scores.as_dict() if hasattr(scores, "ensemble") else scores),
-                              allow_nan=False))
+        click.echo(render.json_text(scores.as_dict() if hasattr(scores, "ensemble") else scores, indent=None))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    from dltrain.cli.progress import format_value
-
     if hasattr(scores, "ensemble"):              # a k-fold run: each fold, mean ± std, ensemble
-        return _print_fold_scores(Console(), scores)
-    table = Table(title=f"{run}  ({scores.checkpoint})", title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+        return _print_fold_scores(render.console(), scores)
+    table = render.table(f"{run}  ({scores.checkpoint})", ("metric", render.NAME), ("value", render.RIGHT))
     for key, value in scores.items():
-        table.add_row(key, format_value(value))
-    Console().print(table)
+        table.add_row(key, render.format_value(value))
+    render.console().print(table)
 
 
 @click.command(context_settings=CONTEXT)
@@ -165,10 +136,8 @@ def predict(run, files, which, output, fmt, top_k):
     """Apply the run RUN to FILES (.csv, .npy, .npz, ...)."""
     from dltrain import api
 
-    from dltrain.data.prediction_inputs import cap_top_k
-
     predictions = api.predict(run, files, which)
-    top_k, note = cap_top_k(top_k, predictions)
+    top_k, note = predictions.capped_top_k(top_k)
     if note:
         stderr().print(note)
     if output:
@@ -178,11 +147,9 @@ def predict(run, files, which, output, fmt, top_k):
     if fmt == "npy":
         raise click.UsageError("--format npy needs --output FILE")
     if fmt == "json":
-        click.echo(json.dumps(predictions.records(top_k), indent=1))
+        click.echo(render.json_text(predictions.records(top_k)))
         return
-    from dltrain.data.prediction_output import write_csv
-
-    write_csv(sys.stdout, predictions, top_k)
+    predictions.write_csv(sys.stdout, top_k)
 
 
 COMMANDS = [fit, evaluate, predict]

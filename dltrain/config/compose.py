@@ -10,6 +10,7 @@ or through others, is an error naming the chain.
 import os
 from pathlib import Path
 
+import dltrain.data  # noqa: F401  (registers the sources looked up below)
 from dltrain.config.loader import Document, load
 from dltrain.errors import ConfigError
 

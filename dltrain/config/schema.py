@@ -41,12 +41,13 @@ def config_schema():
                  "output": {"type": "string"}}}
     training = {"type": "object", "additionalProperties": False, "properties": {
         key: {} for key in {**TRAINING_DEFAULTS, **TRAINING_CHECKS}}}
-    training["properties"].update(epochs={"type": "integer", "minimum": 1, "default": 10},
-                                  batch_size={"type": "integer", "minimum": 1, "default": 32},
-                                  shuffle={"type": "boolean", "default": True})
+    training["properties"].update(                  # the defaults: config/resolve.py's, the only copy
+        epochs={"type": "integer", "minimum": 1, "default": TRAINING_DEFAULTS["epochs"]},
+        batch_size={"type": "integer", "minimum": 1, "default": TRAINING_DEFAULTS["batch_size"]},
+        shuffle={"type": "boolean", "default": TRAINING_DEFAULTS["shuffle"]})
     properties = {
-        "name": {"type": "string"}, "seed": {"type": "integer", "minimum": 0, "default": 0},
-        "precision": {"enum": ["float32", "float64"], "default": "float32"},
+        "name": {"type": "string"}, "seed": {"type": "integer", "minimum": 0, "default": SECTIONS["seed"]},
+        "precision": {"enum": ["float32", "float64"], "default": SECTIONS["precision"]},
         "base": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         "data": data, "model": model, "loss": spec_schema("loss"),
         "optimizer": spec_schema("optimizer"),

@@ -10,6 +10,7 @@ import inspect
 import numbers
 import typing
 
+from dltrain import catalogue  # noqa: F401  (a spec may be of any kind)
 from dltrain.errors import ConfigError
 from dltrain.registry import PLURALS, parameters, registry, split_spec, suggest
 

@@ -14,6 +14,7 @@ from dltrain import check
 from dltrain.config.resolve import TRAINING_DEFAULTS, resolve
 from dltrain.config.signature import check_spec, construct
 from dltrain.errors import ConfigError, ShapeError, join_errors
+from dltrain.metrics import metric_name
 from dltrain.registry import suggest
 
 SPLITS = ("train", "validation", "test")
@@ -28,11 +29,17 @@ HELD_OUT_KEYS = ("split", "stratify", "kfold")
 
 
 class Checked:
-    """The resolved document and what was built from it (None where a section had errors)."""
+    """The resolved document and what was built from it (None where a section had errors):
+    every piece constructed once; ``Experiment`` (experiment.py) takes them as they are."""
 
     document = model = loss = optimizer = None
     metrics = callbacks = preprocessing = ()
     sources = {}
+
+    @property
+    def metric_names(self):
+        """The name each metric logs under, in the config's order."""
+        return [metric_name(spec) for spec in self.document.data.get("metrics") or []]
 
 
 def validate(config, overrides=(), files=True):
@@ -60,7 +67,8 @@ class _Validator:
         self.checked.callbacks = self.many("callback", "callbacks")
         self.checked.sources, self.checked.preprocessing = self.data_section()
         self.training()
-        if self.checked.model is not None and self.checked.model.built and self.checked.loss is not None:
+        if (self.checked.model is not None and getattr(self.checked.model, "output_shape", None) is not None
+                and self.checked.loss is not None):
             self.loss_against_output()
         self.monitors()
 
@@ -180,7 +188,9 @@ class _Validator:
     # -- the model -----------------------------------------------------------------------------
 
     def model(self):
-        from dltrain.model import NODE_KEYS, Model, _nodes_of
+        """The model graph, each layer constructed once, its shapes inferred (allocating no
+        parameters where the model can infer shapes alone); None after recording its errors."""
+        from dltrain.model import Model
 
         config = self.data.get("model")
         if config is None:
@@ -194,31 +204,18 @@ class _Validator:
                 error.where = self.where(("model", "input_shape"))
                 self.errors.append(error)
                 failed = True
-        if isinstance(specs, list):
-            counts, aliases = {}, {}
-            for i, spec in enumerate(specs):
-                path = ("model", "layers", i)
-                is_activation = isinstance(spec, dict) and spec.get("type") == "activation"
-                ignore = tuple(k for k in NODE_KEYS if not (is_activation and k == "activation"))
-                layer = self.spec("layer", spec, path, ignore)
-                shorthand = spec.get("activation") if isinstance(spec, dict) and not is_activation else None
-                if shorthand is not None and self.spec("activation", shorthand, path + ("activation",)) is None:
-                    layer = None
-                if layer is None:
-                    failed = True
-                    continue
-                try:        # the activation shorthand and the node keys
-                    _nodes_of(spec, path, self.where, counts, "input", aliases)
-                except ConfigError as error:
-                    self.errors.append(error)
-                    failed = True
+        layers = self.layers(specs) if isinstance(specs, list) else None
+        if layers is not None and None in layers:
+            self.node_errors(specs, layers)
+            return None
         if failed:
             return None
         dtype = np.float64 if self.data.get("precision") == "float64" else np.float32
         try:
-            model = Model.from_config(config, self.where, dtype)
+            model = Model.from_config(config, self.where, dtype, layers=layers)
         except ConfigError as error:
-            self.errors.append(error)
+            if not self.node_errors(specs, layers):     # every layer's node keys, or the graph's
+                self.errors.append(error)
             return None
         try:
             model.infer_shapes()            # shapes only: no parameter arrays (issue 12)
@@ -233,6 +230,39 @@ class _Validator:
                       "which these layers cannot take", ("model", "input_shape"),
                       fix="give every dimension a size.")
         return model
+
+    def layers(self, specs):
+        """The layer of each spec, constructed once (None where it has errors, recorded)."""
+        from dltrain.model import NODE_KEYS
+
+        layers = []
+        for i, spec in enumerate(specs):
+            path = ("model", "layers", i)
+            is_activation = isinstance(spec, dict) and spec.get("type") == "activation"
+            ignore = tuple(k for k in NODE_KEYS if not (is_activation and k == "activation"))
+            layer = self.spec("layer", spec, path, ignore)
+            shorthand = spec.get("activation") if isinstance(spec, dict) and not is_activation else None
+            if shorthand is not None and self.spec("activation", shorthand, path + ("activation",)) is None:
+                layer = None
+            layers.append(layer)
+        return layers
+
+    def node_errors(self, specs, layers):
+        """Record the node-key errors (name, inputs, activation shorthand) of every constructed
+        layer; whether there were any. Runs only when the model cannot be built anyway."""
+        from dltrain.model import _nodes_of
+
+        found = False
+        counts, aliases = {}, {}
+        for i, (spec, layer) in enumerate(zip(specs or [], layers or [])):
+            if layer is None:
+                continue
+            try:
+                _nodes_of(spec, ("model", "layers", i), self.where, counts, "input", aliases)
+            except ConfigError as error:
+                self.errors.append(error)
+                found = True
+        return found
 
     def loss_against_output(self):
         from dltrain.model import Model  # noqa: F401  (model is built: output_shape is known)
@@ -259,9 +289,8 @@ class _Validator:
 
     def monitors(self):
         metrics = self.data.get("metrics") if isinstance(self.data.get("metrics"), list) else []
-        # a metric logs under its `name`, else its type as written (the trainer's metric_name)
-        names = ["loss"] + [s if isinstance(s, str) else s.get("name", s.get("type"))
-                            for s, built in zip(metrics, self.checked.metrics) if built is not None]
+        names = ["loss"] + [metric_name(s) for s, built in zip(metrics, self.checked.metrics)
+                            if built is not None]
         data = self.data.get("data") if isinstance(self.data.get("data"), dict) else {}
         validation = data.get("validation") is not None
         produced = names + [f"val_{n}" for n in names]

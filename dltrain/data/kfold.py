@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dltrain import check
+from dltrain import activations, check  # noqa: F401  (activations: the ensemble of from_logits models)
 from dltrain.data.dataset import Split
 from dltrain.errors import ConfigError, DataError
 
@@ -143,11 +143,13 @@ def evaluate_folds(run, which, data, load_run):
 def _ensemble(trainers, splits, batch_size=256):
     """Loss and metrics of the mean of the fold models' outputs (probabilities, not logits)."""
     from dltrain.registry import build
+    from dltrain.training.step import Step
 
     first = trainers[0]
     from_logits = getattr(first.loss, "from_logits", False)
     activation = build("activation", first.loss.fuses) if from_logits else None
-    metrics = first._new_metrics()
+    for metric in first.metrics.values():        # the fold scores are taken: reuse its metrics
+        metric.reset()
     total, seen = 0.0, 0
     for start in range(0, len(splits[0]), batch_size):
         positions = np.arange(start, min(start + batch_size, len(splits[0])))
@@ -160,9 +162,8 @@ def _ensemble(trainers, splits, batch_size=256):
         if from_logits:                    # logits whose softmax (sigmoid) is the mean probability
             clipped = np.clip(mean, 1e-7, 1 - 1e-7)
             mean = np.log(clipped) - (np.log1p(-clipped) if first.loss.fuses == "sigmoid" else 0)
-        total += float(first.loss(mean, y)) * len(mean)
-        seen += len(mean)
-        probabilities = first.loss._p if first.metrics_read_loss else mean
-        for metric in metrics.values():
-            metric.update(probabilities, y)
-    return {"loss": total / max(seen, 1), **{k: m.result() for k, m in metrics.items()}}
+        value = first.loss.sum(mean, y)
+        total += float(value.mean) * value.count
+        seen += value.count
+        Step.update_metrics(first.metrics, mean if value.probabilities is None else value.probabilities, y)
+    return first._results(total, seen)

@@ -1,4 +1,5 @@
 """Layers, one module per family; importing the package registers every layer."""
+from dltrain import activations, initializers  # noqa: F401  (layers build them by name)
 from dltrain.layers import core, merge  # noqa: F401
-from dltrain.layers import conv, depthwise, global_pooling, normalization, pooling, reshaping  # noqa: F401  (convnets)
-from dltrain.layers import embedding, recurrent, sequence  # noqa: F401  (sequences)
+from dltrain.layers import conv, conv_transpose, depthwise, global_pooling, normalization, pooling, reshaping  # noqa: F401  (convnets)
+from dltrain.layers import bidirectional, embedding, gru, recurrent, sequence  # noqa: F401  (sequences)

@@ -1,6 +1,6 @@
-"""Recurrent layers: simple_rnn, lstm, gru, and the bidirectional wrapper.
+"""Recurrent layers: the shared structure, simple_rnn and lstm (gru.py, bidirectional.py).
 
-All three share one structure (``Recurrent``): each step does ONE product for all gates at
+All three recurrences share one structure (``Recurrent``): each step does ONE product for all gates at
 once, over everything the step multiplies: the states live in an operand (T+1, U+1+F, B) =
 [h; 1; x] (the inputs written in once, a row of ones for the bias) and the step's product
 ``[R^T | b | W^T] @ operand[t]`` gives the pre-activations whole (gru's rows are arranged so its
@@ -21,9 +21,9 @@ import numpy as np
 from dltrain import blas, check
 from dltrain.backend import array_module
 from dltrain.layers.base import SHAPES_ONLY, Layer
-from dltrain.layers import recurrent_helper
 from dltrain.layers.recurrent_cells import CELLS
-from dltrain.registry import build, register
+from dltrain.parallel.recurrent_helper import Split
+from dltrain.registry import register
 
 
 def _flat(grad):
@@ -45,7 +45,7 @@ class Recurrent(Layer):
     gates = 1
     #: which time loops it runs: a key of recurrent_cells.CELLS
     cell = None
-    #: whether its loops may run as two halves of the batch (recurrent_helper)
+    #: whether its loops may run as two halves of the batch (dltrain/parallel/recurrent_helper.py)
     splits = True
     #: the parameter block held by each internal block (None: the parameters' order)
     gate_order = None
@@ -137,7 +137,7 @@ class Recurrent(Layer):
                 self._h, self._cache = CELLS[self.cell][0](weights, operand, self.units, self._mask,
                                                            **self._forward_kernels())   # h (T+1, U, B)
             else:
-                self._h, self._cache = split.forward(self.cell, weights, operand, self.units, self._mask,
+                self._h, self._cache = split.forward(CELLS[self.cell], weights, operand, self.units, self._mask,
                                                      self._forward_kernels())
         if self.return_sequences:
             if self._zeroes_masked():
@@ -164,8 +164,8 @@ class Recurrent(Layer):
                                                **self._backward_kernels())
             else:
                 out = self._split.array((self._width, steps, batch), self.dtype).transpose(1, 0, 2)
-                grad_pre = self._split.backward(self.cell, grad_h, grad_last, self._h, self._cache, self._mask,
-                                                self._backward_kernels(), out)
+                grad_pre = self._split.backward(CELLS[self.cell], grad_h, grad_last, self._h, self._cache,
+                                                self._mask, self._backward_kernels(), out)
         grad_pre = _flat(grad_pre)                                       # (width, T*B)
         # every product over all steps is ONE 2-D GEMM, which OpenBLAS spreads over its threads
         # (a stack of 500 small products runs one at a time): 8.5 -> 4.2-4.9 ms each at 2 threads
@@ -178,13 +178,12 @@ class Recurrent(Layer):
         return grad_xt.transpose(2, 1, 0)                                # (B, T, F)
 
     def _splitting(self, training, steps, batch):
-        """The layer's recurrent_helper.Split when this pass runs its loops as two halves of the
-        batch (training, two or more BLAS threads, a large enough loop), else None."""
-        if (not training or not self.splits or batch < 2 * recurrent_helper.MIN_HALF
-                or steps * batch * self.units < recurrent_helper.MIN_WORK or not recurrent_helper.enabled()):
+        """The layer's Split (parallel/recurrent_helper.py) when this pass runs its loops as two
+        halves of the batch (training, two or more BLAS threads, a large enough loop), else None."""
+        if not training or not self.splits or not Split.worth(batch, steps * batch * self.units):
             return None
         if getattr(self, "_splitter", None) is None:
-            self._splitter = recurrent_helper.Split()
+            self._splitter = Split()
         return self._splitter
 
     def _empty(self, shape):
@@ -286,201 +285,3 @@ class LSTM(Recurrent):
         if self.unit_forget_bias and rng is not SHAPES_ONLY:
             self.params["bias"][self.units:2 * self.units] = 1
         return shape
-
-
-
-@register("gru")
-class GRU(Recurrent):
-    """Gated recurrent unit (Cho et al. 2014), Keras's gate order z, r, h.
-
-    z, r = sigmoid blocks; with reset_after (Keras's default, cuDNN-compatible) the reset gate
-    multiplies the recurrent product: n = tanh(x_t W_h + b_h + r * (h_{t-1} R_h + rb_h)), and
-    ``recurrent_bias`` is a second bias; without it, n = tanh(x_t W_h + b_h + (r * h_{t-1}) R_h).
-    h_t = z * h_{t-1} + (1 - z) * n.
-
-    Args:
-        units: size of the state, a positive integer.
-        return_sequences: output every step's state instead of the last one.
-        go_backwards: read the sequence in reverse (the output sequence is reversed too).
-        reset_after: apply the reset gate after the recurrent product (true, Keras's default).
-        kernel_initializer, recurrent_initializer, bias_initializer: registered initializers.
-        zero_output_for_mask: with return_sequences, masked steps output 0 (not the carried state).
-
-    Shapes: (batch, steps, features) -> (batch, units) or (batch, steps, units)
-    """
-
-    gates = 3
-    cell = "gru"
-    sigmoid_gates = 2
-    examples = (({"units": 3}, (4, 2)),
-                ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)),
-                ({"units": 2, "reset_after": False}, (3, 2)))
-
-    def __init__(self, units, return_sequences=False, go_backwards=False, reset_after=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", zero_output_for_mask=False):
-        super().__init__(units, return_sequences, go_backwards, kernel_initializer,
-                         recurrent_initializer, bias_initializer, zero_output_for_mask)
-        self.reset_after = check.boolean("reset_after", reset_after)
-
-    def build(self, input_shape, rng):
-        shape = super().build(input_shape, rng)
-        if self.reset_after:
-            self.add_weight("recurrent_bias", (3 * self.units,), self.bias_initializer, rng)
-        return shape
-
-    # Inside, the step product's rows are [z, r, R_h^T h + rb_h, W_h^T x + b_h] with reset_after
-    # (width 4U: the reset gate multiplies the third block before it joins the fourth) and
-    # [z, r, W_h^T x + b_h] without (width 3U; R_h^T (r * h) is a second product per step).
-    # z and r take both biases (their sum is what acts); the blocks' unused parts are zeros.
-
-    def _step_weights(self):
-        n, kernel, recurrent = self.units, self.params["kernel"], self.params["recurrent_kernel"]
-        bias = self.params["bias"]
-        both = bias + self.params["recurrent_bias"] if self.reset_after else bias
-        gates = 0.5 * np.concatenate([recurrent[:, :2 * n], both[None, :2 * n], kernel[:, :2 * n]])
-        zeros_h = np.zeros((n, n), dtype=self.dtype)
-        candidate_x = np.concatenate([zeros_h, bias[None, 2 * n:], kernel[:, 2 * n:]])
-        blocks = [gates, candidate_x]
-        if self.reset_after:
-            zeros_x = np.zeros((len(kernel), n), dtype=self.dtype)
-            candidate_h = np.concatenate([recurrent[:, 2 * n:], self.params["recurrent_bias"][None, 2 * n:],
-                                          zeros_x])
-            blocks = [gates, candidate_h, candidate_x]
-        return np.ascontiguousarray(np.concatenate(blocks, axis=1).T)     # (width, K)
-
-    def _input_weights(self):
-        kernel = self.params["kernel"]
-        if not self.reset_after:
-            return kernel
-        n = self.units
-        return np.concatenate([kernel[:, :2 * n], np.zeros((len(kernel), n), dtype=kernel.dtype),
-                               kernel[:, 2 * n:]], axis=1)                # (F, 4U)
-
-    def _weight_grads(self, stacked, grad_pre):
-        n = self.units
-        h_rows, one_row, x_rows = stacked[:n], stacked[n], stacked[n + 1:]
-        self.grads["kernel"] = np.concatenate([x_rows[:, :2 * n], x_rows[:, -n:]], axis=1)
-        self.grads["bias"] = np.concatenate([one_row[:2 * n], one_row[-n:]])
-        if self.reset_after:
-            self.grads["recurrent_kernel"] = h_rows[:, :3 * n].copy()
-            self.grads["recurrent_bias"] = one_row[:3 * n].copy()
-        else:
-            # the candidate's recurrent weights multiply r * h: sum_t (r h)_t d(n)_t^T
-            reset_h = self._cache[1].transpose(1, 0, 2).reshape(n, -1)           # (U, T*B)
-            candidate_part = np.matmul(reset_h, grad_pre[2 * n:].T)             # (U, U)
-            self.grads["recurrent_kernel"] = np.concatenate([h_rows[:, :2 * n], candidate_part], axis=1)
-
-    @property
-    def splits(self):
-        """Without reset_after the weight gradient reads every step's r * h, which stays in the
-        process that computed it: such a layer does not split its batch."""
-        return self.reset_after
-
-    def _forward_kernels(self):
-        if self.reset_after:
-            return {}
-        return {"candidate_t": np.ascontiguousarray(self.params["recurrent_kernel"][:, 2 * self.units:].T)}
-
-    def _backward_kernels(self):
-        n, recurrent = self.units, self.params["recurrent_kernel"]
-        if self.reset_after:
-            return {"recurrent_kernel": recurrent}
-        return {"recurrent_kernel": np.ascontiguousarray(recurrent[:, :2 * n]),
-                "candidate_kernel": np.ascontiguousarray(recurrent[:, 2 * n:])}
-
-
-@register("bidirectional")
-class Bidirectional(Layer):
-    """Runs a recurrent layer forwards and a copy of it backwards, and merges the two outputs.
-
-    The backward copy's output sequence is reversed back, so step t of both outputs describes
-    input step t. With return_sequences, masked steps output 0 in both (Keras forces
-    zero_output_for_mask on its two layers).
-
-    Args:
-        layer: the recurrent layer, e.g. {type: gru, units: 32, return_sequences: true}.
-        merge_mode: how the two outputs combine: concat (default), sum, mul or ave.
-
-    Shapes: (batch, steps, features) -> (batch, [steps,] units) (2 * units with concat)
-    """
-
-    examples = (({"layer": {"type": "lstm", "units": 3}}, (4, 3)),
-                ({"layer": {"type": "gru", "units": 2, "return_sequences": True},
-                  "merge_mode": "sum"}, (3, 2)),
-                ({"layer": {"type": "simple_rnn", "units": 2}, "merge_mode": "mul"}, (3, 2)),
-                ({"layer": {"type": "lstm", "units": 2, "return_sequences": True},
-                  "merge_mode": "ave"}, (3, 2)))
-
-    def __init__(self, layer, merge_mode="concat"):
-        super().__init__()
-        self.layer = layer
-        self.merge_mode = check.one_of("merge_mode", merge_mode, ("concat", "sum", "mul", "ave"))
-        self.forward_layer = build("layer", layer)
-        if not isinstance(self.forward_layer, Recurrent):
-            check._fail("layer", layer, "a recurrent layer (simple_rnn, lstm or gru)")
-        backward_spec = dict(layer) if isinstance(layer, dict) else {"type": layer}
-        backward_spec["go_backwards"] = not backward_spec.get("go_backwards", False)
-        self.backward_layer = build("layer", backward_spec)
-        for inner in (self.forward_layer, self.backward_layer):     # as Keras: padded steps give 0
-            inner.zero_output_for_mask = inner.return_sequences
-
-    @property
-    def _pair(self):
-        return (("forward", self.forward_layer), ("backward", self.backward_layer))
-
-    def build(self, input_shape, rng):
-        for prefix, inner in self._pair:
-            inner.name = f"{self.name}/{prefix}"
-            inner.dtype = self.dtype
-            shape = inner.build(input_shape, rng)
-            for key, value in inner.params.items():
-                self.params[f"{prefix}_{key}"] = value
-        if self.merge_mode == "concat":
-            return (*shape[:-1], 2 * shape[-1])
-        return tuple(shape)
-
-    def forward(self, x, training=False):
-        outputs = []
-        for _, inner in self._pair:
-            inner.input_mask = self.input_mask
-            outputs.append(inner.forward(x, training))
-        y_f, y_b = outputs
-        if self.forward_layer.return_sequences:
-            y_b = y_b[:, ::-1]
-        self._outputs = (y_f, y_b)
-        if self.merge_mode == "concat":
-            return np.concatenate([y_f, y_b], axis=-1)
-        if self.merge_mode == "sum":
-            return y_f + y_b
-        if self.merge_mode == "ave":
-            return (y_f + y_b) * np.dtype(self.dtype).type(0.5)
-        return y_f * y_b
-
-    def backward(self, grad_y):
-        y_f, y_b = self._outputs
-        if self.merge_mode == "concat":
-            units = y_f.shape[-1]
-            g_f, g_b = grad_y[..., :units], grad_y[..., units:]
-        elif self.merge_mode == "sum":
-            g_f = g_b = grad_y
-        elif self.merge_mode == "ave":
-            g_f = g_b = grad_y * np.dtype(self.dtype).type(0.5)
-        else:
-            g_f, g_b = grad_y * y_b, grad_y * y_f
-        if self.forward_layer.return_sequences:
-            g_b = g_b[:, ::-1]
-        grad_x = self.forward_layer.backward(g_f) + self.backward_layer.backward(g_b)
-        for prefix, inner in self._pair:
-            for key, value in inner.grads.items():
-                self.grads[f"{prefix}_{key}"] = value
-        return grad_x
-
-    def compute_mask(self, x, mask):
-        return mask if self.forward_layer.return_sequences else None
-
-    def config(self):
-        return {"type": self.registered_name, "layer": self.layer, "merge_mode": self.merge_mode}
-
-    def flops(self, input_shape, output_shape):
-        return 2 * self.forward_layer.flops(input_shape, None)

@@ -1,5 +1,8 @@
 """The time loops of simple_rnn, lstm and gru: forward and backpropagation through time.
 
+One concept over ~300 lines: the three cells' loops share one layout and one set of helpers,
+and each forward reads best beside its backward (and beside the other cells').
+
 Layout: every step works on contiguous, feature-major blocks: gate ``k`` of step ``t`` is the row
 block ``gates[t, k*U:(k+1)*U]`` (U, B) and states are (T+1, U, B). A step does ONE product for
 all gates, then a few whole-block ufuncs with ``out=`` (a (B, G*U) row layout would make every

@@ -161,6 +161,11 @@ def topological(nodes):
     by_name = {}
     for node in nodes:
         if node.name in by_name:
+            other = by_name[node.name]
+            if other.written is not None and other.written.nodes[0] is not other:
+                raise ConfigError(f"layer name {node.name!r} is the name of the {other.layer.function_name} "
+                                  f"activation of layer {other.written.name!r}", where=node.where,
+                                  fix="give this layer another name.")
             raise ConfigError(f"two layers are named {node.name!r}", where=node.where,
                               fix="give each layer a unique name.")
         by_name[node.name] = node
@@ -177,7 +182,7 @@ def topological(nodes):
         if state.get(node.name) == "done":
             return
         if state.get(node.name) == "visiting":
-            cycle = " -> ".join(trail[trail.index(node.name):] + [node.name])
+            cycle = " -> ".join(_as_written(trail[trail.index(node.name):] + [node.name], by_name))
             raise ConfigError(f"the layers form a cycle: {cycle}", where=node.where,
                               fix="a layer's inputs must come from layers that do not depend on it.")
         state[node.name] = "visiting"
@@ -190,3 +195,14 @@ def topological(nodes):
     for node in nodes:
         visit(node, [])
     return ordered
+
+
+def _as_written(names, by_name):
+    """Node names as the user wrote them: a layer and its activation are one name."""
+    written = []
+    for name in names:
+        node = by_name[name]
+        name = node.written.name if node.written is not None else name
+        if not written or written[-1] != name:
+            written.append(name)
+    return written

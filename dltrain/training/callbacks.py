@@ -1,7 +1,10 @@
 """Callbacks with Keras's hook names; the trainer calls each hook on every callback in order.
 
-A callback sees the trainer as ``self.trainer`` (model, optimizer, history, ``stop_training``).
-State that must survive a resume goes in ``state_dict()`` / ``load_state_dict()``.
+A callback reads ``logs`` and acts through ``self.control`` (training/control.py: stop, the
+learning rate, save a checkpoint, the model's weights); it never sees the trainer or the files.
+State that must survive a resume goes in ``state_dict()`` / ``load_state_dict()`` (and arrays in
+``state_arrays()``); a resume restores it by the callback's ``name`` (its type, numbered from
+the second of a type on, as layers are), not by its position in the list.
 """
 import math
 
@@ -13,7 +16,7 @@ from dltrain.registry import register
 
 class Callback:
     kind = "callback"
-    trainer = None
+    control = None
 
     def on_train_begin(self, logs=None): pass
     def on_train_end(self, logs=None): pass
@@ -110,23 +113,22 @@ class EarlyStopping(Callback):
             self.best_epoch = epoch
             self.wait = 0
             if self.restore_best_weights:
-                self.best_weights = {k: v.copy() for k, v in self.trainer.model.state_dict().items()}
+                self.best_weights = self.control.weights()
             return
         self.wait += 1
         if self.wait > self.patience:
             self.stopped_epoch = epoch
-            self.trainer.stop_training = True
+            self.control.stop()
 
     def on_train_end(self, logs=None):
         """Put back the best epoch's weights (stopped early or not) and save them as best.npz,
         unless a model_checkpoint callback decides what best.npz holds."""
         if not self.restore_best_weights or self.best_weights is None:
             return
-        if self.best_epoch != self.trainer.epoch:
-            self.trainer.model.load_state_dict(self.best_weights)
-            self.trainer.restored_epoch = self.best_epoch
-        if not any(isinstance(c, ModelCheckpoint) for c in self.trainer.callbacks):
-            self.trainer.save_checkpoint("best.npz", self.best_epoch)
+        if self.best_epoch != self.control.epoch:
+            self.control.restore_weights(self.best_weights, self.best_epoch)
+        if not self.control.saves_best:
+            self.control.save("best", self.best_epoch)
 
     def state_dict(self):
         return {"wait": self.wait, "best": self._monitor.best, "best_epoch": self.best_epoch,
@@ -167,18 +169,17 @@ class ModelCheckpoint(Callback):
         self._monitor = Monitor(monitor, mode)
         self.best_epoch = None
 
+    #: this callback decides what best.npz holds (early stopping then saves none of its own)
+    saves_best = True
+
     def on_epoch_end(self, epoch, logs=None):
         value = logs.get(self.monitor)
         if self._monitor.improved(value):
             self._monitor.best = value
             self.best_epoch = epoch
-            self.trainer.save_checkpoint("best.npz", epoch)
+            self.control.save("best", epoch)
         if not self.save_best_only and epoch % self.every_n_epochs == 0:
-            self.trainer.save_checkpoint(f"epoch_{epoch:03d}.npz", epoch)
-            if self.keep_last and self.trainer.run_dir:
-                saved = sorted((self.trainer.run_dir / "checkpoints").glob("epoch_*.npz"))
-                for old in saved[:-self.keep_last]:
-                    old.unlink(missing_ok=True)
+            self.control.save(f"epoch_{epoch:03d}", epoch, keep=self.keep_last)
 
     def state_dict(self):
         return {"best": self._monitor.best, "best_epoch": self.best_epoch}
@@ -221,7 +222,7 @@ class ReduceLROnPlateau(Callback):
         _needs_fixed_rate(self)
 
     def on_epoch_end(self, epoch, logs=None):
-        optimizer = self.trainer.optimizer
+        control = self.control
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
@@ -231,20 +232,20 @@ class ReduceLROnPlateau(Callback):
             self.wait = 0
         elif self.cooldown_counter == 0:
             self.wait += 1
-            if self.wait >= self.patience and optimizer.learning_rate > self.min_lr:
-                optimizer.learning_rate = max(optimizer.learning_rate * self.factor, self.min_lr)
+            if self.wait >= self.patience and control.learning_rate > self.min_lr:
+                control.set_learning_rate(max(control.learning_rate * self.factor, self.min_lr))
                 self.cooldown_counter = self.cooldown
                 self.wait = 0
 
     def state_dict(self):
         return {"wait": self.wait, "best": self._monitor.best, "cooldown_counter": self.cooldown_counter,
-                "learning_rate": self.trainer.optimizer.learning_rate}
+                "learning_rate": self.control.learning_rate}
 
     def load_state_dict(self, state):
         self.wait = state["wait"]
         self._monitor.best = state["best"]
         self.cooldown_counter = state["cooldown_counter"]
-        self.trainer.optimizer.learning_rate = state["learning_rate"]
+        self.control.set_learning_rate(state["learning_rate"])
 
 
 @register("learning_rate_scheduler")
@@ -269,11 +270,11 @@ class LearningRateScheduler(Callback):
         _needs_fixed_rate(self)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.trainer.optimizer.learning_rate = float(self._schedule(epoch - 1))
+        self.control.set_learning_rate(float(self._schedule(epoch - 1)))
 
 
 def _needs_fixed_rate(callback):
-    if callback.trainer.optimizer.schedule is not None:
+    if callback.control.scheduled:
         from dltrain.errors import ConfigError
 
         raise ConfigError(f"{callback.registered_name} changes the learning rate, but the optimizer's "
@@ -287,4 +288,4 @@ class TerminateOnNaN(Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if not np.isfinite(logs.get("loss", 0.0)):
-            self.trainer.stop_training = True
+            self.control.stop()

@@ -3,28 +3,27 @@
 The trainer keeps ``trainer.position = (epoch, batches done, loss total, samples seen, metrics)``
 after every batch (one tuple, no copy). A checkpoint written mid-epoch (on SIGINT or SIGTERM)
 stores it as a JSON record: the running sums as exact floats (JSON keeps every bit of a double),
-each metric's accumulators, and the learning rate the epoch started with (the value metrics.csv
-logs for it). Batch order comes from (seed, epoch), so skipping the batches done is enough.
+each metric's state (``Metric.state()``: its sums and counts), and the learning rate the epoch
+started with (the value metrics.csv logs for it). Batch order comes from (seed, epoch), so
+skipping the batches done is enough.
 """
 import numpy as np
 
 
-def record(trainer):
-    """The JSON-ready record of ``trainer.position``, or None at an epoch boundary."""
-    if trainer.position is None:
+def record(position, lr):
+    """The JSON-ready record of a position, or None at an epoch boundary (``position`` None)."""
+    if position is None:
         return None
-    epoch, batches, total, seen, metrics = trainer.position
-    return {"epoch": epoch, "batch": batches, "total": total, "seen": seen,
-            "lr": trainer.epoch_lr,
-            "metrics": {name: encode(vars(metric)) for name, metric in metrics.items()}}
+    epoch, batches, total, seen, metrics = position
+    return {"epoch": epoch, "batch": batches, "total": total, "seen": seen, "lr": lr,
+            "metrics": {name: encode(metric.state()) for name, metric in metrics.items()}}
 
 
 def restore(saved, epoch, metrics):
     """(batches done, loss total, samples seen) from a saved record; fills ``metrics`` in place."""
     assert saved["epoch"] == epoch, (saved["epoch"], epoch)
     for name, metric in metrics.items():
-        for key, value in decode(saved["metrics"][name]).items():
-            setattr(metric, key, value)
+        metric.load_state(decode(saved["metrics"][name]))
     return saved["batch"], saved["total"], saved["seen"]
 
 

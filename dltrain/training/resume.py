@@ -7,19 +7,16 @@ history, and mid-epoch the batch position with the epoch's running sums (trainin
 Restoring all of it makes the resumed run's weights and metrics.csv equal an uninterrupted run's.
 
 ``last.npz`` is written atomically; the one before it is kept as ``previous.npz`` (a hard link,
-so there is no moment without a last.npz), and ``--resume auto`` falls back to it with a warning
-when last.npz is damaged.
+so there is no moment without a last.npz; training/writer.py), and ``--resume auto`` falls back to
+it with a warning when last.npz is damaged. Callback state is matched by the callback's name.
 """
-import os
-import shutil
 import warnings
 from pathlib import Path
 
 from dltrain.errors import CheckpointError, ConfigError
 from dltrain.training import checkpoint
-from dltrain.training.files import TEMP_MARK
+from dltrain.training.writer import CHECKPOINTS, PREVIOUS
 
-PREVIOUS = "previous.npz"
 ABSENT = "<absent>"
 #: settings a resumed run may change without --allow-config-change (extending a run is the point)
 MAY_CHANGE = (("training", "epochs"),)
@@ -27,28 +24,6 @@ MAY_CHANGE = (("training", "epochs"),)
 
 class ResumeWarning(UserWarning):
     """A resume went ahead with a fallback (a damaged last.npz); cli.py shows it as a warning."""
-
-
-def keep_previous(path):
-    """Keep the current ``path`` as previous.npz before it is replaced (no-op when absent)."""
-    path = Path(path)
-    if not path.exists():
-        return
-    previous = path.with_name(PREVIOUS)
-    temp = path.with_name(f".{PREVIOUS}{TEMP_MARK}{os.getpid()}")
-    try:
-        try:
-            os.link(path, temp)
-        except OSError:                       # no hard links on this file system: copy
-            shutil.copyfile(path, temp)
-        os.replace(temp, previous)
-    except OSError as error:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise CheckpointError(f"cannot keep {path} as {previous.name}: {error.strerror or error}",
-                              fix="check free disk space and permissions of the run directory.") from None
 
 
 def run_of(path):
@@ -81,7 +56,7 @@ def find(run_dir, resume):
     if resume not in ("auto", None) and Path(resume).is_file():
         arrays, meta = checkpoint.load(resume)
         return Path(resume), arrays, meta
-    folder = run_dir / "checkpoints"
+    folder = run_dir / CHECKPOINTS
     candidates = [folder / "last.npz", folder / PREVIOUS]
     if not any(c.exists() for c in candidates):
         if resume == "auto":
@@ -133,15 +108,9 @@ def check_config(old, new, allow_change):
     return changes
 
 
-def reopen(run_dir):
-    """Check a run directory being resumed is writable and remove stale temporaries."""
-    from dltrain.training import rundir
-
-    rundir.check_writable(run_dir, fix="make it writable, or copy the run somewhere writable.")
-
-
-def restore(trainer, arrays, meta, callbacks):
-    """Put a checkpoint's state into a trainer; ``callbacks`` is how many come from the config."""
+def restore(trainer, arrays, meta):
+    """Put a checkpoint's state into a trainer: each saved callback's by its name (a checkpoint
+    written before names were saved: by position)."""
     section = checkpoint.section
     try:
         trainer.model.load_state_dict(section(arrays, "model"))
@@ -151,28 +120,27 @@ def restore(trainer, arrays, meta, callbacks):
     trainer.optimizer.load_state_dict(section(arrays, "optimizer"))
     trainer.pipeline.load_state_dict(section(arrays, "preprocessing"))
     trainer.streams.load_state(meta["random"])
-    for i, (callback, state) in enumerate(zip(trainer.callbacks[:callbacks], meta["callbacks"])):
-        callback.load_state_dict(state)
-        callback.load_state_arrays(section(arrays, f"callbacks/{i}"))
-    trainer.epoch = meta["epoch"]
-    trainer.step = meta["step"]
-    trainer.history = meta["history"]
-    trainer.resume_position = meta.get("position")
-    trainer.first_loss = meta.get("first_loss")
+    states = meta["callbacks"]
+    names = meta.get("callback_names") or list(trainer.saved)[:len(states)]
+    for i, name in enumerate(names):
+        callback = trainer.saved.get(name)
+        if callback is not None:
+            callback.load_state_dict(states[i])
+            callback.load_state_arrays(section(arrays, f"callbacks/{i}"))
+    trainer.restore_progress(meta["epoch"], meta["step"], meta["history"], meta.get("position"),
+                             meta.get("first_loss"))
 
 
-def start(run_dir, resume, overwrite, resolved, allow_change):
+def start(writer, resume, overwrite, resolved, allow_change):
     """Open the run directory for `fit`: the checkpoint to resume from, or None for a fresh run.
 
     A fresh run (no --resume, or `auto` with no checkpoint yet) gets a prepared, empty directory;
     a resumed one is checked writable, cleaned of stale temporaries and its config compared.
     """
-    from dltrain.training import rundir
-
-    found = None if resume is None else find(run_dir, resume)
+    found = None if resume is None else find(writer.path, resume)
     if found is None:
-        rundir.prepare(run_dir, overwrite or resume == "auto")
+        writer.create(overwrite or resume == "auto")
         return None
     check_config(found[2]["config"], resolved, allow_change)
-    reopen(run_dir)
+    writer.reopen()
     return found

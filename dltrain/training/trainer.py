@@ -1,62 +1,74 @@
-"""The training loop: batches, forward, loss, backward, update, callbacks, checkpoints.
+"""The training loop: epochs of steps (training/step.py), evaluation, callbacks, checkpoints.
 
-Batch order comes from (seed, epoch), so a resumed run sees the same batches. The loss reads the
-logits when it fuses with the model's final activation (softmax or sigmoid + cross-entropy).
+The trainer strings the stages together and owns what lies around them: the batch order (from
+(seed, epoch), so a resumed run sees the same batches), this process's share of each batch, the
+order of the callbacks' hooks, the control object they act through (training/control.py), the
+epoch's running sums, and what goes into a checkpoint. Every file goes through ``writer``
+(training/writer.py); without one nothing is written.
 """
 import time
-from pathlib import Path
 
 import numpy as np
 
-from dltrain import regularizers
+from dltrain.errors import Interrupted
+from dltrain.metrics import metric_name
+from dltrain.parallel.communicator import SingleProcess
 from dltrain.registry import build
-from dltrain.training import checkpoint, finite, position, resume
-from dltrain.training.class_weight import sample_weights
+from dltrain.training import position
+from dltrain.training.control import Control
+from dltrain.training.step import Step
+from dltrain.training.writer import NullWriter
 
 
 class Trainer:
-    def __init__(self, model, loss, optimizer, metrics, pipeline, streams, *, epochs=10,
-                 batch_size=32, shuffle=True, callbacks=(), run_dir=None, meta=None,
-                 target_fn=None):
+    def __init__(self, model, loss, optimizer, metrics, pipeline, streams, *, epochs=None,
+                 batch_size, shuffle=True, callbacks=(), saved=None, writer=None, meta=None,
+                 target_fn=None, class_weight=None, divergence_factor=None, comm=None, signals=None):
+        """``metrics``: {name: Metric} (or a list of specs); ``callbacks``: every callback in hook
+        order; ``saved``: {name: callback} of those whose state a checkpoint keeps (the config's)."""
         self.model = model
-        self.loss = loss
         self.optimizer = optimizer
-        self.metric_specs = list(metrics)
+        self.metrics = metrics if isinstance(metrics, dict) else \
+            {metric_name(spec): build("metric", spec) for spec in metrics}
         self.pipeline = pipeline
         self.streams = streams
         self.epochs = epochs
         self.batch_size = batch_size
         self.shuffle = shuffle
-        self.callbacks = list(callbacks)
-        for callback in self.callbacks:
-            callback.trainer = self
-        self.run_dir = Path(run_dir) if run_dir else None
+        self.comm = comm or SingleProcess()
+        self.writer = writer or NullWriter(".")
         self.meta = meta or {}
         self.target_fn = target_fn or (lambda y: y)
-        self.fused = not getattr(loss, "from_logits", False) and loss.fuses is not None \
-            and loss.fuses == model.final_activation
-        # metrics read probabilities: the loss's own softmax/sigmoid when it reads logits
-        self.metrics_read_loss = self.fused or getattr(loss, "from_logits", False)
+        self.signals = signals            # training/signals.py: SIGINT/SIGTERM received, or None
+        self.step_stages = Step(model, loss, optimizer, self.comm, class_weight=class_weight,
+                                divergence_factor=divergence_factor)
+        self.callbacks = list(callbacks)
+        self.saved = dict(saved or {})
+        self.control = Control(model, optimizer, self.save_checkpoint,
+                               saves_best=any(getattr(c, "saves_best", False) for c in self.callbacks))
+        for callback in self.callbacks:
+            callback.control = self.control
         self.history = []
         self.epoch = 0               # epochs completed
         self.step = 0                # batches completed in all
-        self.stop_training = False
-        self.restored_epoch = None
-        self.class_weight = None     # (classes,) loss weight per class, training/class_weight.py
-        self.divergence_factor = None  # stop when a loss exceeds this times the first batch's
-        self.first_loss = None       # the first training batch's loss (saved: resume keeps the limit)
-        self.regularized = regularizers.terms(model) if model.built else []
         self.position = None         # (epoch, batches done, loss total, seen, metrics) in an epoch
         self.resume_position = None  # a saved position record to continue from (mid-epoch resume)
         self.epoch_lr = None         # the rate logged for the current epoch (at its start)
 
-    # -- metrics -------------------------------------------------------------------------------
+    @property
+    def loss(self):
+        return self.step_stages.loss
+
+    @property
+    def restored_epoch(self):
+        return self.control.restored_epoch
 
     def metric_names(self):
-        return [metric_name(spec) for spec in self.metric_specs]
+        return list(self.metrics)
 
-    def _new_metrics(self):
-        return {metric_name(spec): build("metric", spec) for spec in self.metric_specs}
+    def _hook(self, name, *args):
+        for callback in self.callbacks:
+            getattr(callback, name)(*args)
 
     def _batch(self, split, positions, rng=None):
         x, y = split.take(positions)
@@ -67,79 +79,80 @@ class Trainer:
         resumed run augments exactly as an uninterrupted one; None when nothing augments."""
         return self.streams.for_epoch(f"augmentation/{batch}", epoch) if self.pipeline.augments else None
 
+    def _results(self, total, seen):
+        """The epoch's loss and metrics; on several processes the states are merged first."""
+        if self.comm.size > 1:
+            total, seen = self._merge(total, seen)
+        return {"loss": total / max(seen, 1), **{k: m.result() for k, m in self.metrics.items()}}
+
+    def _merge(self, total, seen):
+        states = self.comm.allgather((total, seen, {k: m.state() for k, m in self.metrics.items()}))
+        for name, metric in self.metrics.items():
+            metric.reset()
+            for _, _, state in states:
+                metric.merge(state[name])
+        return sum(s[0] for s in states), sum(s[1] for s in states)
+
     # -- one pass ------------------------------------------------------------------------------
 
     def train_epoch(self, train, epoch):
         n = len(train)
         order = (self.streams.for_epoch("shuffle", epoch).permutation(n) if self.shuffle
                  else np.arange(n))
-        metrics = self._new_metrics()
+        for metric in self.metrics.values():
+            metric.reset()
+        metrics, step = self.metrics, self.step_stages
         total, seen, first = 0.0, 0, 0
         if self.resume_position is not None:
             first, total, seen = position.restore(self.resume_position, epoch, metrics)
             self.resume_position = None
         started = time.perf_counter()
         for batch, start in enumerate(range(first * self.batch_size, n, self.batch_size), first):
-            for callback in self.callbacks:
-                callback.on_train_batch_begin(batch)
-            x, y = self._batch(train, order[start:start + self.batch_size],
+            self._hook("on_train_batch_begin", batch)
+            positions = order[start:start + self.batch_size]
+            x, y = self._batch(train, positions[self.comm.share(len(positions))],
                                self._augmentation_rng(epoch, batch))
-            out = self.model.forward(x, training=True, logits=self.fused)
-            weights = None if self.class_weight is None else sample_weights(self.class_weight, y)
-            value = float(self.loss(out, y, weights, logits=self.fused))
-            if not np.isfinite(value):
-                raise finite.loss_diverged(self.model, x, value, epoch, batch + 1)
-            if self.first_loss is None:
-                self.first_loss = value
-            if self.divergence_factor and value > self.divergence_factor * max(self.first_loss, 1.0):
-                raise finite.loss_exploded(self.model, x, value, self.divergence_factor *
-                                           max(self.first_loss, 1.0), self.first_loss, epoch, batch + 1)
-            self.model.backward(self.loss.backward(), logits=self.fused, input_grad=False)
-            if self.regularized:
-                value += regularizers.apply(self.regularized)
-            self.optimizer.apply(self.model.parameters())
-            probabilities = self.loss._p if self.metrics_read_loss else out
-            for metric in metrics.values():
-                metric.update(probabilities, y)
-            total += value * len(x)
-            seen += len(x)
+            value = step.run(x, y, len(positions), metrics, epoch, batch)
+            total += value * len(positions)
+            seen += len(positions)
             self.step += 1
             self.position = (epoch, batch + 1, total, seen, metrics)
             logs = {"loss": total / seen, **{k: m.result() for k, m in metrics.items()},
                     "samples": seen, "seconds": time.perf_counter() - started}
-            for callback in self.callbacks:
-                callback.on_train_batch_end(batch, logs)
-            if self.stop_training:
+            self._hook("on_train_batch_end", batch, logs)
+            self._check_signal()
+            if self.control.stop_requested:
                 break
         self.position = None
-        return {"loss": total / max(seen, 1), **{k: m.result() for k, m in metrics.items()}}
+        return self._results(total, seen)
 
     def evaluate(self, split, batch_size=None):
         """Loss and metrics over a split, in inference mode."""
         batch_size = batch_size or max(self.batch_size, 256)
-        metrics = self._new_metrics()
+        for metric in self.metrics.values():
+            metric.reset()
+        loss, fused = self.step_stages.loss, self.step_stages.fused
         total, seen = 0.0, 0
         for start in range(0, len(split), batch_size):
-            x, y = self._batch(split, np.arange(start, min(start + batch_size, len(split))))
-            out = self.model.forward(x, training=False, logits=self.fused)
-            total += float(self.loss(out, y, logits=self.fused)) * len(x)
-            seen += len(x)
-            probabilities = self.loss._p if self.metrics_read_loss else out
-            for metric in metrics.values():
-                metric.update(probabilities, y)
-        return {"loss": total / max(seen, 1), **{k: m.result() for k, m in metrics.items()}}
+            positions = np.arange(start, min(start + batch_size, len(split)))
+            x, y = self._batch(split, positions[self.comm.share(len(positions))])
+            out = self.model.forward(x, training=False, logits=fused)
+            value = loss.sum(out, y, logits=fused)
+            total += float(value.mean) * value.count
+            seen += value.count
+            Step.update_metrics(self.metrics, out if value.probabilities is None else value.probabilities, y)
+        return self._results(total, seen)
 
     # -- the loop ------------------------------------------------------------------------------
 
     def fit(self, train, validation=None):
         logs = {"epochs": self.epochs, "steps": -(-len(train) // self.batch_size),
                 "samples": len(train)}
-        for callback in self.callbacks:
-            callback.on_train_begin(logs)
-        while self.epoch < self.epochs and not self.stop_training:
+        self._hook("on_train_begin", logs)
+        while self.epoch < self.epochs and not self.control.stop_requested:
             epoch = self.epoch + 1
-            for callback in self.callbacks:
-                callback.on_epoch_begin(epoch, {"lr": self.optimizer.current_learning_rate})
+            self._hook("on_epoch_begin", epoch, {"lr": self.optimizer.current_learning_rate})
+            self._check_signal()
             lr = self.epoch_lr = (self.optimizer.current_learning_rate if self.resume_position is None
                                   else self.resume_position["lr"])
             started = time.perf_counter()
@@ -147,23 +160,44 @@ class Trainer:
             if validation is not None:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(validation).items()})
             logs = {"epoch": epoch, **logs, "lr": lr, "seconds": time.perf_counter() - started}
-            self.epoch = epoch
+            self.epoch = self.control.epoch = epoch
             self.history.append(logs)
-            for callback in self.callbacks:     # first, so last.npz holds their updated state
-                callback.on_epoch_end(epoch, logs)
-            if self.run_dir:
-                self.save_checkpoint("last.npz", epoch)
-        for callback in self.callbacks:
-            callback.on_train_end({"history": self.history})
+            self._hook("on_epoch_end", epoch, logs)   # first, so last.npz holds their updated state
+            self.writer.metrics(self.history)
+            self.save_checkpoint("last", epoch)
+        self._hook("on_train_end", {"history": self.history})
         return self.history
 
+    def _check_signal(self):
+        """After a SIGINT or SIGTERM (on any process): checkpoint, then raise Interrupted."""
+        received = self.signals is not None and self.signals.received
+        if self.comm.size > 1:
+            received = self.comm.any(received) and (self.signals.received or "a signal on another process")
+        if not received:
+            return
+        self.save_checkpoint("last", self.epoch)
+        where = (f"in epoch {self.position[0]} after batch {self.position[1]}" if self.position
+                 else f"after epoch {self.epoch}")
+        run = self.writer.path
+        raise Interrupted(f"{received} received: stopped {where}; the state is saved in "
+                          f"{run}/checkpoints/last.npz",
+                          fix=f"continue exactly where it stopped with: dltrain fit --resume {run}")
+
     # -- checkpoints ---------------------------------------------------------------------------
+
+    def restore_progress(self, epoch, step, history, saved_position, first_loss):
+        """Where a resumed run continues: after ``epoch`` (mid-epoch at ``saved_position``)."""
+        self.epoch = self.control.epoch = epoch
+        self.step = step
+        self.history = history
+        self.resume_position = saved_position
+        self.step_stages.first_loss = first_loss
 
     def state_arrays(self):
         arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         arrays.update({f"optimizer/{k}": v for k, v in self.optimizer.state_dict().items()})
         arrays.update({f"preprocessing/{k}": v for k, v in self.pipeline.state_dict().items()})
-        for i, callback in enumerate(self.callbacks):
+        for i, callback in enumerate(self.saved.values()):
             arrays.update({f"callbacks/{i}/{k}": v for k, v in callback.state_arrays().items()})
         return arrays
 
@@ -173,25 +207,15 @@ class Trainer:
             "epoch": epoch,
             "step": self.step,
             "random": self.streams.state(),
-            "callbacks": [c.state_dict() for c in self.callbacks],
+            "callbacks": [c.state_dict() for c in self.saved.values()],
+            "callback_names": list(self.saved),
             "history": self.history,
-            "position": position.record(self),
-            "first_loss": self.first_loss,
+            "position": position.record(self.position, self.epoch_lr),
+            "first_loss": self.step_stages.first_loss,
         }
 
-    def save_checkpoint(self, filename, epoch):
-        if self.run_dir is None:
-            return
-        folder = self.run_dir / "checkpoints"
-        folder.mkdir(parents=True, exist_ok=True)
-        arrays = self.state_arrays()
-        finite.check_state(arrays, filename, epoch)
-        if filename == "last.npz":
-            resume.keep_previous(folder / filename)
-        checkpoint.save(folder / filename, arrays, self.state_meta(epoch))
+    def save_checkpoint(self, name, epoch, keep=None):
+        """checkpoints/NAME.npz through the writer (``name`` with or without .npz)."""
+        if self.writer.writes:
+            self.writer.checkpoint(name.removesuffix(".npz"), self.state_arrays(), self.state_meta(epoch), keep)
 
-
-def metric_name(spec):
-    if isinstance(spec, str):
-        return spec
-    return spec.get("name", spec.get("type"))

@@ -1,0 +1,64 @@
+"""The communicator: what the training loop asks of the other processes, and nothing more.
+
+Every process (a *rank*, 0 .. size - 1) runs the same loop on its share of each global batch.
+The loop meets the others at four points, each a method here:
+
+- ``share(n)``: which rows of an n-sample global batch this rank takes (a contiguous slice);
+- ``allreduce_sum(buffer)``: sum a flat float array over all ranks, in place: once per step,
+  the gradient sums and the loss's sum and count (parallel/buffer.py packs them);
+- ``allgather(value)``: every rank's value (metric states merged at an epoch's end);
+- ``any(flag)``: True on every rank when it is True on one (stop, a signal, a NaN), so that
+  all ranks take the same decision at the same step.
+
+Rank 0 alone writes the run directory (``is_root``; the trainer gives other ranks a writer that
+writes nothing). ``SingleProcess`` is the one-process case: every collective returns at once.
+"""
+
+
+class Communicator:
+    rank = 0
+    size = 1
+
+    @property
+    def is_root(self):
+        return self.rank == 0
+
+    def share(self, n):
+        """The slice of an n-row global batch that this rank trains on: contiguous, sizes that
+        differ by at most one, rank order (so the shares concatenate to the batch)."""
+        return slice(self.rank * n // self.size, (self.rank + 1) * n // self.size)
+
+    def allreduce_sum(self, buffer):
+        """Replace ``buffer`` (a flat float array) with its sum over all ranks."""
+        raise NotImplementedError
+
+    def allgather(self, value):
+        """[value of rank 0, value of rank 1, ...] on every rank."""
+        raise NotImplementedError
+
+    def any(self, flag):
+        """True on every rank when ``flag`` is True on any of them."""
+        raise NotImplementedError
+
+    def broadcast(self, arrays):
+        """Rank 0's arrays copied into every rank's ``arrays`` (a dict of arrays), in place."""
+        raise NotImplementedError
+
+
+class SingleProcess(Communicator):
+    """One process: the share is the whole batch and every collective does nothing."""
+
+    def share(self, n):
+        return slice(0, n)
+
+    def allreduce_sum(self, buffer):
+        pass
+
+    def allgather(self, value):
+        return [value]
+
+    def any(self, flag):
+        return bool(flag)
+
+    def broadcast(self, arrays):
+        pass
