@@ -28,6 +28,7 @@ class FitResult:
     history: list
     trainer: Trainer = field(repr=False)
     test: dict = None
+    note: str = None                     # e.g. a resumed run with nothing left to train
 
 
 def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None, resume=None,
@@ -55,30 +56,49 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
     comm = comm or SingleProcess()
     run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
     writer = RunWriter(run_dir) if comm.is_root else NullWriter(run_dir)
-    resolved = relative_paths(experiment.config, experiment.base, run_dir)
-    resumed = resuming.start(writer, resume, overwrite, resolved, allow_config_change)
-    writer.config(dump(resolved))
-    record = rundir.manifest(experiment.seed, _fingerprints(experiment))
-    writer.manifest(record)
-    trainer = _trainer(experiment, writer, callbacks, resolved, comm, caught := signals.Signals())
-    if resumed:
-        resuming.restore(trainer, resumed[1], resumed[2])
-        record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
-        writer.manifest(record)
+    caught = signals.Signals()
+    writer.lock()                           # one fit per run directory, held to the end
     try:
-        with caught, np.errstate(over="ignore", invalid="ignore"):   # non-finite: training/finite.py
-            history = trainer.fit(splits["train"], splits["validation"])
-    except BaseException as error:
-        interrupted = isinstance(error, (KeyboardInterrupt, Interrupted))
-        record.update(status="interrupted" if interrupted else "failed", error=type(error).__name__,
-                      finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        writer.manifest(record, quiet=True)
-        raise
-    test = trainer.evaluate(splits["test"]) if splits["test"] is not None else None
-    record.update(status="completed", epochs=trainer.epoch, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  restored_epoch=trainer.restored_epoch, parameters=experiment.model.count_params())
-    writer.manifest(record)
-    return FitResult(run_dir, history, trainer, test)
+        with caught:                        # SIGINT/SIGTERM in every phase: exit 130, run.json says so
+            resolved = relative_paths(experiment.config, experiment.base, run_dir)
+            resumed = resuming.start(writer, resume, overwrite, resolved, allow_config_change)
+            done = resumed and resuming.finished(resumed[2], resolved)
+            if done:                        # an early stop is final; a finished run has no epochs left
+                trainer = _trainer(experiment, writer, callbacks, resolved, comm, caught)
+                resuming.restore(trainer, resumed[1], resumed[2])
+                return FitResult(run_dir, trainer.history, trainer, None,
+                                 note=f"nothing to do: {done} (raise training.epochs with --set to "
+                                      "train a finished run further; an early stop is final)")
+            writer.config(dump(resolved))
+            record = rundir.manifest(experiment.seed, _fingerprints(experiment))
+            writer.manifest(record)
+            trainer = _trainer(experiment, writer, callbacks, resolved, comm, caught)
+            if resumed:
+                resuming.restore(trainer, resumed[1], resumed[2])
+                record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
+                writer.manifest(record)
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):   # non-finite: training/finite.py
+                    history = trainer.fit(splits["train"], splits["validation"])
+            except BaseException as error:
+                interrupted = isinstance(error, (KeyboardInterrupt, Interrupted))
+                record.update(status="interrupted" if interrupted else "failed", error=type(error).__name__,
+                              finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                writer.manifest(record, quiet=True)
+                raise
+            test = trainer.evaluate(splits["test"]) if splits["test"] is not None else None
+            if caught.received:             # during the test evaluation: every checkpoint is written
+                record.update(status="interrupted", error="Interrupted", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                writer.manifest(record, quiet=True)
+                raise Interrupted(f"{caught.received} received after training, during the test "
+                                  f"evaluation; the run's checkpoints are complete",
+                                  fix=f"score it with: dltrain evaluate {run_dir}")
+            record.update(status="completed", epochs=trainer.epoch, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                          restored_epoch=trainer.restored_epoch, parameters=experiment.model.count_params())
+            writer.manifest(record)
+            return FitResult(run_dir, history, trainer, test)
+    finally:
+        writer.unlock()
 
 
 def _prepare(experiment, callbacks):

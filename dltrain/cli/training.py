@@ -40,6 +40,8 @@ def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quie
                          allow_config_change=allow_config_change)
     if hasattr(result, "scores"):                # k-fold cross-validation: one row per fold
         return _print_cross_validation(console, result)
+    if result.note:                              # e.g. resuming a run that has nothing left to do
+        return console.print(f"{result.run_dir}: {result.note}", highlight=False)
     _print_fit_summary(console, result)
 
 

@@ -131,6 +131,18 @@ def restore(trainer, arrays, meta):
                              meta.get("first_loss"))
 
 
+def finished(meta, resolved):
+    """Why a checkpoint's run has nothing left to train ('stopped early at epoch 7', 'finished
+    its 30 epochs'), or None. An early stop is final: resuming does not train past it."""
+    for state in meta.get("callbacks") or []:
+        if isinstance(state, dict) and state.get("stopped_epoch"):
+            return f"it stopped early at epoch {state['stopped_epoch']}"
+    epochs = ((resolved or {}).get("training") or {}).get("epochs")
+    if isinstance(epochs, int) and meta.get("epoch", 0) >= epochs and not meta.get("position"):
+        return f"it finished its {epochs} epochs"
+    return None
+
+
 def start(writer, resume, overwrite, resolved, allow_change):
     """Open the run directory for `fit`: the checkpoint to resume from, or None for a fresh run.
 

@@ -1,0 +1,121 @@
+"""Run directories are safe and resume is total (issue 14, deliverables 1, 2 and 6): --overwrite and
+--resume act only on a dltrain run or an empty folder; a lock keeps a second fit off a run
+directory; a finished or early-stopped run has nothing to do; SIGTERM in any phase of fit exits
+130 with run.json saying "interrupted"."""
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import yaml
+
+from training_helpers import digits_config, metrics_rows
+
+DLTRAIN = [sys.executable, "-m", "dltrain"]
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([*DLTRAIN, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("flag", [["--resume", "auto"], ["--overwrite"]])
+def test_someones_own_folder_is_never_emptied(tmp_path, flag):
+    # old main: both deleted the files and trained there (exit 0)
+    victim = tmp_path / "victim"
+    (victim / "notes").mkdir(parents=True)
+    (victim / "thesis.tex").write_text("years of work")
+    (victim / "notes" / "a.txt").write_text("more")
+    result = run_cli("fit", digits_config(tmp_path, epochs=1), "--run-dir", victim, *flag, "--quiet")
+    assert result.returncode == 2, result.stderr
+    assert "is not a dltrain run directory" in result.stderr and "thesis.tex" in result.stderr
+    assert (victim / "thesis.tex").read_text() == "years of work" and (victim / "notes" / "a.txt").exists()
+
+
+def test_a_second_fit_on_a_run_directory_is_kept_off_naming_the_holder(tmp_path):
+    # old main: the second --overwrite wiped the first one's run mid-training
+    config = digits_config(tmp_path, epochs=400)
+    run = tmp_path / "run"
+    first = subprocess.Popen([*DLTRAIN, "fit", str(config), "--run-dir", str(run), "--quiet"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not (run / "checkpoints" / "last.npz").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        second = run_cli("fit", config, "--run-dir", run, "--overwrite", "--quiet")
+        assert second.returncode == 2, second.stderr
+        assert f"in use by another dltrain process (PID {first.pid})" in second.stderr
+        assert (run / "checkpoints" / "last.npz").exists()
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 130, err
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    resumed = run_cli("fit", "--resume", run, "--set", "training.epochs=3", "--quiet",
+                      "--allow-config-change")
+    assert resumed.returncode == 0, resumed.stderr          # the lock went with the process
+
+
+def test_an_early_stopped_run_resumed_has_nothing_to_do(tmp_path):
+    # old main: --resume auto trained on past the stop
+    config = digits_config(tmp_path, epochs=40, callbacks=[
+        {"type": "early_stopping", "monitor": "val_loss", "patience": 1, "min_delta": 10.0}])
+    run = tmp_path / "run"
+    assert run_cli("fit", config, "--run-dir", run, "--quiet").returncode == 0
+    before = metrics_rows(run)
+    assert len(before) < 40
+    again = run_cli("fit", config, "--run-dir", run, "--resume", "auto")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do: it stopped early at epoch" in " ".join(again.stdout.split())
+    assert metrics_rows(run) == before
+
+
+def test_a_finished_run_resumed_has_nothing_to_do(tmp_path):
+    config = digits_config(tmp_path, epochs=2)
+    run = tmp_path / "run"
+    assert run_cli("fit", config, "--run-dir", run, "--quiet").returncode == 0
+    stamp = (run / "checkpoints" / "last.npz").stat().st_mtime_ns
+    again = run_cli("fit", config, "--run-dir", run, "--resume", "auto")
+    assert again.returncode == 0 and "nothing to do: it finished its 2 epochs" in " ".join(again.stdout.split())
+    assert (run / "checkpoints" / "last.npz").stat().st_mtime_ns == stamp
+
+
+SIGNAL_AT = textwrap.dedent('''
+    import os, signal, sys
+    from dltrain.training import rundir, trainer
+    phase = sys.argv[1]
+    if phase == "start-up":                  # while the run directory is being set up
+        manifest = rundir.manifest
+        def hooked(*a, **k):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return manifest(*a, **k)
+        rundir.manifest = hooked
+    else:                                    # during the final test evaluation
+        evaluate = trainer.Trainer.evaluate
+        def hooked(self, split, *a, **k):
+            if split.name == "test":
+                os.kill(os.getpid(), signal.SIGTERM)
+            return evaluate(self, split, *a, **k)
+        trainer.Trainer.evaluate = hooked
+    from dltrain.cli import main
+    main(sys.argv[2:])
+''')
+
+
+@pytest.mark.parametrize("phase", ["start-up", "test evaluation"])
+def test_sigterm_in_every_phase_exits_130_and_says_interrupted(tmp_path, phase):
+    # old main: at start-up SIGTERM killed the process silently (run.json "running"); during the
+    # test evaluation it was ignored (the handlers were gone) or killed it
+    config = digits_config(tmp_path, epochs=2, training={})
+    data = yaml.safe_load(config.read_text())
+    data["data"]["test"] = {"split": 0.2}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-c", SIGNAL_AT, phase, "fit", str(config), "--run-dir", str(run),
+                           "--quiet"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and "SIGTERM received" in done.stderr
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
