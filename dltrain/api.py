@@ -17,7 +17,7 @@ from dltrain.errors import CheckpointError, ConfigError, DataError, Interrupted
 from dltrain.data import prediction_inputs
 from dltrain.experiment import Experiment, relative_paths
 from dltrain.parallel.communicator import SingleProcess
-from dltrain.training import checkpoint, rundir
+from dltrain.training import checkpoint, record_check, rundir
 from dltrain.training.trainer import Trainer
 from dltrain.training.writer import NullWriter, RunWriter
 
@@ -191,6 +191,7 @@ class LoadedRun:
         self.path = checkpoint_path(run, which)
         self.run_dir = self.path.parent.parent if self.path.parent.name == "checkpoints" else self.path.parent
         arrays, self.meta = checkpoint.load(self.path)
+        record_check.check(self.meta, self.path, checkpoint.FORMAT_VERSION, record_check.RUN)
         document = parse(dump(self.meta["config"]), str(self.run_dir / "config.yaml"))
         self.experiment = Experiment(document)
         prediction_inputs.remember_data(self.experiment, self.run_dir)   # where its data was found

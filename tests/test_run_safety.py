@@ -119,3 +119,68 @@ def test_sigterm_in_every_phase_exits_130_and_says_interrupted(tmp_path, phase):
     assert done.returncode == 130, done.stderr
     assert "Traceback" not in done.stderr and "SIGTERM received" in done.stderr
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+
+
+def rewrite_record(path, change):
+    """Re-save a checkpoint with its record changed by ``change(meta)`` (checksum kept valid)."""
+    import numpy as np
+
+    from dltrain.training import checkpoint
+
+    arrays, meta = checkpoint.load(path)
+    record = change({**meta, "sha256": checkpoint.digest(arrays)})
+    np.savez(path, meta=np.frombuffer(json.dumps(record).encode(), dtype=np.uint8), **arrays)
+
+
+@pytest.fixture
+def trained(tmp_path):
+    config = digits_config(tmp_path, epochs=3)
+    run = tmp_path / "run"
+    assert run_cli("fit", config, "--run-dir", run, "--quiet").returncode == 0
+    return config, run
+
+
+def test_a_checkpoint_of_another_format_version_is_named(trained):
+    # old main: read as if it were this version
+    config, run = trained
+    for name in ("last.npz", "best.npz", "previous.npz"):
+        if (run / "checkpoints" / name).exists():
+            rewrite_record(run / "checkpoints" / name, lambda m: {**m, "format_version": 2})
+    for args in (["evaluate", run], ["fit", config, "--run-dir", run, "--resume", "auto", "--set", "training.epochs=5",
+                                     "--allow-config-change"]):
+        result = run_cli(*args)
+        assert result.returncode == 5, result.stderr
+        said = " ".join(result.stderr.split())
+        assert "format version 2, this dltrain reads version 1 (written by a newer dltrain)" in said
+        assert "last.npz" in said and "Traceback" not in said
+
+
+def test_every_missing_key_is_named_and_resume_exits_5(trained):
+    # old main: KeyError traceback (exit 1)
+    config, run = trained
+    for name in ("last.npz", "previous.npz"):
+        rewrite_record(run / "checkpoints" / name,
+                       lambda m: {k: v for k, v in m.items() if k not in ("random", "step")} | {"epoch": "3"})
+    result = run_cli("fit", config, "--run-dir", run, "--resume", "auto", "--set", "training.epochs=5",
+                     "--allow-config-change")
+    assert result.returncode == 5, result.stderr
+    said = " ".join(result.stderr.split())
+    for problem in ("the key 'step' is missing", "the key 'random' is missing", "'epoch' is str, not an integer"):
+        assert said.count(problem) == 2, (problem, said)          # for last.npz and previous.npz
+    assert "Traceback" not in said
+
+
+def test_a_damaged_zip_header_byte_falls_back_to_previous_with_a_warning(trained):
+    config, run = trained
+    last = run / "checkpoints" / "last.npz"
+    damaged = bytearray(last.read_bytes())
+    damaged[2] ^= 0xFF                                  # the first member's local header signature
+    last.write_bytes(bytes(damaged))
+    evaluated = run_cli("evaluate", run, "--checkpoint", "last")
+    assert evaluated.returncode == 5 and "last.npz" in evaluated.stderr
+    result = run_cli("fit", config, "--run-dir", run, "--resume", "auto", "--set", "training.epochs=4",
+                     "--allow-config-change", "--quiet")
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "last.npz" in said and "previous.npz" in said and "(epoch 2) instead" in said
+    assert len(metrics_rows(run)) == 4

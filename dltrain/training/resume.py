@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from dltrain.errors import CheckpointError, ConfigError
-from dltrain.training import checkpoint
+from dltrain.training import checkpoint, record_check
 from dltrain.training.writer import CHECKPOINTS, PREVIOUS
 
 ABSENT = "<absent>"
@@ -55,6 +55,7 @@ def find(run_dir, resume):
     run_dir = Path(run_dir)
     if resume not in ("auto", None) and Path(resume).is_file():
         arrays, meta = checkpoint.load(resume)
+        record_check.check(meta, resume, checkpoint.FORMAT_VERSION, record_check.RESUME)
         return Path(resume), arrays, meta
     folder = run_dir / CHECKPOINTS
     candidates = [folder / "last.npz", folder / PREVIOUS]
@@ -70,6 +71,7 @@ def find(run_dir, resume):
             continue
         try:
             arrays, meta = checkpoint.load(path)
+            record_check.check(meta, path, checkpoint.FORMAT_VERSION, record_check.RESUME)  # every key
         except CheckpointError as error:
             problems.append(error.message)
             continue
