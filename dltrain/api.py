@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 import dltrain.catalogue  # noqa: F401  (every kind can be built by name from here)
+from dltrain import device as devices
 from dltrain.allocator import tune as _tune_allocator
 from dltrain.config.loader import parse
 from dltrain.config.resolve import dump
@@ -32,14 +33,16 @@ class FitResult:
 
 
 def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None, resume=None,
-        allow_config_change=False, comm=None):
+        allow_config_change=False, comm=None, check_replicas=None, device=None):
     """Train the model a config describes; write the run directory; return the history.
 
     With ``validation: {kfold: K}`` it trains K models (RUN/fold1..K) and returns a
     ``kfold.CrossValidation``; ``fold=(K, i)`` trains only fold i. ``resume`` is "auto" or a run
     directory or checkpoint to continue exactly (training/resume.py); config may then be None.
     ``comm``: the communicator (parallel/communicator.py) when this is one of several processes;
-    only rank 0 writes the run directory."""
+    only rank 0 writes the run directory; ``check_replicas=N`` compares the ranks' parameters
+    every N steps (``--debug``). ``device``: cpu, cuda or auto (default: the config's
+    ``device:``, else cpu; dltrain/device.py)."""
     from dltrain.data import kfold
     from dltrain.training import resume as resuming, signals
 
@@ -48,12 +51,15 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
         config = config or resuming.config_of(resume)
         run_dir = run_dir or resuming.run_of(resume)
     experiment = Experiment(config, overrides, fold=fold)
+    device = devices.choose(device, experiment.config.get("device"), experiment.document.where(("device",)))
     if fold is None and kfold.requested(experiment.config):
         run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
         return kfold.cross_validate(fit, config, kfold.requested(experiment.config), run_dir,
-                                    overrides=overrides, overwrite=overwrite, callbacks=callbacks)
-    splits = _prepare(experiment, callbacks)
+                                    overrides=overrides, overwrite=overwrite, callbacks=callbacks,
+                                    device=device)
     comm = comm or SingleProcess()
+    devices.refuse_with_workers(device, comm.size)       # one GPU per rank: not yet
+    splits = _prepare(experiment, callbacks)
     run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
     writer = RunWriter(run_dir) if comm.is_root else NullWriter(run_dir)
     caught = signals.Signals()
@@ -71,12 +77,15 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
                                       "train a finished run further; an early stop is final)")
             writer.config(dump(resolved))
             record = rundir.manifest(experiment.seed, _fingerprints(experiment))
+            record["device"] = devices.describe(device)
             writer.manifest(record)
             trainer = _trainer(experiment, writer, callbacks, resolved, comm, caught)
             if resumed:
                 resuming.restore(trainer, resumed[1], resumed[2])
                 record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
                 writer.manifest(record)
+            _join(trainer, comm, check_replicas)
+            devices.place(trainer, device)          # after any resume: the host state moves once
             try:
                 with np.errstate(over="ignore", invalid="ignore"):   # non-finite: training/finite.py
                     history = trainer.fit(splits["train"], splits["validation"])
@@ -99,6 +108,15 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
             return FitResult(run_dir, history, trainer, test)
     finally:
         writer.unlock()
+
+
+def _join(trainer, comm, check_replicas):
+    """Under data parallelism: every rank starts from rank 0's state (also after a resume)."""
+    from dltrain.parallel import replicas
+
+    replicas.join(trainer.model, comm)
+    if check_replicas and comm.size > 1:
+        trainer.checksums = replicas.Checksums(trainer.model, comm, check_replicas)
 
 
 def _prepare(experiment, callbacks):
@@ -212,7 +230,7 @@ class LoadedRun:
                        batch_size=e.training["batch_size"], target_fn=e.target_fn())
 
 
-def evaluate(run, which="best", data=None):
+def evaluate(run, which="best", data=None, device=None):
     """{metric: value} of a run on its config's test split, or on ``data`` (a file or a spec)."""
     from dltrain.data import kfold
 
@@ -220,6 +238,7 @@ def evaluate(run, which="best", data=None):
         return kfold.evaluate_folds(run, which, data, LoadedRun)
     loaded = LoadedRun(run, which)
     experiment = loaded.experiment
+    device = devices.choose(device, experiment.config.get("device"))
     if data is not None:
         split = prediction_inputs.evaluation_split(data, experiment)
     else:
@@ -228,7 +247,8 @@ def evaluate(run, which="best", data=None):
                               fix="pass --data FILE, or add `test: {split: 0.2}` under data.")
         split = experiment.load_data()["test"]
     _check_labels(experiment, {"test": split})
-    return prediction_inputs.scores(loaded.trainer().evaluate(split), loaded.path, loaded.meta)
+    return prediction_inputs.scores(devices.place(loaded.trainer(), device).evaluate(split), loaded.path,
+                                    loaded.meta)
 
 
 @dataclass
@@ -288,12 +308,14 @@ class Predictions:
         return rows
 
 
-def predict(run, files, which="best"):
+def predict(run, files, which="best", device=None):
     """The model's outputs for every sample of every file, with the saved preprocessing applied."""
     from dltrain.data.sources import for_file
 
     loaded = LoadedRun(run, which)
     experiment, model = loaded.experiment, loaded.model
+    xp = devices.device_module(devices.choose(device, experiment.config.get("device")))
+    devices.move_model(model, xp)
     expected = tuple(model.input_shape)
     outputs, sources = [], []
     for file in files:
@@ -309,7 +331,7 @@ def predict(run, files, which="best"):
             raise DataError(f"{file}: each sample has shape {tuple(x.shape[1:])}, the model expects {expected}",
                             fix="give inputs shaped like the training data.")
         x = experiment.pipeline.transform(x)
-        outputs.append(model.predict(x, batch_size=experiment.training["batch_size"] * 8))
+        outputs.append(devices.predict(model, x, experiment.training["batch_size"] * 8, xp))
         names = getattr(source, "sample_names", None)
         sources += [(str(file), names[i] if names else i) for i in range(len(x))]
     loss = experiment.loss
@@ -432,15 +454,17 @@ class LayerTimes:
     rows: list                                 # [timing.LayerTime], one per node
 
 
-def time_layers(config, overrides=(), batch_size=None, iterations=10):
-    """Median forward and backward milliseconds per layer on one random batch (reads no data)."""
+def time_layers(config, overrides=(), batch_size=None, iterations=10, device=None):
+    """Median forward and backward milliseconds per layer on one random batch (reads no data),
+    on ``device`` (default: the config's, else cpu)."""
     from dltrain.timing import time_layers as timed
 
     _tune_allocator()                   # as `fit` does: without it every large array page-faults
     experiment = Experiment(config, overrides)
+    device = devices.choose(device, experiment.config.get("device"), experiment.document.where(("device",)))
     model = experiment.build()
     batch_size = batch_size or experiment.training["batch_size"]
-    return LayerTimes(batch_size, iterations, timed(model, batch_size, iterations))
+    return LayerTimes(batch_size, iterations, timed(model, batch_size, iterations, device=device))
 
 
 def plot(runs, output=None, terminal=False):
@@ -510,3 +534,42 @@ def compare_runs(paths):
     from dltrain import runs as on_disk
 
     return on_disk.compare(paths)
+
+# -- data parallelism (dltrain/parallel/) -----------------------------------------------------------
+
+def launched():
+    """Whether this process is one rank of a job an MPI launcher started with 2+ ranks."""
+    from dltrain.parallel.mpi import launched_size
+
+    return launched_size() > 1
+
+
+def world():
+    """This process's communicator: MPI's world under a launcher, else one process."""
+    from dltrain.parallel.mpi import world as mpi_world
+
+    return mpi_world()
+
+
+def launch_workers(workers, fit_params, debug=False):
+    """Run ``dltrain fit`` with ``fit_params`` (a fit command's parsed options) on ``workers``
+    local ranks; the job's exit code."""
+    from dltrain.device import refuse_with_workers
+    from dltrain.parallel import launch
+
+    refuse_with_workers(fit_params.get("device"), workers)      # before any rank starts
+    return launch.launch(workers, launch.fit_arguments(fit_params, debug=debug))
+
+
+def job_rank():
+    """(rank, size) of this process in a data-parallel job that has started, else (0, 1)."""
+    from dltrain.parallel.mpi import rank_of_job
+
+    return rank_of_job()
+
+
+def end_job(code):
+    """On one rank of several: end every rank now with exit ``code``; nothing on one process."""
+    from dltrain.parallel.mpi import abort_job
+
+    abort_job(code)

@@ -19,6 +19,7 @@ import numpy as np
 
 from dltrain import check
 from dltrain.activations import stable_sigmoid
+from dltrain.backend import array_module, on_host
 from dltrain.errors import DataError
 from dltrain.registry import register
 
@@ -35,7 +36,7 @@ class LossSum(NamedTuple):
     @property
     def mean(self):
         """total / count in the prediction's dtype, exactly as ``np.mean`` computes it."""
-        return self.total.dtype.type(self.total / self.count)
+        return (self.total / self.count).astype(self.total.dtype)     # a 0-d array on a device
 
 
 class Loss:
@@ -123,8 +124,8 @@ class MeanAbsoluteError(Loss):
 
     def per_sample(self, pred, target, logits=False):
         diff = pred - _match(pred, target)
-        self._sign = np.sign(diff)
-        return _per_sample(np.abs(diff))
+        self._sign = array_module(diff).sign(diff)
+        return _per_sample(abs(diff))
 
     def gradient(self):
         return self._sign / self._sign[0].size
@@ -144,12 +145,12 @@ class Huber(Loss):
     def per_sample(self, pred, target, logits=False):
         d = pred - _match(pred, target)
         self._d = d
-        a = np.abs(d)
-        values = np.where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
+        a = abs(d)
+        values = array_module(d).where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
         return _per_sample(values)
 
     def gradient(self):
-        grad = np.clip(self._d, -self.delta, self.delta)
+        grad = self._d.clip(-self.delta, self.delta)
         return grad / self._d[0].size
 
 
@@ -181,14 +182,15 @@ class BinaryCrossentropy(CrossEntropy):
             y = y * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
         self._y = y
         self._logits = logits or self.from_logits
+        xp = array_module(pred)
         if self._logits:
             # log(1 + exp(-|z|)) + max(z, 0) - z y  ==  -[y log s(z) + (1 - y) log(1 - s(z))]
             self._p = stable_sigmoid(pred)
-            values = np.logaddexp(0, -np.abs(pred)) + np.maximum(pred, 0) - pred * y
+            values = xp.logaddexp(0, -abs(pred)) + xp.maximum(pred, 0) - pred * y
         else:
-            self._p = np.clip(pred, EPSILON, 1 - EPSILON)
+            self._p = pred.clip(EPSILON, 1 - EPSILON)
             self._inside = (pred > EPSILON) & (pred < 1 - EPSILON)     # where the clip passes
-            values = -(y * np.log(self._p) + (1 - y) * np.log1p(-self._p))
+            values = -(y * xp.log(self._p) + (1 - y) * xp.log1p(-self._p))
         return _per_sample(values)
 
     def gradient(self):
@@ -201,8 +203,9 @@ class BinaryCrossentropy(CrossEntropy):
 
 
 def _log_softmax(z):
+    xp = array_module(z)
     shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 class _Probabilities:
@@ -216,8 +219,8 @@ class _Probabilities:
     def __init__(self, pred):
         self.sum = pred.sum(axis=-1, keepdims=True)                    # (..., 1)
         self.q = pred / self.sum
-        self.clipped = np.clip(self.q, EPSILON, 1 - EPSILON)
-        self.log = np.log(self.clipped)
+        self.clipped = self.q.clip(EPSILON, 1 - EPSILON)
+        self.log = array_module(pred).log(self.clipped)
 
     def backward(self, grad_clipped):
         g = grad_clipped * ((self.q > EPSILON) & (self.q < 1 - EPSILON))
@@ -257,7 +260,7 @@ class CategoricalCrossentropy(CrossEntropy):
         self._logits = logits or self.from_logits
         if self._logits:
             log_p = _log_softmax(pred)
-            self._p = np.exp(log_p)
+            self._p = array_module(pred).exp(log_p)
         else:
             self._probabilities = _Probabilities(pred)
             self._p = self._probabilities.clipped
@@ -290,8 +293,11 @@ class SparseCategoricalCrossentropy(CrossEntropy):
 
     def per_sample(self, pred, target, logits=False):
         classes = pred.shape[-1]
-        labels = np.asarray(target).reshape(pred.shape[:-1]).astype(np.intp, copy=False)
-        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        xp = array_module(pred)
+        labels = xp.asarray(target).reshape(pred.shape[:-1]).astype(np.intp, copy=False)
+        # on a device the range check would be a read back per batch: fit and evaluate check
+        # every split's labels once before the first batch (api._check_labels)
+        if on_host(labels) and labels.size and (labels.min() < 0 or labels.max() >= classes):
             bad = labels.min() if labels.min() < 0 else labels.max()
             raise DataError(f"label {bad} is outside the model's {classes} classes (0..{classes - 1})",
                             fix="check the labels, or give the last layer as many units as classes.")
@@ -299,12 +305,12 @@ class SparseCategoricalCrossentropy(CrossEntropy):
         self._logits = logits or self.from_logits
         if self._logits:
             log_p = _log_softmax(pred)
-            self._p = np.exp(log_p)
+            self._p = xp.exp(log_p)
         else:
             self._probabilities = _Probabilities(pred)
             self._p = self._probabilities.clipped
             log_p = self._probabilities.log
-        picked = np.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+        picked = xp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
         values = -picked
         if self.label_smoothing:
             s = self.label_smoothing
@@ -317,13 +323,12 @@ class SparseCategoricalCrossentropy(CrossEntropy):
         steps = p[0].size // p.shape[-1]
         if self._logits:
             grad = p.copy() if s == 0 else p - s / p.shape[-1]
-            np.put_along_axis(grad, self._labels[..., None],
-                              np.take_along_axis(grad, self._labels[..., None], axis=-1) - (1 - s), axis=-1)
         else:
-            grad = -(s / p.shape[-1]) / p if s else np.zeros_like(p)
-            picked = np.take_along_axis(p, self._labels[..., None], axis=-1)
-            np.put_along_axis(grad, self._labels[..., None],
-                              np.take_along_axis(grad, self._labels[..., None], axis=-1)
-                              - (1 - s) / picked, axis=-1)
+            grad = -(s / p.shape[-1]) / p if s else array_module(p).zeros_like(p)
+        # the label entry of each row, by (row, label) pairs: each row once, so no scatter-add
+        rows, labels = array_module(p).arange(self._labels.size), self._labels.reshape(-1)
+        at = grad.reshape(-1, grad.shape[-1])                    # (N, C), a view of grad
+        at[rows, labels] -= (1 - s) if self._logits else (1 - s) / p.reshape(at.shape)[rows, labels]
+        if not self._logits:
             grad = self._probabilities.backward(grad)
         return grad / steps

@@ -12,6 +12,7 @@ binary_crossentropy or a single output unit.
 import numpy as np
 
 from dltrain import check
+from dltrain.backend import array_module, like, to_host
 from dltrain.registry import register
 
 
@@ -56,19 +57,19 @@ class Metric:
         self.count = 0
 
     def update(self, pred, target):
-        values = self.values(np.asarray(pred), np.asarray(target))
-        self.total += float(values.sum())
+        values = self.values(pred, target)
+        self.total += values.sum().astype(np.float64)     # stays on the device: read in result()
         self.count += values.size
 
     def result(self):
-        return self.total / self.count if self.count else float("nan")
+        return float(self.total) / self.count if self.count else float("nan")
 
 
 def labels_of(pred, target):
     """(predicted class, true class) arrays, whatever the label format."""
     if pred.shape[-1] == 1 or pred.ndim == 1:
         p = pred.reshape(len(pred), -1)
-        return (p > 0.5).astype(np.intp).ravel(), np.asarray(target).reshape(p.shape).round().astype(np.intp).ravel()
+        return (p > 0.5).astype(np.intp).ravel(), target.reshape(p.shape).round().astype(np.intp).ravel()
     predicted = pred.argmax(axis=-1)
     if target.shape == pred.shape:
         return predicted.ravel(), target.argmax(axis=-1).ravel()
@@ -131,7 +132,7 @@ class TopKAccuracy(Metric):
 
     def values(self, pred, target):
         true = target.argmax(axis=-1) if target.shape == pred.shape else target.reshape(pred.shape[:-1])
-        true_score = np.take_along_axis(pred, true.astype(np.intp)[..., None], axis=-1)
+        true_score = array_module(pred).take_along_axis(pred, true.astype(np.intp)[..., None], axis=-1)
         return (pred > true_score).sum(axis=-1) < self.k
 
 
@@ -163,23 +164,24 @@ class Confusion(Metric):
         return self._threshold is not None or self._class_id is not None
 
     def update(self, pred, target):
-        pred, target = np.asarray(pred), np.asarray(target)
+        xp = array_module(pred)
         if self.elementwise:
             tp, fp, fn = _thresholded_counts(pred, target, 0.5 if self._threshold is None else self._threshold)
         else:
             predicted, true = labels_of(pred, target)
             classes = max(2, pred.shape[-1]) if pred.ndim > 1 else 2
-            cm = np.bincount(true * classes + predicted, minlength=classes * classes)
+            cm = xp.bincount(true * classes + predicted, minlength=classes * classes)
             cm = cm.reshape(classes, classes)
-            tp, fp, fn = np.diag(cm), cm.sum(axis=0) - np.diag(cm), cm.sum(axis=1) - np.diag(cm)
+            tp, fp, fn = xp.diag(cm), cm.sum(axis=0) - xp.diag(cm), cm.sum(axis=1) - xp.diag(cm)
         if self.tp is None:
             self.tp, self.fp, self.fn = tp, fp, fn
         else:
-            self.tp, self.fp, self.fn = self.tp + tp, self.fp + fp, self.fn + fn
+            # like(): sums restored from a checkpoint are on the host; the batch's may not be
+            self.tp, self.fp, self.fn = like(self.tp, tp) + tp, like(self.fp, fp) + fp, like(self.fn, fn) + fn
 
     def _counts(self):
         """(tp, fp, fn) as floats, one entry per class that counts."""
-        tp, fp, fn = (a.astype(float) for a in (self.tp, self.fp, self.fn))
+        tp, fp, fn = (to_host(a).astype(float) for a in (self.tp, self.fp, self.fn))   # epoch end
         if self._class_id is not None:
             if self._class_id >= len(tp):
                 from dltrain.errors import DataError
@@ -213,7 +215,7 @@ def _one_hot_like(pred, target):
     if target.shape == pred.shape or target.size == pred.size:
         return target.reshape(pred.shape) > 0.5
     labels = target.reshape(pred.shape[:-1]).astype(np.intp)
-    return labels[..., None] == np.arange(pred.shape[-1])
+    return labels[..., None] == array_module(pred).arange(pred.shape[-1])
 
 
 def _thresholded_counts(pred, target, threshold):
@@ -322,14 +324,14 @@ class AUC(Metric):
         self.scores, self.targets = [], []
 
     def update(self, pred, target):
-        self.scores.append(np.asarray(pred, dtype=np.float64).reshape(len(pred), -1))
-        self.targets.append(np.asarray(target))
+        self.scores.append(pred.astype(np.float64).reshape(len(pred), -1))   # read at epoch end
+        self.targets.append(target)
 
     def result(self):
         if not self.scores:
             return float("nan")
-        scores = np.concatenate(self.scores)
-        positive = _one_hot_like(scores, np.concatenate(self.targets))      # (N, columns)
+        scores = _on_host(self.scores)
+        positive = _one_hot_like(scores, _on_host(self.targets))      # (N, columns)
         area = _binary_auc if self.num_thresholds is None else self._thresholded_auc
         if not self.multi_label or scores.shape[1] == 1:
             return area(scores.ravel(), positive.ravel())
@@ -348,6 +350,14 @@ class AUC(Metric):
         tpr = tp / n_pos if n_pos else np.zeros(n)
         fpr = fp / n_neg if n_neg else np.zeros(n)
         return float(((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2).sum())
+
+
+def _on_host(arrays):
+    """The arrays concatenated, as one host array: one read back from a device, not one each."""
+    xp = array_module(arrays[0])
+    if xp is not np and all(array_module(a) is xp for a in arrays):
+        return to_host(xp.concatenate(arrays))
+    return np.concatenate([to_host(a) for a in arrays])
 
 
 def _binary_auc(scores, positive):
@@ -376,7 +386,7 @@ class MAE(Regression):
     """Mean absolute error."""
 
     def elementwise(self, diff):
-        return np.abs(diff)
+        return abs(diff)
 
 
 @register("mse", aliases=("mean_squared_error",))
@@ -406,16 +416,16 @@ class R2(Metric):
         self.sum = self.sum_sq = self.ss_res = 0.0
 
     def update(self, pred, target):
-        pred = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1)
-        target = np.asarray(target, dtype=np.float64).reshape(pred.shape)
+        pred = pred.astype(np.float64).reshape(len(pred), -1)
+        target = target.astype(np.float64).reshape(pred.shape)
         self.n += len(pred)
-        self.sum = self.sum + target.sum(axis=0)
-        self.sum_sq = self.sum_sq + (target * target).sum(axis=0)
-        self.ss_res = self.ss_res + ((target - pred) ** 2).sum(axis=0)
+        self.sum = like(self.sum, target) + target.sum(axis=0)         # like(): as Confusion's
+        self.sum_sq = like(self.sum_sq, target) + (target * target).sum(axis=0)
+        self.ss_res = like(self.ss_res, target) + ((target - pred) ** 2).sum(axis=0)
 
     def result(self):
         if self.n == 0:
             return float("nan")
-        ss_tot = self.sum_sq - self.sum ** 2 / self.n
+        ss_tot = to_host(self.sum_sq) - to_host(self.sum) ** 2 / self.n
         with np.errstate(invalid="ignore", divide="ignore"):
-            return float(np.mean(1 - self.ss_res / ss_tot))
+            return float(np.mean(1 - to_host(self.ss_res) / ss_tot))

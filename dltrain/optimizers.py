@@ -10,6 +10,7 @@ The training step calls the two halves of ``apply`` as stages: ``clip(grads)``, 
 import numpy as np
 
 from dltrain import check, schedules  # noqa: F401  (learning_rate may name a schedule)
+from dltrain.backend import array_module
 from dltrain.registry import build, register
 
 
@@ -55,21 +56,22 @@ class Optimizer:
         for (key, param, _), grad in zip(pairs, grads):
             slots = self.slots.get(key)
             if slots is None:
-                slots = self.slots[key] = {name: np.zeros_like(param) for name in self.slot_names}
+                slots = self.slots[key] = {name: array_module(param).zeros_like(param) for name in self.slot_names}
                 self.init_slots(slots, param)
             self.update(param, grad, slots, param.dtype.type(lr))
 
     def clip(self, grads):
-        """The gradients after clipvalue, clipnorm and global_clipnorm (the list itself when none)."""
+        """The gradients after clipvalue, clipnorm and global_clipnorm (the list itself when none).
+
+        The norms stay on the device (no read back per step): the factors are min(1, limit / norm)."""
         if self.clipvalue is not None:
-            grads = [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+            grads = [g.clip(-self.clipvalue, self.clipvalue) for g in grads]
         if self.clipnorm is not None:
-            grads = [g * min(1.0, self.clipnorm / (float(np.sqrt((g * g).sum())) + 1e-12))
+            grads = [g * _factor(self.clipnorm, (g * g).sum().astype(np.float64) ** 0.5 + 1e-12, g.dtype)
                      for g in grads]
-        if self.global_clipnorm is not None:
-            total = float(np.sqrt(sum(float((g * g).sum()) for g in grads)))
-            if total > self.global_clipnorm:
-                grads = [g * (self.global_clipnorm / total) for g in grads]
+        if self.global_clipnorm is not None and grads:
+            total = sum((g * g).sum().astype(np.float64) for g in grads) ** 0.5
+            grads = [g * _factor(self.global_clipnorm, total, g.dtype) for g in grads]
         return grads
 
     def init_slots(self, slots, param):
@@ -94,6 +96,11 @@ class Optimizer:
                 continue
             key, name = path.rsplit("/", 1)
             self.slots.setdefault(key, {})[name] = np.array(value)
+
+
+def _factor(limit, norm, dtype):
+    """min(1, limit / norm) as a 0-d array of ``dtype``, on the device the norm is on."""
+    return (limit / norm).clip(None, 1.0).astype(dtype)
 
 
 @register("sgd")
@@ -156,8 +163,9 @@ class RMSprop(Optimizer):
     def update(self, param, grad, slots, lr):
         dtype = param.dtype.type
         v = slots["velocity"]
+        xp = array_module(param)
         scratch = self._scratch(param)                 # one buffer reused: no allocation per step
-        np.multiply(grad, grad, out=scratch)
+        xp.multiply(grad, grad, out=scratch)
         scratch *= dtype(1 - self.rho)
         v *= dtype(self.rho)
         v += scratch                                   # v <- rho v + (1 - rho) g^2
@@ -165,13 +173,13 @@ class RMSprop(Optimizer):
             m = slots["average_gradient"]
             m *= dtype(self.rho)
             m += dtype(1 - self.rho) * grad
-            np.multiply(m, m, out=scratch)
-            np.subtract(v, scratch, out=scratch)       # v - m^2
+            xp.multiply(m, m, out=scratch)
+            xp.subtract(v, scratch, out=scratch)       # v - m^2
             scratch += dtype(self.epsilon)
         else:
-            np.add(v, dtype(self.epsilon), out=scratch)
-        np.sqrt(scratch, out=scratch)
-        np.divide(grad, scratch, out=scratch)
+            xp.add(v, dtype(self.epsilon), out=scratch)
+        xp.sqrt(scratch, out=scratch)
+        xp.divide(grad, scratch, out=scratch)
         scratch *= lr                                  # the increment lr g / sqrt(...)
         if self.momentum:
             buf = slots["momentum"]
@@ -182,9 +190,9 @@ class RMSprop(Optimizer):
 
     def _scratch(self, param):
         buffers = self.__dict__.setdefault("_buffers", {})
-        key = (param.shape, param.dtype.str)
+        key = (param.shape, param.dtype.str, array_module(param).__name__)
         if key not in buffers:
-            buffers[key] = np.empty_like(param)
+            buffers[key] = array_module(param).empty_like(param)
         return buffers[key]
 
 
@@ -218,14 +226,15 @@ class Adam(Optimizer):
     def update(self, param, grad, slots, lr):
         t = self.iterations
         dtype = param.dtype.type
+        xp = array_module(param)
         alpha = dtype(lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t))
         m, v = slots["momentum"], slots["velocity"]
         m += (grad - m) * dtype(1 - self.beta_1)
         v += (grad * grad - v) * dtype(1 - self.beta_2)
         if self.amsgrad:
-            np.maximum(slots["velocity_hat"], v, out=slots["velocity_hat"])
+            xp.maximum(slots["velocity_hat"], v, out=slots["velocity_hat"])
             v = slots["velocity_hat"]
-        denominator = np.sqrt(v)
+        denominator = xp.sqrt(v)
         denominator += dtype(self.epsilon)
         step = m / denominator
         step *= alpha
@@ -283,7 +292,7 @@ class Adagrad(Optimizer):
     def update(self, param, grad, slots, lr):
         a = slots["accumulator"]
         a += grad * grad
-        param -= lr * grad / np.sqrt(a + param.dtype.type(self.epsilon))
+        param -= lr * grad / array_module(param).sqrt(a + param.dtype.type(self.epsilon))
 
 
 @register("nadam")
@@ -330,7 +339,7 @@ class Nadam(Optimizer):
         v += (grad * grad - v) * dtype(1 - self.beta_2)
         m_hat = m * dtype(self._u_t1 / (1 - self._product_t1)) \
             + grad * dtype((1 - self._u_t) / (1 - self._product_t))
-        denominator = np.sqrt(v / dtype(1 - self.beta_2 ** t))
+        denominator = array_module(param).sqrt(v / dtype(1 - self.beta_2 ** t))
         denominator += dtype(self.epsilon)
         param -= lr * m_hat / denominator
 

@@ -6,9 +6,8 @@ the two keys off the layer spec (as it does ``activation``) and puts the built r
 ``apply(terms)``, which adds every penalty's gradient to its parameter's gradient and returns
 the total penalty, added to the logged loss as Keras does.
 """
-import numpy as np
-
 from dltrain import check
+from dltrain.backend import array_module
 from dltrain.errors import ConfigError
 from dltrain.registry import build, register
 
@@ -42,15 +41,15 @@ class L1L2(Regularizer):
     def penalty(self, w):
         total = 0.0
         if self.l1:
-            total += self.l1 * float(np.abs(w).sum())
+            total += self.l1 * float(abs(w).sum())
         if self.l2:
             total += self.l2 * float((w * w).sum())
         return total
 
     def gradient(self, w):
-        grad = np.zeros_like(w)
+        grad = array_module(w).zeros_like(w)
         if self.l1:
-            grad += w.dtype.type(self.l1) * np.sign(w)
+            grad += w.dtype.type(self.l1) * array_module(w).sign(w)
         if self.l2:
             grad += w.dtype.type(2 * self.l2) * w
         return grad

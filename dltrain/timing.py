@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dltrain import device as devices
+from dltrain.backend import array_module, synchronize
 from dltrain.model import INPUT
 
 
@@ -36,9 +38,11 @@ def _one_pass(model, x, clock):
         layer.input_mask = mask
         started = time.perf_counter()
         outputs[node.name] = layer.forward(xs, True)
+        synchronize(outputs[node.name])                 # a device runs asynchronously
         clock[node.name][0].append(time.perf_counter() - started)
         masks[node.name] = layer.compute_mask(xs, mask)
-    grads = {model.output: np.ones_like(outputs[model.output]) / len(x)}
+    out = outputs[model.output]
+    grads = {model.output: array_module(out).ones_like(out) / len(x)}
     for node in reversed(model.nodes):
         grad_y = grads.pop(node.name, None)
         if grad_y is None:
@@ -46,15 +50,19 @@ def _one_pass(model, x, clock):
         node.layer.input_grad = node.inputs != [INPUT]      # as in training: no input gradient
         started = time.perf_counter()
         grad_x = node.layer.backward(grad_y)
+        synchronize(grad_x if grad_x is not None else grad_y)
         clock[node.name][1].append(time.perf_counter() - started)
         node.layer.input_grad = True
         for name, g in zip(node.inputs, grad_x if node.layer.multi_input else [grad_x]):
             grads[name] = g if name not in grads else grads[name] + g
 
 
-def time_layers(model, batch_size=64, iterations=10, warmup=2, seed=0):
-    """[LayerTime per node] for a built model: median milliseconds of forward and backward."""
-    x = _random_batch(model, batch_size, np.random.default_rng(seed))
+def time_layers(model, batch_size=64, iterations=10, warmup=2, seed=0, device="cpu"):
+    """[LayerTime per node] for a built model: median milliseconds of forward and backward, on
+    ``device`` (cpu or cuda; the model is moved there)."""
+    xp = devices.device_module(device)
+    devices.move_model(model, xp)
+    x = xp.asarray(_random_batch(model, batch_size, np.random.default_rng(seed)))
     clock = {node.name: ([], []) for node in model.nodes}
     for _ in range(warmup):
         _one_pass(model, x, {name: ([], []) for name in clock})

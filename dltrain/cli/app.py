@@ -31,17 +31,33 @@ def handle_errors(command):
         except click.exceptions.Exit:
             raise
         except Exception as error:
-            from dltrain.errors import DltrainError
+            from dltrain.api import end_job, job_rank
+            from dltrain.errors import DltrainError, Interrupted
 
+            rank, size = job_rank()
+            if isinstance(error, Interrupted) and rank > 0:
+                sys.exit(error.exit_code)          # every rank stops together; rank 0 says why
             if isinstance(error, DltrainError) and not debug:
-                stderr().print(error.render(), markup=False)
+                stderr().print((f"rank {rank}: " if size > 1 else "") + error.render(), markup=False)
+                end_job(error.exit_code)         # under data parallelism: end every rank now
                 sys.exit(error.exit_code)
+            if size > 1:                           # a bug on one rank: its traceback, then end the job
+                import traceback
+
+                traceback.print_exc()
+                end_job(error.exit_code if isinstance(error, DltrainError) else 1)
             raise
         except KeyboardInterrupt:
             stderr().print("Interrupted.")
             sys.exit(130)
 
     return wrapper
+
+
+def device_option(command):
+    return click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]),
+                        help="Where to compute (default: the config's `device:`, else cpu); cuda needs "
+                             "pip install 'dltrain[cuda]' and an NVIDIA GPU.")(command)
 
 
 def set_option(command):

@@ -2,7 +2,7 @@
 import click
 
 from dltrain.cli import render
-from dltrain.cli.app import CONTEXT, handle_errors, set_option
+from dltrain.cli.app import CONTEXT, device_option, handle_errors, set_option
 
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object on stdout instead of the table.")
@@ -130,12 +130,13 @@ def gradcheck(config, overrides, batch_size, elements):
 @click.option("--batch-size", type=click.IntRange(min=1), help="Samples per batch (default: the config's).")
 @click.option("--iterations", default=10, show_default=True, type=click.IntRange(min=1),
               help="Timed passes; the median is shown.")
+@device_option
 @handle_errors
-def time_command(config, overrides, batch_size, iterations):
+def time_command(config, overrides, batch_size, iterations, device):
     """Forward and backward milliseconds per layer for one batch (reads no data)."""
     from dltrain import api
 
-    timed = api.time_layers(config, overrides, batch_size, iterations)
+    timed = api.time_layers(config, overrides, batch_size, iterations, device=device)
     table = render.table(f"{config}: batch {timed.batch_size}, median of {timed.iterations} passes "
                          "(training mode)", ("layer", render.NAME), ("type", render.NAME), "output shape",
                          ("forward ms", render.RIGHT), ("backward ms", render.RIGHT))

@@ -4,7 +4,7 @@ import sys
 import click
 
 from dltrain.cli import render
-from dltrain.cli.app import CONTEXT, handle_errors, set_option, stderr
+from dltrain.cli.app import CONTEXT, device_option, handle_errors, set_option, stderr
 
 
 @click.command(context_settings=CONTEXT)
@@ -19,8 +19,12 @@ from dltrain.cli.app import CONTEXT, handle_errors, set_option, stderr
 @click.option("--allow-config-change", is_flag=True,
               help="Resume even though the config differs from the run's.")
 @click.option("--quiet", is_flag=True, help="No progress bar; one line per epoch, for logs.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, metavar="N",
+              help="Train data-parallel on N local processes (needs dltrain[mpi]); under "
+                   "`mpiexec -n N dltrain fit ...` the world size is detected instead.")
+@device_option
 @handle_errors
-def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quiet):
+def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quiet, workers, device):
     """Train the model described by CONFIG (or resume a run with --resume RUN)."""
     import warnings
 
@@ -31,18 +35,28 @@ def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quie
         config, resume = resume, "auto"
     if config is None and resume in (None, "auto"):
         raise click.UsageError("give CONFIG, or --resume RUN to continue a run")
+    if workers > 1 and not api.launched():                  # start the ranks; each runs this command
+        sys.exit(api.launch_workers(workers, click.get_current_context().params, debug=_debug()))
+    comm = api.world()
     console = render.console()
+    console.quiet = not comm.is_root                         # rank 0 alone reports
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *args, **kwargs: stderr().print(
-            f"warning: {message}", markup=False)
+            f"warning: {message}", markup=False) if comm.is_root else None
         result = api.fit(config, overrides, run_dir=run_dir, overwrite=overwrite,
-                         callbacks=[ProgressDisplay(console, live=not quiet)], resume=resume,
-                         allow_config_change=allow_config_change)
+                         callbacks=[ProgressDisplay(console, live=not quiet and comm.is_root)],
+                         resume=resume, allow_config_change=allow_config_change, comm=comm,
+                         check_replicas=100 if _debug() and comm.size > 1 else None,
+                         device=device)
     if hasattr(result, "scores"):                # k-fold cross-validation: one row per fold
         return _print_cross_validation(console, result)
     if result.note:                              # e.g. resuming a run that has nothing left to do
         return console.print(f"{result.run_dir}: {result.note}", highlight=False)
     _print_fit_summary(console, result)
+
+
+def _debug():
+    return click.get_current_context().find_root().params.get("debug", False)
 
 
 def _print_fit_summary(console, result):
@@ -107,12 +121,13 @@ def _print_fold_scores(console, result):
               help="best, last, or a checkpoint file.")
 @click.option("--data", help="A data file (or a source spec in YAML) instead of the test split.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
+@device_option
 @handle_errors
-def evaluate(run, which, data, as_json):
+def evaluate(run, which, data, as_json, device):
     """Score the run RUN on its test split (or --data)."""
     from dltrain import api
 
-    scores = api.evaluate(run, which, data)
+    scores = api.evaluate(run, which, data, device=device)
     if as_json:                                  # strict JSON: NaN and Inf are null
         click.echo(render.json_text(scores.as_dict() if hasattr(scores, "ensemble") else scores, indent=None))
         return
@@ -133,12 +148,13 @@ def evaluate(run, which, data, as_json):
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "npy"]),
               help="Output format (default: from --output's extension, else csv).")
 @click.option("--top-k", type=click.IntRange(min=1), help="The k most probable classes per sample.")
+@device_option
 @handle_errors
-def predict(run, files, which, output, fmt, top_k):
+def predict(run, files, which, output, fmt, top_k, device):
     """Apply the run RUN to FILES (.csv, .npy, .npz, ...)."""
     from dltrain import api
 
-    predictions = api.predict(run, files, which)
+    predictions = api.predict(run, files, which, device=device)
     top_k, note = predictions.capped_top_k(top_k)
     if note:
         stderr().print(note)

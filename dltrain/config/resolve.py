@@ -18,6 +18,7 @@ SECTIONS = {
     "name": None,
     "seed": 0,
     "precision": "float32",
+    "device": None,          # cpu, cuda or auto; --device overrides it (dltrain/backend.py)
     "data": None,
     "model": None,
     "loss": None,

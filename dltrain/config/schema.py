@@ -48,6 +48,7 @@ def config_schema():
     properties = {
         "name": {"type": "string"}, "seed": {"type": "integer", "minimum": 0, "default": SECTIONS["seed"]},
         "precision": {"enum": ["float32", "float64"], "default": SECTIONS["precision"]},
+        "device": {"enum": ["cpu", "cuda", "auto"], "default": "cpu"},
         "base": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         "data": data, "model": model, "loss": spec_schema("loss"),
         "optimizer": spec_schema("optimizer"),

@@ -82,6 +82,9 @@ class _Validator:
             self.fail(f"precision {self.data.get('precision')!r} is not supported", ("precision",),
                       expected="float32 or float64", fix=suggest(self.data.get("precision"),
                                                                  ["float32", "float64"]))
+        if self.data.get("device") not in (None, "cpu", "cuda", "auto"):
+            self.fail(f"device {self.data.get('device')!r} is not one of cpu, cuda, auto", ("device",),
+                      expected="cpu, cuda or auto", fix=suggest(str(self.data.get("device")), ["cpu", "cuda", "auto"]))
         seed = self.data.get("seed")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             self.fail(f"seed {seed!r} is not a non-negative integer", ("seed",), expected="e.g. 7")

@@ -47,6 +47,12 @@ class Layer:
     #: constructor arguments and input shapes (no batch axis) that the registry's contract tests
     #: build, run and gradient-check; every registered layer must list at least one
     examples = ()
+    #: under data parallelism (dltrain/parallel/): this process's rows of the global batch,
+    #: (start, global count), set by the model before each training forward; None on one process
+    batch_share = None
+    #: the communicator of a data-parallel run, set on every layer that reduces over the batch
+    #: (``synchronized`` batch normalization); None on one process
+    comm = None
 
     def __init__(self):
         self.name = None
@@ -77,6 +83,17 @@ class Layer:
 
     def forward(self, x, training=False):
         raise NotImplementedError
+
+    def random_rows(self, shape):
+        """Uniform [0, 1) float32 numbers of ``shape`` (batch axis first) from ``self.rng``.
+
+        Under data parallelism they are drawn for the whole global batch, from the same stream on
+        every process, and this process keeps its rows: N processes draw exactly what one
+        process would for the same global batch, so each sample gets the same mask."""
+        if self.batch_share is None:
+            return self.rng.random(shape, dtype=np.float32)
+        start, total = self.batch_share
+        return self.rng.random((total, *shape[1:]), dtype=np.float32)[start:start + shape[0]]
 
     def backward(self, grad_y):
         raise NotImplementedError

@@ -2,6 +2,7 @@
 import numpy as np
 
 from dltrain import check
+from dltrain.backend import array_module
 from dltrain.layers.base import Layer
 from dltrain.layers.recurrent import Recurrent
 from dltrain.registry import build, register
@@ -67,7 +68,7 @@ class Bidirectional(Layer):
             y_b = y_b[:, ::-1]
         self._outputs = (y_f, y_b)
         if self.merge_mode == "concat":
-            return np.concatenate([y_f, y_b], axis=-1)
+            return array_module(y_f).concatenate([y_f, y_b], axis=-1)
         if self.merge_mode == "sum":
             return y_f + y_b
         if self.merge_mode == "ave":

@@ -6,6 +6,7 @@ channels). A conv1d is a conv2d over an image one pixel high.
 import numpy as np
 
 from dltrain import check
+from dltrain.backend import array_module
 from dltrain.layers import im2col as windows
 from dltrain.layers.base import Layer
 from dltrain.registry import register
@@ -116,7 +117,8 @@ class Conv2D(Layer):
         kernel, strides, dilation = self._window()
         span = [(n - 1) * s + d * (k - 1) + 1 for n, k, s, d in zip((rows, cols), kernel, strides, dilation)]
         self._crop = (rows, cols, span, x.shape)
-        y = windows.empty_with_zero_border((x.shape[0], *out_hw, self.filters), rows, cols, x.dtype)
+        y = windows.empty_with_zero_border((x.shape[0], *out_hw, self.filters), rows, cols, x.dtype,
+                                           array_module(x))
         y[:, :rows, :cols] = self._forward(x[:, :span[0], :span[1]])     # (B, rows, cols, F)
         return y
 
@@ -124,10 +126,10 @@ class Conv2D(Layer):
         if self._crop is None:
             return self._backward(grad_y)
         rows, cols, span, x_shape = self._crop
-        grad_part = self._backward(np.ascontiguousarray(grad_y[:, :rows, :cols]))
+        grad_part = self._backward(array_module(grad_y).ascontiguousarray(grad_y[:, :rows, :cols]))
         if grad_part is None:
             return None
-        grad_x = windows.empty_with_zero_border(x_shape, *span, grad_part.dtype)
+        grad_x = windows.empty_with_zero_border(x_shape, *span, grad_part.dtype, array_module(grad_part))
         grad_x[:, :span[0], :span[1]] = grad_part
         return grad_x
 
@@ -154,13 +156,13 @@ class Conv2D(Layer):
         else:
             self._bias_column = self.use_bias and self._short_rows
             shape = (b, blocks[0] * blocks[1], *block_hw, taps + self._bias_column)
-            buffer, new = self._workspace.get("cols", shape, x.dtype, new=True)
+            buffer, new = self._workspace.get("cols", shape, x.dtype, new=True, xp=array_module(x))
             windows.im2col(x_pad, kernel, out_hw, strides, dilation, blocks=blocks,
                            out=buffer[..., :taps].reshape(*shape[:4], *kernel, c))
             if self._bias_column:
                 if new:                                  # the ones column stays from step to step
                     buffer[..., taps] = 1
-                weights = np.concatenate([weights, self.params["bias"][None]])   # (K+1, F)
+                weights = array_module(x).concatenate([weights, self.params["bias"][None]])   # (K+1, F)
             self._cols = buffer.reshape(-1, buffer.shape[-1])              # (N, K[+1]), N = B*Ho*Wo
         if self._short_rows:
             y = _per_image(self._cols, weights, b)                       # (N, K[+1]) @ (K[+1], F) -> (N, F)
@@ -184,7 +186,7 @@ class Conv2D(Layer):
         if self._bias_column:
             grad_weights, self.grads["bias"] = grad_weights[:-1], grad_weights[-1]
         elif self.use_bias:
-            ones = self._workspace.ones(len(g), g.dtype)
+            ones = self._workspace.ones(len(g), g.dtype, array_module(g))
             self.grads["bias"] = ones @ g                                # (N,) @ (N, F) -> (F,)
         self.grads["kernel"] = grad_weights.reshape(self.params["kernel"].shape)
         if not self.input_grad:                                          # the model's first layer
@@ -209,15 +211,16 @@ class Conv2D(Layer):
         """
         kernel, strides, dilation = self._window()
         taps, f, out_hw = kernel[0] * kernel[1], g.shape[1], self._computed_hw
+        xp = array_module(g)
         if self._blocks is not None:
             (ph, pw) = self._blocks
             block_hw = (out_hw[0] // ph, out_hw[1] // pw)
-            image = self._workspace.get("grad_image", (b, block_hw[0], ph, block_hw[1], pw, f), g.dtype)
-            np.copyto(image, g.reshape(b, ph, pw, *block_hw, f).transpose(0, 3, 1, 4, 2, 5))
+            image = self._workspace.get("grad_image", (b, block_hw[0], ph, block_hw[1], pw, f), g.dtype, xp=xp)
+            xp.copyto(image, g.reshape(b, ph, pw, *block_hw, f).transpose(0, 3, 1, 4, 2, 5))
             g = image.reshape(-1, f)                                     # (B*Ho*ph*Wo*pw, F)
         weights = self.params["kernel"].reshape(taps, c, f).transpose(0, 2, 1)    # (T, F, C)
-        slabs = self._workspace.get("grad_cols", (taps, len(g), c), g.dtype)
-        np.matmul(g, weights, out=slabs)                                # (N, F) @ (T, F, C) -> (T, N, C)
+        slabs = self._workspace.get("grad_cols", (taps, len(g), c), g.dtype, xp=xp)
+        xp.matmul(g, weights, out=slabs)                                # (N, F) @ (T, F, C) -> (T, N, C)
         slabs = slabs.reshape(*kernel, b, *out_hw, c)
         return windows.col2im_slabs(slabs, self._padded_shape, strides, dilation)
 
@@ -233,13 +236,13 @@ def _per_image(cols, weights, images):
     OpenBLAS runs it about 2x faster per image, whose operands stay in cache: (43264, 10) @
     (10, 32) 0.55 -> 0.30 ms at 1 thread. ``_per_image_weight_grad`` is its weight gradient.
     """
-    return np.matmul(cols.reshape(images, -1, cols.shape[1]), weights).reshape(-1, weights.shape[1])
+    return array_module(cols).matmul(cols.reshape(images, -1, cols.shape[1]), weights).reshape(-1, weights.shape[1])
 
 
 def _per_image_weight_grad(cols, g, images):
     """cols.T (K, N) @ g (N, F) -> (K, F), summed over per-image products: (10, 43264) @
     (43264, 32) 0.78 -> 0.35 ms at 1 thread."""
-    per_image = np.matmul(cols.reshape(images, -1, cols.shape[1]).transpose(0, 2, 1),
+    per_image = array_module(cols).matmul(cols.reshape(images, -1, cols.shape[1]).transpose(0, 2, 1),
                           g.reshape(images, -1, g.shape[1]))        # (I, K, n) @ (I, n, F) -> (I, K, F)
     return per_image.sum(axis=0)
 

@@ -2,6 +2,7 @@
 import numpy as np
 
 from dltrain import check
+from dltrain.backend import array_module
 from dltrain.layers import im2col as windows
 from dltrain.layers.base import Layer
 from dltrain.registry import register
@@ -76,14 +77,14 @@ class Conv2DTranspose(Layer):
         y_full = windows.col2im(cols, (b, *full, self.filters), self._kernel, self._strides, self._dilation)
         self._crop, self._hw = (before, out, full), (h, w)
         y = y_full[:, before[0]:before[0] + out[0], before[1]:before[1] + out[1]]
-        return y + self.params["bias"] if self.use_bias else np.ascontiguousarray(y)
+        return y + self.params["bias"] if self.use_bias else array_module(y).ascontiguousarray(y)
 
     def backward(self, grad_y):
         before, out, full = self._crop
         b, f = grad_y.shape[0], grad_y.shape[-1]
         if self.use_bias:
             self.grads["bias"] = grad_y.sum(axis=(0, 1, 2))             # (F,)
-        grad_full = np.zeros((b, *full, f), dtype=grad_y.dtype)
+        grad_full = array_module(grad_y).zeros((b, *full, f), dtype=grad_y.dtype)
         grad_full[:, before[0]:before[0] + out[0], before[1]:before[1] + out[1]] = grad_y
         n, c = self._x.shape
         h_w = self._hw

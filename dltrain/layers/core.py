@@ -2,6 +2,7 @@
 import numpy as np
 
 from dltrain import check
+from dltrain.backend import like
 from dltrain.layers.base import Layer
 from dltrain.registry import get, register
 
@@ -79,7 +80,7 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             self._scale = None
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
+        keep = like(self.random_rows(x.shape) >= self.rate, x)   # host stream, moved
         self._scale = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.rate))
         return x * self._scale
 

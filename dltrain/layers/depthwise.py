@@ -7,6 +7,7 @@ per-channel weights, one vectorised multiply-add per offset (kh * kw of them).
 import numpy as np
 
 from dltrain import check
+from dltrain.backend import array_module
 from dltrain.layers import im2col as windows
 from dltrain.layers.base import Layer
 from dltrain.registry import register
@@ -18,7 +19,7 @@ def depthwise_forward(x_pad, kernel, out_hw, strides, dilation):
     x_pad (B, Hp, Wp, C), kernel (kh, kw, C, M) -> (B, Ho, Wo, C * M), channel c*M + m as Keras.
     """
     kh, kw, c, m = kernel.shape
-    y = np.zeros((x_pad.shape[0], *out_hw, c, m), dtype=x_pad.dtype)
+    y = array_module(x_pad).zeros((x_pad.shape[0], *out_hw, c, m), dtype=x_pad.dtype)
     for i in range(kh):
         for j in range(kw):
             y += windows.window(x_pad, i, j, out_hw, strides, dilation)[..., None] * kernel[i, j]
@@ -30,14 +31,15 @@ def depthwise_backward(grad_y, x_pad, kernel, strides, dilation):
     kh, kw, c, m = kernel.shape
     out_hw = grad_y.shape[1:3]
     g = grad_y.reshape(*grad_y.shape[:3], c, m)                        # (B, Ho, Wo, C, M)
-    grad_kernel = np.empty_like(kernel)
-    grad_x = np.zeros_like(x_pad)
+    xp = array_module(grad_y)
+    grad_kernel = xp.empty_like(kernel)
+    grad_x = xp.zeros_like(x_pad)
     for i in range(kh):
         for j in range(kw):
             x_ij = windows.window(x_pad, i, j, out_hw, strides, dilation)   # (B, Ho, Wo, C)
-            grad_kernel[i, j] = np.einsum("bhwc,bhwcm->cm", x_ij, g)
+            grad_kernel[i, j] = xp.einsum("bhwc,bhwcm->cm", x_ij, g)
             windows.window(grad_x, i, j, out_hw, strides, dilation)[...] += \
-                np.einsum("bhwcm,cm->bhwc", g, kernel[i, j])
+                xp.einsum("bhwcm,cm->bhwc", g, kernel[i, j])
     return grad_x, grad_kernel
 
 

@@ -1,5 +1,7 @@
 """Embedding: token ids -> learned vectors, with an optional mask for padding id 0."""
 
+import numpy as np
+
 from dltrain import check
 from dltrain.backend import array_module
 from dltrain.errors import DataError
@@ -42,7 +44,9 @@ class Embedding(Layer):
     def _ids(self, x):
         xp = array_module(x)
         ids = x.astype(xp.intp) if x.dtype.kind == "f" else xp.asarray(x, dtype=xp.intp)
-        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.input_dim):
+        # checked where the ids are on the host; on a device the check would be a read back
+        # per batch (out-of-range ids are then not caught here)
+        if xp is np and ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.input_dim):
             bad = int(ids.max()) if int(ids.max()) >= self.input_dim else int(ids.min())
             raise DataError(
                 f"layer '{self.name}' (embedding) got token id {bad}, outside 0..{self.input_dim - 1}",

@@ -6,6 +6,7 @@ the first position holding it, with one put per (sample, channel).
 import numpy as np
 
 from dltrain import check
+from dltrain.backend import array_module
 from dltrain.layers.base import Layer
 from dltrain.registry import register
 
@@ -48,7 +49,7 @@ class GlobalAveragePooling2D(_GlobalPooling):
     def backward(self, grad_y):
         b, h, w, c = self._shape
         grad = grad_y.reshape(b, 1, 1, c) / (h * w)
-        return np.broadcast_to(grad, self._shape).copy()
+        return array_module(grad).broadcast_to(grad, self._shape).copy()
 
 
 @register("global_average_pooling1d")
@@ -68,10 +69,10 @@ class GlobalAveragePooling1D(_GlobalPooling):
         self._shape = x.shape
         mask = self.input_mask
         if mask is None:
-            self._weights = np.full((1, x.shape[1], 1), 1 / x.shape[1], dtype=x.dtype)
+            self._weights = array_module(x).full((1, x.shape[1], 1), 1 / x.shape[1], dtype=x.dtype)
         else:
             m = mask.astype(x.dtype)[:, :, None]                    # (B, T, 1)
-            self._weights = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+            self._weights = m / m.sum(axis=1, keepdims=True).clip(1, None)
         return self._finish((x * self._weights).sum(axis=1))
 
     def backward(self, grad_y):
@@ -84,13 +85,14 @@ class _GlobalMax(_GlobalPooling):
         self._shape = x.shape
         flat = x.reshape(x.shape[0], -1, x.shape[-1])            # (B, P, C), P = positions
         self._argmax = flat.argmax(axis=1)[:, None]              # (B, 1, C), first max on ties
-        return self._finish(np.take_along_axis(flat, self._argmax, axis=1)[:, 0])
+        return self._finish(array_module(x).take_along_axis(flat, self._argmax, axis=1)[:, 0])
 
     def backward(self, grad_y):
         b, c = self._shape[0], self._shape[-1]
-        grad = np.zeros((b, int(np.prod(self._shape[1:-1])), c), dtype=grad_y.dtype)
+        xp = array_module(grad_y)
+        grad = xp.zeros((b, int(np.prod(self._shape[1:-1])), c), dtype=grad_y.dtype)
         # one winner per (sample, channel): a plain put, no accumulation needed
-        np.put_along_axis(grad, self._argmax, grad_y.reshape(b, 1, c), axis=1)
+        xp.put_along_axis(grad, self._argmax, grad_y.reshape(b, 1, c), axis=1)
         return grad.reshape(self._shape)
 
 

@@ -1,7 +1,7 @@
 """The gated recurrent unit: the Recurrent structure (recurrent.py) with gru's product rows."""
-import numpy as np
 
 from dltrain import check
+from dltrain.backend import array_module
 from dltrain.layers.recurrent import Recurrent
 from dltrain.registry import register
 
@@ -55,38 +55,41 @@ class GRU(Recurrent):
         n, kernel, recurrent = self.units, self.params["kernel"], self.params["recurrent_kernel"]
         bias = self.params["bias"]
         both = bias + self.params["recurrent_bias"] if self.reset_after else bias
-        gates = 0.5 * np.concatenate([recurrent[:, :2 * n], both[None, :2 * n], kernel[:, :2 * n]])
-        zeros_h = np.zeros((n, n), dtype=self.dtype)
-        candidate_x = np.concatenate([zeros_h, bias[None, 2 * n:], kernel[:, 2 * n:]])
+        xp = array_module(kernel)
+        gates = 0.5 * xp.concatenate([recurrent[:, :2 * n], both[None, :2 * n], kernel[:, :2 * n]])
+        zeros_h = xp.zeros((n, n), dtype=self.dtype)
+        candidate_x = xp.concatenate([zeros_h, bias[None, 2 * n:], kernel[:, 2 * n:]])
         blocks = [gates, candidate_x]
         if self.reset_after:
-            zeros_x = np.zeros((len(kernel), n), dtype=self.dtype)
-            candidate_h = np.concatenate([recurrent[:, 2 * n:], self.params["recurrent_bias"][None, 2 * n:],
+            zeros_x = xp.zeros((len(kernel), n), dtype=self.dtype)
+            candidate_h = xp.concatenate([recurrent[:, 2 * n:], self.params["recurrent_bias"][None, 2 * n:],
                                           zeros_x])
             blocks = [gates, candidate_h, candidate_x]
-        return np.ascontiguousarray(np.concatenate(blocks, axis=1).T)     # (width, K)
+        return xp.ascontiguousarray(xp.concatenate(blocks, axis=1).T)     # (width, K)
 
     def _input_weights(self):
         kernel = self.params["kernel"]
         if not self.reset_after:
             return kernel
         n = self.units
-        return np.concatenate([kernel[:, :2 * n], np.zeros((len(kernel), n), dtype=kernel.dtype),
+        xp = array_module(kernel)
+        return xp.concatenate([kernel[:, :2 * n], xp.zeros((len(kernel), n), dtype=kernel.dtype),
                                kernel[:, 2 * n:]], axis=1)                # (F, 4U)
 
     def _weight_grads(self, stacked, grad_pre):
         n = self.units
         h_rows, one_row, x_rows = stacked[:n], stacked[n], stacked[n + 1:]
-        self.grads["kernel"] = np.concatenate([x_rows[:, :2 * n], x_rows[:, -n:]], axis=1)
-        self.grads["bias"] = np.concatenate([one_row[:2 * n], one_row[-n:]])
+        xp = array_module(stacked)
+        self.grads["kernel"] = xp.concatenate([x_rows[:, :2 * n], x_rows[:, -n:]], axis=1)
+        self.grads["bias"] = xp.concatenate([one_row[:2 * n], one_row[-n:]])
         if self.reset_after:
             self.grads["recurrent_kernel"] = h_rows[:, :3 * n].copy()
             self.grads["recurrent_bias"] = one_row[:3 * n].copy()
         else:
             # the candidate's recurrent weights multiply r * h: sum_t (r h)_t d(n)_t^T
             reset_h = self._cache[1].transpose(1, 0, 2).reshape(n, -1)           # (U, T*B)
-            candidate_part = np.matmul(reset_h, grad_pre[2 * n:].T)             # (U, U)
-            self.grads["recurrent_kernel"] = np.concatenate([h_rows[:, :2 * n], candidate_part], axis=1)
+            candidate_part = xp.matmul(reset_h, grad_pre[2 * n:].T)             # (U, U)
+            self.grads["recurrent_kernel"] = xp.concatenate([h_rows[:, :2 * n], candidate_part], axis=1)
 
     @property
     def splits(self):
@@ -97,11 +100,13 @@ class GRU(Recurrent):
     def _forward_kernels(self):
         if self.reset_after:
             return {}
-        return {"candidate_t": np.ascontiguousarray(self.params["recurrent_kernel"][:, 2 * self.units:].T)}
+        recurrent = self.params["recurrent_kernel"]
+        return {"candidate_t": array_module(recurrent).ascontiguousarray(recurrent[:, 2 * self.units:].T)}
 
     def _backward_kernels(self):
         n, recurrent = self.units, self.params["recurrent_kernel"]
         if self.reset_after:
             return {"recurrent_kernel": recurrent}
-        return {"recurrent_kernel": np.ascontiguousarray(recurrent[:, :2 * n]),
-                "candidate_kernel": np.ascontiguousarray(recurrent[:, 2 * n:])}
+        xp = array_module(recurrent)
+        return {"recurrent_kernel": xp.ascontiguousarray(recurrent[:, :2 * n]),
+                "candidate_kernel": xp.ascontiguousarray(recurrent[:, 2 * n:])}

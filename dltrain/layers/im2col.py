@@ -11,6 +11,7 @@ never a loop over samples or pixels and never ``np.add.at``.
 import numpy as np
 
 from dltrain import check
+from dltrain.backend import array_module
 
 
 def padding_amounts(length, kernel, stride, dilation, padding):
@@ -52,7 +53,7 @@ def pad(x, pads, value=0.0):
     if not (top or bottom or left or right):
         return x
     b, h, w, c = x.shape
-    out = np.full((b, h + top + bottom, w + left + right, c), value, dtype=x.dtype)
+    out = array_module(x).full((b, h + top + bottom, w + left + right, c), value, dtype=x.dtype)
     out[:, top:top + h, left:left + w] = x
     return out
 
@@ -87,11 +88,11 @@ def im2col(x, kernel, out_hw, strides, dilation, out=None, blocks=(1, 1)):
     ho, wo = out_hw[0] // ph, out_hw[1] // pw
     if out is None:
         shape = (b, *out_hw) if blocks == (1, 1) else (b, ph * pw, ho, wo)
-        out = np.empty((*shape, kh, kw, c), dtype=x.dtype)
+        out = array_module(x).empty((*shape, kh, kw, c), dtype=x.dtype)
     if dilation[1] == 1 and kw * c >= out_hw[1] and x.strides[2] == c * x.strides[3]:
         rows = _view(out, (b, ph, pw, ho, wo, kh, kw * c))
         view = _blocked(kernel_rows(x, kernel, out_hw, strides, dilation), blocks)
-        np.copyto(rows, view)
+        array_module(x).copyto(rows, view)
         return out
     dest = _view(out, (b, ph, pw, ho, wo, kh, kw, c))
     for i in range(kh):
@@ -113,7 +114,7 @@ def _blocked(a, blocks):
 def _view(a, shape):
     """a reshaped without a copy (a buffer that is written through), or an error."""
     view = a.reshape(shape)
-    if not np.may_share_memory(view, a):          # a reshape that copies gives a fresh array
+    if not array_module(a).may_share_memory(view, a):          # a reshape that copies gives a fresh array
         raise ValueError(f"im2col: a {a.shape} buffer cannot be seen as {shape} without a copy")
     return view
 
@@ -124,8 +125,10 @@ def kernel_rows(x, kernel, out_hw, strides, dilation):
     kh, kw = kernel
     sb, sh, sw, sc = x.strides
     shape = (x.shape[0], *out_hw, kh, kw * x.shape[3])
-    return np.lib.stride_tricks.as_strided(
-        x, shape, (sb, strides[0] * sh, strides[1] * sw, dilation[0] * sh, sc), writeable=False)
+    xp = array_module(x)
+    read_only = {"writeable": False} if xp is np else {}     # cupy's as_strided has no flag
+    return xp.lib.stride_tricks.as_strided(
+        x, shape, (sb, strides[0] * sh, strides[1] * sw, dilation[0] * sh, sc), **read_only)
 
 
 def col2im(cols, padded_shape, kernel, strides, dilation):
@@ -137,7 +140,7 @@ def col2im(cols, padded_shape, kernel, strides, dilation):
     """
     kh, kw = kernel
     out_hw = cols.shape[1:3]
-    grad = np.zeros(padded_shape, dtype=cols.dtype)
+    grad = array_module(cols).zeros(padded_shape, dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
             window(grad, i, j, out_hw, strides, dilation)[...] += cols[:, :, :, i, j]
@@ -150,9 +153,9 @@ def col2im_slabs(slabs, padded_shape, strides, dilation):
     kh, kw = slabs.shape[:2]
     out_hw = slabs.shape[3:5]
     if tuple(strides) == (1, 1):       # the first offset's window is the block [:Ho, :Wo]
-        grad = empty_with_zero_border(padded_shape, *out_hw, slabs.dtype)
+        grad = empty_with_zero_border(padded_shape, *out_hw, slabs.dtype, array_module(slabs))
     else:
-        grad = np.zeros(padded_shape, dtype=slabs.dtype)
+        grad = array_module(slabs).zeros(padded_shape, dtype=slabs.dtype)
     window(grad, 0, 0, out_hw, strides, dilation)[...] = slabs[0, 0]      # written, not added
     for i in range(kh):
         for j in range(kw):
@@ -161,10 +164,10 @@ def col2im_slabs(slabs, padded_shape, strides, dilation):
     return grad
 
 
-def empty_with_zero_border(shape, rows, cols, dtype):
-    """A (B, H, W, C) array, zero outside [:, :rows, :cols] and uninitialised inside, for a
-    caller that fills the inside (no pass zeroing all of it first)."""
-    out = np.empty(shape, dtype=dtype)
+def empty_with_zero_border(shape, rows, cols, dtype, xp=np):
+    """A (B, H, W, C) array of module ``xp``, zero outside [:, :rows, :cols] and uninitialised
+    inside, for a caller that fills the inside (no pass zeroing all of it first)."""
+    out = xp.empty(shape, dtype=dtype)
     out[:, rows:] = 0
     out[:, :rows, cols:] = 0
     return out
@@ -180,21 +183,23 @@ class Workspace:
     def __init__(self):
         self.buffers = {}
 
-    def get(self, name, shape, dtype, new=False):
-        """The buffer ``name`` of that shape and dtype (contents left from its last use); with
-        ``new``, also whether it was just made."""
+    def get(self, name, shape, dtype, new=False, xp=np):
+        """The buffer ``name`` of that shape and dtype, of array module ``xp`` (contents left
+        from its last use); with ``new``, also whether it was just made."""
         buffer = self.buffers.get(name)
-        made = buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype
+        made = (buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype
+                or array_module(buffer) is not xp)
         if made:
-            buffer = self.buffers[name] = np.empty(shape, dtype=dtype)
+            buffer = self.buffers[name] = xp.empty(shape, dtype=dtype)
         return (buffer, made) if new else buffer
 
-    def ones(self, length, dtype):
+    def ones(self, length, dtype, xp=np):
         """A (length,) vector of ones: sums over rows as a product, ``ones @ g`` (BLAS, not a
         reduction over short strided runs)."""
         buffer = self.buffers.get("ones")
-        if buffer is None or buffer.shape != (length,) or buffer.dtype != dtype:
-            buffer = self.buffers["ones"] = np.ones(length, dtype=dtype)
+        if (buffer is None or buffer.shape != (length,) or buffer.dtype != dtype
+                or array_module(buffer) is not xp):
+            buffer = self.buffers["ones"] = xp.ones(length, dtype=dtype)
         return buffer
 
 

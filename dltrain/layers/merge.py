@@ -1,6 +1,7 @@
 """Merge layers: combine the outputs of several layers named in ``inputs``."""
 import numpy as np
 
+from dltrain.backend import array_module
 from dltrain.errors import ShapeError
 from dltrain.layers.base import Layer
 from dltrain.registry import register
@@ -123,11 +124,11 @@ class Concatenate(Merge):
         return tuple(shape)
 
     def forward(self, xs, training=False):
-        self._sizes = np.cumsum([x.shape[self._axis] for x in xs])[:-1]
-        return np.concatenate(xs, axis=self._axis)
+        self._sizes = np.cumsum([x.shape[self._axis] for x in xs])[:-1].tolist()
+        return array_module(xs[0]).concatenate(xs, axis=self._axis)
 
     def backward(self, grad_y):
-        return np.split(grad_y, self._sizes, axis=self._axis)
+        return array_module(grad_y).split(grad_y, self._sizes, axis=self._axis)
 
     def compute_mask(self, xs, masks):
         return super().compute_mask(xs, masks) if self._axis != 1 else None

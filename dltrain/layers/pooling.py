@@ -9,6 +9,7 @@ way gradients go to one input per window with masked products: no scatter-add.
 import numpy as np
 
 from dltrain import check
+from dltrain.backend import array_module
 from dltrain.layers import im2col as windows
 from dltrain.layers.base import Layer
 from dltrain.registry import register
@@ -55,7 +56,7 @@ class _Pooling2D(Layer):
 
     def backward(self, grad_y):
         grad_y = grad_y if self.rank == 2 else grad_y[:, None]
-        grad_pad = np.zeros(self._padded_shape, dtype=grad_y.dtype)
+        grad_pad = array_module(grad_y).zeros(self._padded_shape, dtype=grad_y.dtype)
         for k, (i, j) in enumerate(self._offsets()):
             windows.window(grad_pad, i, j, self._out_hw, self._strides, (1, 1))[...] += \
                 self._share(grad_y, k)
@@ -103,8 +104,9 @@ class _MaxPooling(_Pooling2D):
             return super().forward(x, training)
         b, blocks = x.shape[:2]
         self._blocked_shape = x.shape
-        y = np.empty((b, *x.shape[2:]), dtype=x.dtype)                  # (B, Ho, Wo, C)
-        self._winner = np.empty((b, y[0].size), dtype=np.uint8)
+        xp = array_module(x)
+        y = xp.empty((b, *x.shape[2:]), dtype=x.dtype)                  # (B, Ho, Wo, C)
+        self._winner = xp.empty((b, y[0].size), dtype=np.uint8)
         # the first maximum of the blocks: the first window offset in row-major order
         _first_max(x.reshape(b, blocks, -1), 1, y.reshape(b, -1), self._winner, self._relu)
         return y
@@ -117,7 +119,7 @@ class _MaxPooling(_Pooling2D):
         offsets = self._offsets()
         y = windows.window(self._x_pad, *offsets[0], out_hw, self._strides, (1, 1)).copy()
         for i, j in offsets[1:]:
-            np.maximum(y, windows.window(self._x_pad, i, j, out_hw, self._strides, (1, 1)), out=y)
+            array_module(x).maximum(y, windows.window(self._x_pad, i, j, out_hw, self._strides, (1, 1)), out=y)
         self._y = y
         return y
 
@@ -133,10 +135,11 @@ class _MaxPooling(_Pooling2D):
         tiled = windows.pad(x, self._pads, -np.inf)[:, :ho * ph, :wo * pw]   # (B, Ho*ph, Wo*pw, C)
         self._padded_shape = tiled.shape
         b, h, _, c = tiled.shape
-        rows = np.empty((b, h, wo, c), dtype=x.dtype)                     # row maxima
-        self._column = np.empty((b, h, wo, c), dtype=np.uint8)
-        y = np.empty((b, ho, wo, c), dtype=x.dtype)
-        self._row = np.empty((b, ho, wo * c), dtype=np.uint8)
+        xp = array_module(x)
+        rows = xp.empty((b, h, wo, c), dtype=x.dtype)                     # row maxima
+        self._column = xp.empty((b, h, wo, c), dtype=np.uint8)
+        y = xp.empty((b, ho, wo, c), dtype=x.dtype)
+        self._row = xp.empty((b, ho, wo * c), dtype=np.uint8)
         _first_max(tiled.reshape(b, h, wo, pw, c), 3, rows, self._column)
         _first_max(rows.reshape(b, ho, ph, wo * c), 2, y.reshape(b, ho, wo * c), self._row)
         return y
@@ -145,29 +148,30 @@ class _MaxPooling(_Pooling2D):
         (ph, pw), (ho, wo) = self._pool, self._out_hw
         b, h, w, c = self._padded_shape
         g = grad_y.reshape(b, ho, wo * c)
-        grad_rows = np.empty((b, ho, ph, wo * c), dtype=grad_y.dtype)
+        xp = array_module(grad_y)
+        grad_rows = xp.empty((b, ho, ph, wo * c), dtype=grad_y.dtype)
         (top, _), (left, _) = self._pads
         # the windows lie inside the input (`valid`; never `same`, whose padding may all come
         # after the image): the rows and columns no window reaches get zero
         inside = (top, left) == (0, 0) and h <= self._input_shape[1] and w <= self._input_shape[2]
         if inside:
-            grad_x = windows.empty_with_zero_border(self._input_shape, h, w, grad_y.dtype)
+            grad_x = windows.empty_with_zero_border(self._input_shape, h, w, grad_y.dtype, xp)
             grad_tiled = grad_x[:, :h, :w].reshape(b, h, wo, pw, c)
         else:
-            grad_tiled = np.empty((b, h, wo, pw, c), dtype=grad_y.dtype)
+            grad_tiled = xp.empty((b, h, wo, pw, c), dtype=grad_y.dtype)
 
         # to the winning row, then the winning column, as float32 one-hot masks (see
         # _blocked_backward) times the gradient
-        np.equal(self._row[:, :, None], np.arange(ph, dtype=np.uint8)[:, None], out=grad_rows)
+        xp.equal(self._row[:, :, None], xp.arange(ph, dtype=np.uint8)[:, None], out=grad_rows)
         grad_rows *= g[:, :, None]
         grad_rows = grad_rows.reshape(b, h, wo, 1, c)
-        np.equal(self._column[:, :, :, None], np.arange(pw, dtype=np.uint8)[:, None], out=grad_tiled)
+        xp.equal(self._column[:, :, :, None], xp.arange(pw, dtype=np.uint8)[:, None], out=grad_tiled)
         grad_tiled *= grad_rows
         if inside:
             return grad_x
         # `same` padded the image
         grad_tiled = grad_tiled.reshape(b, h, w, c)
-        grad_x = np.zeros(self._input_shape, dtype=grad_y.dtype)
+        grad_x = xp.zeros(self._input_shape, dtype=grad_y.dtype)
         rows, cols = min(h - top, grad_x.shape[1]), min(w - left, grad_x.shape[2])
         grad_x[:, :rows, :cols] = grad_tiled[:, top:top + rows, left:left + cols]
         return grad_x
@@ -186,10 +190,11 @@ class _MaxPooling(_Pooling2D):
             grad_x = self._tiled_backward(grad_y)
             return grad_x if self.rank == 2 else grad_x[:, 0]
         y = self._y                                              # (B, Ho, Wo, C), also for 1-D
-        grad_pad = np.zeros(self._padded_shape, dtype=grad_y.dtype)
+        xp = array_module(grad_y)
+        grad_pad = xp.zeros(self._padded_shape, dtype=grad_y.dtype)
         # windows that do not overlap can be written instead of added to
         disjoint = all(s >= p for s, p in zip(self._strides, self._pool))
-        taken = np.zeros(y.shape, dtype=bool)
+        taken = xp.zeros(y.shape, dtype=bool)
         for i, j in self._offsets():
             args = (i, j, self._out_hw, self._strides, (1, 1))
             wins = windows.window(self._x_pad, *args) == y
@@ -197,7 +202,7 @@ class _MaxPooling(_Pooling2D):
             taken |= wins
             target = windows.window(grad_pad, *args)
             if disjoint:
-                np.multiply(grad_y, wins, out=target)
+                xp.multiply(grad_y, wins, out=target)
             else:
                 target += grad_y * wins
         grad_x = windows.unpad(grad_pad, self._pads)
@@ -206,13 +211,14 @@ class _MaxPooling(_Pooling2D):
 
     def _blocked_backward(self, grad_y):
         b, blocks = self._blocked_shape[:2]
-        grad_x = np.empty(self._blocked_shape, dtype=grad_y.dtype)
+        xp = array_module(grad_y)
+        grad_x = xp.empty(self._blocked_shape, dtype=grad_y.dtype)
         flat = grad_x.reshape(b, blocks, -1)
         # 1.0 where offset k won, written as float32 by the comparison itself (a bool mask would
         # be cast in the multiply: 0.72 -> 0.31 ms for a first layer's pooling), times grad_y
         # (with the ReLU absorbed, index 0 is the zero and offset k is k + 1)
-        offsets = np.arange(self._relu, blocks + self._relu, dtype=np.uint8)
-        np.equal(self._winner[:, None], offsets[:, None], out=flat)
+        offsets = xp.arange(self._relu, blocks + self._relu, dtype=np.uint8)
+        xp.equal(self._winner[:, None], offsets[:, None], out=flat)
         flat *= grad_y.reshape(b, 1, -1)
         return grad_x
 
@@ -222,37 +228,39 @@ def _first_max(a, axis, top, where, above_zero=False):
     occurrence into ``where``. With ``above_zero`` the maximum of a zero and a, the zero first:
     index 0 is the zero, k + 1 the k-th entry."""
     parts = [a[(slice(None),) * axis + (k,)] for k in range(a.shape[axis])]     # views
+    xp = array_module(a)
     if above_zero:
-        np.maximum(parts[0], top.dtype.type(0), out=top)
-        np.greater(parts[0], 0, out=where.view(np.bool_))
+        xp.maximum(parts[0], top.dtype.type(0), out=top)
+        xp.greater(parts[0], 0, out=where.view(np.bool_))
         rest = enumerate(parts[1:], 2)
     elif len(parts) == 1:
-        np.copyto(top, parts[0])
+        xp.copyto(top, parts[0])
         where[...] = 0
         return
     else:
-        np.maximum(parts[0], parts[1], out=top)
-        np.not_equal(top, parts[0], out=where.view(np.bool_))  # reads half the strided input again
+        xp.maximum(parts[0], parts[1], out=top)
+        xp.not_equal(top, parts[0], out=where.view(np.bool_))  # reads half the strided input again
         rest = enumerate(parts[2:], 2)
-    later = np.empty(where.shape, dtype=np.uint8)
+    later = xp.empty(where.shape, dtype=np.uint8)
     for k, part in rest:
         # where part beats all before it, k; k exceeds every earlier index, so a maximum does
         # it (a masked np.copyto is some 30x slower)
-        np.greater(part, top, out=later.view(np.bool_))
-        np.multiply(later, np.uint8(k), out=later)
-        np.maximum(where, later, out=where)
-        np.maximum(top, part, out=top)
+        xp.greater(part, top, out=later.view(np.bool_))
+        xp.multiply(later, np.uint8(k), out=later)
+        xp.maximum(where, later, out=where)
+        xp.maximum(top, part, out=top)
 
 
 class _AveragePooling(_Pooling2D):
     def _pool_forward(self, x, out_hw):
         x_pad = windows.pad(x, self._pads)
         self._padded_shape = x_pad.shape
-        y = np.zeros((x.shape[0], *out_hw, x.shape[3]), dtype=x.dtype)
+        xp = array_module(x)
+        y = xp.zeros((x.shape[0], *out_hw, x.shape[3]), dtype=x.dtype)
         for i, j in self._offsets():
             y += windows.window(x_pad, i, j, out_hw, self._strides, (1, 1))
         # with `same` padding, a window averages only the pixels inside the image (as Keras)
-        inside = windows.pad(np.ones((1, *x.shape[1:3], 1), dtype=x.dtype), self._pads)
+        inside = windows.pad(xp.ones((1, *x.shape[1:3], 1), dtype=x.dtype), self._pads)
         count = sum(windows.window(inside, i, j, out_hw, self._strides, (1, 1)) for i, j in self._offsets())
         self._scale = 1 / count                                  # (1, Ho, Wo, 1)
         return y * self._scale

@@ -85,7 +85,7 @@ class Recurrent(Layer):
 
     def _to_params(self, grad):
         """A gradient in the internal column order (..., G*U) back in the parameters' order."""
-        out = np.empty_like(grad)
+        out = array_module(grad).empty_like(grad)
         out[..., self._columns] = grad
         return out
 
@@ -94,9 +94,10 @@ class Recurrent(Layer):
     def _step_weights(self):
         """What each step's product multiplies the operand [h; 1; x] by: [R^T | b | W^T]
         (G*U, K) in the internal order, sigmoid rows halved (gru arranges its own)."""
-        stacked = np.concatenate([self._internal("recurrent_kernel"), self._internal("bias")[None],
+        xp = array_module(self.params["kernel"])
+        stacked = xp.concatenate([self._internal("recurrent_kernel"), self._internal("bias")[None],
                                   self._internal("kernel")])             # (K, G*U)
-        return np.ascontiguousarray((stacked * self._halve).T)
+        return xp.ascontiguousarray((stacked * self._halve).T)
 
     def _input_weights(self):
         """(F, width): the input's weights per row of the step product, for the input gradient."""
@@ -122,7 +123,7 @@ class Recurrent(Layer):
         self._steps_batch = steps, batch
         weights = self._step_weights()
         self._width = len(weights)                                       # rows of the step product
-        self._split = split = self._splitting(training, steps, batch)
+        self._split = split = self._splitting(training, steps, batch) if array_module(x) is np else None
         if split is not None:                       # shared memory for both halves' loops
             shapes = [(self.units + 1 + features, steps + 1, batch), (len(weights), steps, batch)]
             shapes += [(steps, 1, batch)] if mask is not None else []
@@ -170,7 +171,7 @@ class Recurrent(Layer):
         # every product over all steps is ONE 2-D GEMM, which OpenBLAS spreads over its threads
         # (a stack of 500 small products runs one at a time): 8.5 -> 4.2-4.9 ms each at 2 threads
         memory = self._operand[:, :-1]                                   # (K, T, B)
-        self._weight_grads(np.matmul(grad_pre, memory.reshape(memory.shape[0], -1).T).T, grad_pre)
+        self._weight_grads(xp.matmul(grad_pre, memory.reshape(memory.shape[0], -1).T).T, grad_pre)
         # (F, width) @ (width, T*B) -> (F, T, B)
         grad_xt = xp.matmul(self._input_weights(), grad_pre).reshape(-1, *self._steps_batch)
         if self.go_backwards:
@@ -189,7 +190,7 @@ class Recurrent(Layer):
     def _empty(self, shape):
         """A new array, in the split's shared memory when the batch is split."""
         if self._split is None:
-            return np.empty(shape, dtype=self.dtype)
+            return array_module(self.params["kernel"]).empty(shape, dtype=self.dtype)
         return self._split.array(shape, self.dtype)
 
     def _stack(self, xt):

@@ -2,6 +2,7 @@
 import numpy as np
 
 from dltrain import check
+from dltrain.backend import array_module, like
 from dltrain.layers import im2col as windows
 from dltrain.layers.base import Layer
 from dltrain.registry import register
@@ -78,7 +79,7 @@ class UpSampling2D(Layer):
     def forward(self, x, training=False):
         b, h, w, c = x.shape
         sh, sw = self._size
-        y = np.broadcast_to(x[:, :, None, :, None], (b, h, sh, w, sw, c))
+        y = array_module(x).broadcast_to(x[:, :, None, :, None], (b, h, sh, w, sw, c))
         return y.reshape(b, h * sh, w * sw, c)
 
     def backward(self, grad_y):
@@ -141,7 +142,7 @@ class SpatialDropout2D(Layer):
         if not training or self.rate == 0:
             self._scale = None
             return x
-        keep = self.rng.random((x.shape[0], 1, 1, x.shape[3]), dtype=np.float32) >= self.rate
+        keep = like(self.random_rows((x.shape[0], 1, 1, x.shape[3])) >= self.rate, x)
         self._scale = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.rate))   # (B, 1, 1, C)
         return x * self._scale
 

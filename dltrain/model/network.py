@@ -10,6 +10,7 @@ gradients of outputs that feed several layers.
 """
 import numpy as np
 
+from dltrain.backend import like, on_host
 from dltrain.errors import ConfigError
 from dltrain.layers.base import SHAPES_ONLY
 from dltrain.model import passes as graph_passes
@@ -178,7 +179,7 @@ class Model:
                     full = f"{node.name}/{key}"
                     if full not in state:
                         raise KeyError(full)
-                    value = np.asarray(state[full])
+                    value = like(np.asarray(state[full]), store[key]) if on_host(state[full]) else state[full]
                     if value.shape != store[key].shape:
                         raise ValueError(f"{full} has shape {value.shape}, the model expects {store[key].shape}")
                     store[key][...] = value

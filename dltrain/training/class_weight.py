@@ -5,6 +5,7 @@ size (not over the weights), so the scale of the loss does not depend on the bat
 """
 import numpy as np
 
+from dltrain.backend import array_module
 from dltrain.errors import ConfigError
 
 
@@ -29,8 +30,8 @@ def table(class_weight, classes, dtype=np.float32, where=None):
 
 def sample_weights(weights, y):
     """(B,) weights of a batch of targets: integer labels, one-hot rows or 0/1 values."""
-    y = np.asarray(y)
+    xp = array_module(y)
     if y.ndim >= 2 and y.shape[-1] == len(weights) and y.shape[-1] > 1:   # one-hot (B, C)
         return (y @ weights).reshape(len(y), -1).mean(axis=1)
     labels = y.reshape(len(y), -1)[:, 0]
-    return weights[np.rint(labels).astype(np.intp)]
+    return weights[xp.rint(labels).astype(np.intp)]

@@ -12,8 +12,7 @@ Before a checkpoint is written every floating array is checked (``check_state``)
 checkpoint ever holds NaN or Inf, including optimizer slots that overflowed while the
 parameters stayed finite.
 """
-import numpy as np
-
+from dltrain.backend import array_module
 from dltrain.errors import DivergedError
 
 FIX = ("lower the learning rate, add gradient clipping (optimizer clipnorm or global_clipnorm), "
@@ -21,7 +20,7 @@ FIX = ("lower the learning rate, add gradient clipping (optimizer clipnorm or gl
 
 
 def _finite(value):
-    return value is None or bool(np.isfinite(value).all())
+    return value is None or bool(array_module(value).isfinite(value).all())
 
 
 def loss_exploded(model, x, value, limit, first, epoch, batch):
@@ -29,7 +28,7 @@ def loss_exploded(model, x, value, limit, first, epoch, batch):
     magnitude passed 1e6 (an activation that large is runaway growth), else the largest one."""
     largest = None
     for name, output in outputs_by_layer(model, x):
-        magnitude = float(np.abs(output).max()) if np.size(output) else 0.0
+        magnitude = float(abs(output).max()) if output.size else 0.0
         if magnitude > 1e6:
             largest = (name, magnitude)
             break
@@ -89,6 +88,6 @@ def loss_diverged(model, x, value, epoch, batch):
                                  f"{name!r} went non-finite first", fix=FIX)
         last = (name, output)
     name, output = last
-    largest = float(np.abs(output).max()) if np.size(output) else 0.0
+    largest = float(abs(output).max()) if output.size else 0.0
     return DivergedError(f"the training loss became {value} at {where}: it overflowed on the output of "
                          f"layer {name!r} (largest magnitude {largest:.3g})", fix=FIX)

@@ -9,6 +9,8 @@ skipping the batches done is enough.
 """
 import numpy as np
 
+from dltrain.backend import on_host, to_host
+
 
 def record(position, lr):
     """The JSON-ready record of a position, or None at an epoch boundary (``position`` None)."""
@@ -29,6 +31,9 @@ def restore(saved, epoch, metrics):
 
 def encode(value):
     """Arrays, numpy scalars, lists and dicts as JSON values that decode to equal objects."""
+    if hasattr(value, "shape") and not on_host(value):      # a device array: to the host first
+        value = to_host(value)
+        value = value[()] if value.ndim == 0 else value
     if isinstance(value, np.ndarray):
         return {"__ndarray__": value.ravel().tolist(), "dtype": value.dtype.str, "shape": list(value.shape)}
     if isinstance(value, np.generic):

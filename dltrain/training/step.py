@@ -39,15 +39,27 @@ class Step:
         self.first_loss = None                  # the first batch's loss (saved: resume keeps the limit)
         self.regularized = regularizers.terms(model)
         self.buffer = None                      # the flat gradient buffer, on several processes
+        self.signalled_processes = 0            # after a step on several: how many were signalled
 
-    def run(self, x, y, count, metrics, epoch, batch):
+    def run(self, x, y, count, metrics, epoch, batch, signalled=False):
         """One step on (x, y), this process's share of a global batch of ``count`` samples.
-        Returns the global batch's mean loss plus the penalties, a float."""
+        Returns the global batch's mean loss plus the penalties, a float. ``signalled``: this
+        process received SIGINT/SIGTERM (on several processes it rides in the step's allreduce;
+        ``signalled_processes`` then counts the processes that did)."""
         out = self.forward(x)
         loss = self.loss_sum(out, y)
-        self.check_loss(float(loss.mean), x, epoch, batch)
+        # the step's one read back (a sync on a device); a process whose share of a small last
+        # batch is empty has no loss of its own to check
+        value = float(loss.mean) if loss.count else 0.0
+        problem = self.check_loss(value, x, epoch, batch)
+        if problem is not None and self.comm.size == 1:
+            raise problem
         self.backward(count)
-        mean = self.reduce_gradients(loss)
+        if self.comm.size == 1:
+            mean = value
+        else:
+            mean = self.reduce_gradients(loss, problem is not None, signalled)
+            self.stop_together(problem, epoch, batch)
         mean += self.regularizer_gradients()
         pairs = list(self.model.parameters())
         self.update(pairs, self.clip(pairs))
@@ -64,34 +76,41 @@ class Step:
         return self.loss.sum(out, y, weights, logits=self.fused)
 
     def check_loss(self, value, x, epoch, batch):
-        """DivergedError for a non-finite loss, or one above divergence_factor times the first
-        batch's; on several processes every rank stops when one does."""
+        """The DivergedError of a non-finite loss, or of one above divergence_factor times the
+        first batch's; None for a good loss. The caller raises it: at once on one process, after
+        the step's allreduce on several, so that every rank stops at the same step."""
         is_finite = bool(np.isfinite(value))
         if is_finite and self.first_loss is None:
             self.first_loss = value
         limit = (self.divergence_factor * max(self.first_loss, 1.0)
                  if is_finite and self.divergence_factor else None)
-        bad = not is_finite or (limit is not None and value > limit)
-        if self.comm.size > 1 and self.comm.any(bad) and not bad:
+        if not is_finite:
+            return finite.loss_diverged(self.model, x, value, epoch, batch + 1)
+        if limit is not None and value > limit:
+            return finite.loss_exploded(self.model, x, value, limit, self.first_loss, epoch, batch + 1)
+        return None
+
+    def stop_together(self, problem, epoch, batch):
+        """On several processes: raise this process's problem, or the news of another's."""
+        diverged, self.signalled_processes = self.buffer.flags()
+        if problem is not None:
+            raise problem
+        if diverged:
             raise DivergedError(f"the training loss diverged on another process at epoch {epoch}, "
                                 f"batch {batch + 1}", fix=finite.FIX)
-        if not is_finite:
-            raise finite.loss_diverged(self.model, x, value, epoch, batch + 1)
-        if bad:
-            raise finite.loss_exploded(self.model, x, value, limit, self.first_loss, epoch, batch + 1)
 
     def backward(self, count):
         self.model.backward(self.loss.backward(count), logits=self.fused, input_grad=False)
 
-    def reduce_gradients(self, loss):
-        """Sum the gradients, the loss sum and the count over every process (one allreduce of
-        one flat buffer); the global batch's mean loss. One process: nothing to do."""
-        if self.comm.size == 1:
-            return float(loss.mean)
+    def reduce_gradients(self, loss, diverged=False, signalled=False):
+        """Sum the gradients, the loss sum and the count, and the two flags, over every process
+        (one allreduce of one flat buffer); the global batch's mean loss. Only on several
+        processes: one has nothing to reduce."""
         pairs = [(node.layer, key) for node in self.model.graph for key in node.layer.params]
         if self.buffer is None:
             self.buffer = GradientBuffer(self.model.parameters())
-        self.buffer.pack([layer.grads[key] for layer, key in pairs], loss.total, loss.count)
+        self.buffer.pack([layer.grads[key] for layer, key in pairs], loss.total, loss.count,
+                         diverged, signalled)
         self.comm.allreduce_sum(self.buffer.flat)
         views, total, count = self.buffer.unpack()
         for (layer, key), view in zip(pairs, views):

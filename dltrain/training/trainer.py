@@ -10,8 +10,11 @@ import time
 
 import numpy as np
 
+from dltrain import device as devices
+from dltrain.backend import to_host
 from dltrain.errors import Interrupted
 from dltrain.metrics import metric_name
+from dltrain.parallel import replicas
 from dltrain.parallel.communicator import SingleProcess
 from dltrain.registry import build
 from dltrain.training import position
@@ -54,6 +57,9 @@ class Trainer:
         self.position = None         # (epoch, batches done, loss total, seen, metrics) in an epoch
         self.resume_position = None  # a saved position record to continue from (mid-epoch resume)
         self.epoch_lr = None         # the rate logged for the current epoch (at its start)
+        self._random_layers = replicas.random_layers(model)
+        self.checksums = None        # parallel/replicas.Checksums under --debug on several processes
+        self.to_device = lambda x, y: (x, y)   # each batch's move to the device (dltrain/device.py)
 
     @property
     def loss(self):
@@ -72,12 +78,17 @@ class Trainer:
 
     def _batch(self, split, positions, rng=None):
         x, y = split.take(positions)
-        return self.pipeline.transform(x, rng).astype(self.model.dtype, copy=False), self.target_fn(y)
+        return self.to_device(self.pipeline.transform(x, rng).astype(self.model.dtype, copy=False),
+                              self.target_fn(y))
 
     def _augmentation_rng(self, epoch, batch):
         """The augmentation stream of one training batch: fixed by (seed, epoch, batch), so a
-        resumed run augments exactly as an uninterrupted one; None when nothing augments."""
-        return self.streams.for_epoch(f"augmentation/{batch}", epoch) if self.pipeline.augments else None
+        resumed run augments exactly as an uninterrupted one; None when nothing augments. Under
+        data parallelism each rank's share has a stream of its own, derived from the rank too."""
+        if not self.pipeline.augments:
+            return None
+        rank = f"/rank{self.comm.rank}" if self.comm.size > 1 else ""
+        return self.streams.for_epoch(f"augmentation/{batch}{rank}", epoch)
 
     def _results(self, total, seen):
         """The epoch's loss and metrics; on several processes the states are merged first."""
@@ -110,17 +121,20 @@ class Trainer:
         for batch, start in enumerate(range(first * self.batch_size, n, self.batch_size), first):
             self._hook("on_train_batch_begin", batch)
             positions = order[start:start + self.batch_size]
-            x, y = self._batch(train, positions[self.comm.share(len(positions))],
-                               self._augmentation_rng(epoch, batch))
-            value = step.run(x, y, len(positions), metrics, epoch, batch)
+            share = self.comm.share(len(positions))
+            if self.comm.size > 1:           # random layers draw for the global batch, keep `share`
+                replicas.share_batch(self._random_layers, share, len(positions))
+            x, y = self._batch(train, positions[share], self._augmentation_rng(epoch, batch))
+            value = step.run(x, y, len(positions), metrics, epoch, batch, self._signalled())
+            if self.checksums is not None:
+                self.checksums.check(self.step + 1)
             total += value * len(positions)
             seen += len(positions)
             self.step += 1
             self.position = (epoch, batch + 1, total, seen, metrics)
-            logs = {"loss": total / seen, **{k: m.result() for k, m in metrics.items()},
-                    "samples": seen, "seconds": time.perf_counter() - started}
+            logs = devices.batch_logs(self, total / seen, metrics, seen, time.perf_counter() - started)
             self._hook("on_train_batch_end", batch, logs)
-            self._check_signal()
+            self._check_signal(in_step=True)
             if self.control.stop_requested:
                 break
         self.position = None
@@ -138,7 +152,7 @@ class Trainer:
             x, y = self._batch(split, positions[self.comm.share(len(positions))])
             out = self.model.forward(x, training=False, logits=fused)
             value = loss.sum(out, y, logits=fused)
-            total += float(value.mean) * value.count
+            total += float(value.total)
             seen += value.count
             Step.update_metrics(self.metrics, out if value.probabilities is None else value.probabilities, y)
         return self._results(total, seen)
@@ -168,11 +182,19 @@ class Trainer:
         self._hook("on_train_end", {"history": self.history})
         return self.history
 
-    def _check_signal(self):
-        """After a SIGINT or SIGTERM (on any process): checkpoint, then raise Interrupted."""
-        received = self.signals is not None and self.signals.received
+    def _signalled(self):
+        return bool(self.signals is not None and self.signals.received)
+
+    def _check_signal(self, in_step=False):
+        """After a SIGINT or SIGTERM (on any process): checkpoint, then raise Interrupted. On
+        several processes the decision is collective: after a step, from the count the step's
+        allreduce carried (a signal that came later rides in the next step's); elsewhere, from
+        a collective of its own."""
+        received = self._signalled() and self.signals.received
         if self.comm.size > 1:
-            received = self.comm.any(received) and (self.signals.received or "a signal on another process")
+            anywhere = (self.step_stages.signalled_processes > 0 if in_step
+                        else self.comm.any(self._signalled()))
+            received = anywhere and (self.signals.received or "a signal on another process")
         if not received:
             return
         self.save_checkpoint("last", self.epoch)
@@ -217,5 +239,6 @@ class Trainer:
     def save_checkpoint(self, name, epoch, keep=None):
         """checkpoints/NAME.npz through the writer (``name`` with or without .npz)."""
         if self.writer.writes:
-            self.writer.checkpoint(name.removesuffix(".npz"), self.state_arrays(), self.state_meta(epoch), keep)
+            arrays = {key: to_host(value) for key, value in self.state_arrays().items()}   # off the device
+            self.writer.checkpoint(name.removesuffix(".npz"), arrays, self.state_meta(epoch), keep)
 

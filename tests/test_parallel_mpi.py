@@ -1,0 +1,222 @@
+"""Data parallelism with real ranks: `dltrain fit --workers N` through the MPICH wheel's mpiexec.
+
+N ranks, each with its share of every global batch, must train what one process trains on the
+same global batch: parameters after several epochs within 1e-5 (float32; the sums are taken in
+another order) for a dense net with dropout, a convnet with batch normalization and dropout, and
+an LSTM. Resumes continue from the same global sample on any number of ranks; a failing rank
+ends the job with its exit code, quickly, and leaves no process behind.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import CONFIGS, DATASETS
+
+pytest.importorskip("mpi4py", reason="the mpi extra is not installed: pip install 'dltrain[mpi]'")
+if not (Path(sys.executable).parent / "mpiexec").exists():
+    pytest.skip("no mpiexec beside this Python (the mpich wheel of dltrain[mpi])", allow_module_level=True)
+
+ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+CONVNET = {
+    "name": "digits-bn-dropout", "seed": 3,
+    "data": {"train": {"type": "npz", "path": str(DATASETS / "digits.npz"), "x": "x", "y": "y"},
+             "validation": {"split": 0.2}, "preprocessing": [{"type": "rescale", "scale": 0.0625}]},
+    "model": {"input_shape": [8, 8], "layers": [
+        {"type": "reshape", "target_shape": [8, 8, 1]},
+        {"type": "conv2d", "filters": 8, "kernel_size": 3, "padding": "same", "use_bias": False},
+        {"type": "batch_normalization"}, {"type": "activation", "activation": "relu"},
+        {"type": "max_pooling2d", "pool_size": 2}, {"type": "dropout", "rate": 0.25},
+        "flatten", {"type": "dense", "units": 10, "activation": "softmax"}]},
+    # RMSprop: with Adam the float32 difference is 2e-5 (beta's gradient, a sum with cancellation,
+    # has its rounding error normalized to a full step), 1.2e-6 with RMSprop, 5e-6 with SGD
+    "loss": "sparse_categorical_crossentropy", "optimizer": {"type": "rmsprop", "learning_rate": 0.001},
+    "metrics": ["accuracy"], "training": {"epochs": 3, "batch_size": 50},
+}
+
+
+def fit(config, run_dir, *extra, workers=1, timeout=240, check=True):
+    args = [sys.executable, "-m", "dltrain", "fit", str(config), "--run-dir", str(run_dir), "--quiet", *extra]
+    if workers > 1:
+        args += ["--workers", str(workers)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=ENV)
+    if check:
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+def parameters(run_dir):
+    with np.load(Path(run_dir) / "checkpoints" / "last.npz") as saved:
+        return {k: saved[k] for k in saved.files if k.startswith("model/")}
+
+
+def assert_same_parameters(a, b, rtol=1e-5):
+    """Each parameter array within ``rtol`` of the other: ||a - b|| <= rtol ||a|| (0: the same bits)."""
+    a, b = parameters(a), parameters(b)
+    assert a.keys() == b.keys()
+    for key in a:
+        if rtol == 0:
+            assert np.array_equal(a[key], b[key]), key
+            continue
+        difference = float(np.linalg.norm((a[key] - b[key]).astype(np.float64)))
+        assert difference <= rtol * max(float(np.linalg.norm(a[key].astype(np.float64))), 1e-6), \
+            (key, difference)
+
+
+def write_config(tmp_path, config, name="c.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("config, overrides", [
+    (CONFIGS / "digits_mlp.yaml", ["--set", "training.epochs=4"]),              # dense + dropout
+    (None, []),                                                                 # conv + BN + dropout
+    (CONFIGS / "seasonal_forecast.yaml", ["--set", "training.epochs=3"]),       # LSTM
+], ids=["dense", "convnet_bn_dropout", "lstm"])
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_two_ranks_with_half_batches_train_what_one_process_trains(tmp_path, config, overrides, precision):
+    config = config or write_config(tmp_path, CONVNET)
+    overrides = [*overrides, "--set", f"precision={precision}"]
+    fit(config, tmp_path / "one", *overrides)
+    fit(config, tmp_path / "two", *overrides, workers=2)
+    # float32: 1e-5 (the same sums in another order); float64: the same up to summation order
+    assert_same_parameters(tmp_path / "one", tmp_path / "two", 1e-5 if precision == "float32" else 1e-11)
+    one = (tmp_path / "one" / "metrics.csv").read_text().splitlines()
+    two = (tmp_path / "two" / "metrics.csv").read_text().splitlines()
+    assert len(one) == len(two) and one[0] == two[0]
+    # batch normalization's moving statistics, kept by every rank, agree too
+    with np.load(tmp_path / "one" / "checkpoints" / "last.npz") as a, \
+            np.load(tmp_path / "two" / "checkpoints" / "last.npz") as b:
+        assert a["meta"].tobytes() != b"" and set(a.files) == set(b.files)
+
+
+def test_a_small_last_batch_with_an_empty_share_on_one_rank(tmp_path):
+    """1437 training rows in batches of 718: the last global batch has 1 row, rank 1 gets none.
+    float64: batch normalization of a 1-row batch amplifies float32 rounding (7e-4 on beta)."""
+    config = write_config(tmp_path, {**CONVNET, "precision": "float64",
+                                     "training": {"epochs": 2, "batch_size": 718}})
+    fit(config, tmp_path / "one")
+    fit(config, tmp_path / "two", workers=2)
+    assert_same_parameters(tmp_path / "one", tmp_path / "two", 1e-11)
+
+
+def interrupted_run(tmp_path, config, run_dir, workers):
+    """Start a run, SIGTERM it once its first epoch is written; (exit code, run.json)."""
+    args = [sys.executable, "-m", "dltrain", "fit", str(config), "--run-dir", str(run_dir), "--quiet",
+            "--workers", str(workers)]
+    job = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and job.poll() is None:
+        metrics = run_dir / "metrics.csv"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    out, err = job.communicate(timeout=60)
+    return job.returncode, json.loads((run_dir / "run.json").read_text()), err
+
+
+def test_resume_on_two_ranks_equals_the_uninterrupted_run_and_continues_on_one_or_three(tmp_path):
+    config = write_config(tmp_path, {**CONVNET, "training": {"epochs": 6, "batch_size": 32}})
+    fit(config, tmp_path / "whole", workers=2)
+    code, manifest, err = interrupted_run(tmp_path, config, tmp_path / "cut", 2)
+    assert code == 130 and manifest["status"] == "interrupted", err[-2000:]
+    with np.load(tmp_path / "cut" / "checkpoints" / "last.npz") as saved:
+        stopped = json.loads(saved["meta"].tobytes())
+    assert 0 < stopped["step"] < 6 * 45                  # stopped inside the run (45 steps an epoch)
+    for workers in (1, 3):                        # the same checkpoint, another world size
+        copy = tmp_path / f"cut{workers}"
+        subprocess.run(["cp", "-r", str(tmp_path / "cut"), str(copy)], check=True)
+        fit(config, copy, "--resume", "auto", workers=workers)
+        resumed = json.loads((copy / "run.json").read_text())["resumed_from"]
+        assert (resumed["epoch"], resumed["step"]) == (stopped["epoch"], stopped["step"])
+        # the same global batches from there on; only the summation order differs
+        assert_same_parameters(tmp_path / "whole", copy, rtol=1e-4)
+    fit(config, tmp_path / "cut", "--resume", "auto", workers=2)
+    assert_same_parameters(tmp_path / "whole", tmp_path / "cut", rtol=0)    # same world: bit for bit
+
+
+RAISE_ON_RANK_1 = '''
+import sys, time
+import numpy as np
+from mpi4py import MPI
+import click
+from dltrain.cli.app import handle_errors
+from dltrain.errors import DataError
+
+@click.command()
+@handle_errors
+def job():
+    comm = MPI.COMM_WORLD
+    if comm.rank == 1:
+        time.sleep(0.3)
+        raise DataError("row 7 of broken.csv has 3 columns, the header has 4")
+    comm.Allreduce(MPI.IN_PLACE, np.ones(3))         # rank 0 would wait here forever
+job()
+'''
+
+
+def test_a_rank_that_raises_ends_the_job_with_its_exit_code(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(RAISE_ON_RANK_1)
+    started = time.monotonic()
+    done = subprocess.run([str(Path(sys.executable).parent / "mpiexec"), "-n", "2", sys.executable,
+                           str(script)], capture_output=True, text=True, timeout=60, env=ENV)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert time.monotonic() - started < 10
+    assert "rank 1: DataError: row 7 of broken.csv" in done.stderr
+
+
+def test_a_config_error_under_workers_exits_2_once(tmp_path):
+    config = write_config(tmp_path, {**CONVNET, "optimizer": {"type": "adamm"}})
+    done = fit(config, tmp_path / "run", workers=2, check=False)
+    assert done.returncode == 2
+    assert "adamm" in done.stderr
+
+
+def _ranks(marker):
+    found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found if int(pid) != os.getpid()]
+
+
+def test_a_rank_killed_with_sigkill_ends_the_job_and_leaves_no_process(tmp_path):
+    config = write_config(tmp_path, {**CONVNET, "training": {"epochs": 200, "batch_size": 16}})
+    run_dir = tmp_path / "killed-run-marker"
+    job = subprocess.Popen([sys.executable, "-m", "dltrain", "fit", str(config), "--run-dir", str(run_dir),
+                            "--quiet", "--workers", "2"], env=ENV,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (run_dir / "metrics.csv").exists():
+        time.sleep(0.05)
+    ranks = [pid for pid in _ranks(str(run_dir)) if pid != job.pid
+             and "mpiexec" not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+    assert len(ranks) >= 2, ranks
+    os.kill(ranks[-1], signal.SIGKILL)
+    killed = time.monotonic()
+    job.wait(timeout=30)
+    assert job.returncode != 0
+    assert time.monotonic() - killed < 10
+    time.sleep(0.5)
+    assert _ranks(str(run_dir)) == []
+
+
+def test_workers_without_the_mpi_extra_names_the_install_command(tmp_path):
+    blocker = tmp_path / "blocked" / "mpi4py"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('No module named mpi4py (blocked by the test)')\n")
+    env = {**ENV, "PYTHONPATH": str(tmp_path / "blocked")}
+    done = subprocess.run([sys.executable, "-m", "dltrain", "fit", str(CONFIGS / "digits_mlp.yaml"),
+                           "--run-dir", str(tmp_path / "run"), "--workers", "2"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'dltrain[mpi]'" in done.stderr
+    assert "Traceback" not in done.stderr
