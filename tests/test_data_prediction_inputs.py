@@ -253,6 +253,8 @@ def test_a_kfold_run_is_evaluated_fold_by_fold_and_as_an_ensemble(tmp_path, cli)
     assert shown.exit_code == 0 and "mean ± std" in shown.output and "ensemble" in shown.output
     data = json.loads(cli("evaluate", tmp_path / "run", "--json").output)
     assert len(data["folds"]) == 3 and set(data["ensemble"]) == {"loss", "accuracy"}
+    one = cli("predict", tmp_path / "run", IRIS)
+    assert one.exit_code == 2 and "is a k-fold run of 3 fold models" in said(one) and "fold1" in said(one)
 
 
 def test_kfold_ensemble_of_identical_models_scores_like_one(tmp_path):

@@ -24,6 +24,14 @@ CONFIG_SUFFIXES = (".yaml", ".yml", ".json", ".toml")
 def check_run_argument(run):
     """ConfigError when ``run`` is a config file rather than a run directory or checkpoint."""
     path = Path(run)
+    if path.is_dir():
+        from dltrain.data.kfold import fold_runs
+
+        folds = fold_runs(path)
+        if folds:                    # evaluate scores the folds together; the rest takes one model
+            raise ConfigError(f"{path} is a k-fold run of {len(folds)} fold models, not one model",
+                              fix=f"name one fold ({folds[0]}), or score them all with "
+                                  f"`dltrain evaluate {path}`.")
     if not path.is_file() or path.suffix.lower() == ".npz":
         return
     with open(path, "rb") as f:
