@@ -59,10 +59,11 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
                                     device=device)
     comm = comm or SingleProcess()
     devices.refuse_with_workers(device, comm.size)       # one GPU per rank: not yet
-    splits = _prepare(experiment, callbacks)
+    caught = signals.Signals()
+    with caught:                            # a signal while the data loads: handled at the first batch
+        splits = _prepare(experiment, callbacks)
     run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
     writer = RunWriter(run_dir) if comm.is_root else NullWriter(run_dir)
-    caught = signals.Signals()
     writer.lock()                           # one fit per run directory, held to the end
     try:
         with caught:                        # SIGINT/SIGTERM in every phase: exit 130, run.json says so

@@ -184,3 +184,21 @@ def test_a_damaged_zip_header_byte_falls_back_to_previous_with_a_warning(trained
     said = " ".join(result.stderr.split())
     assert "last.npz" in said and "previous.npz" in said and "(epoch 2) instead" in said
     assert len(metrics_rows(run)) == 4
+
+
+def test_sigterm_while_the_data_loads_exits_130(tmp_path):
+    """Before the writer exists: old main's default handler killed the process without a word."""
+    script = SIGNAL_AT.replace('if phase == "start-up":', 'if phase == "loading":\n'
+                               '    from dltrain.data import sources\n'
+                               '    load = sources.Npz.load\n'
+                               '    def hooked(self, base):\n'
+                               '        os.kill(os.getpid(), signal.SIGTERM)\n'
+                               '        return load(self, base)\n'
+                               '    sources.Npz.load = hooked\n'
+                               'elif phase == "start-up":')
+    config = digits_config(tmp_path, epochs=2)
+    done = subprocess.run([sys.executable, "-c", script, "loading", "fit", str(config), "--run-dir",
+                           str(tmp_path / "run"), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 130, done.stderr
+    assert "SIGTERM received" in done.stderr and "Traceback" not in done.stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
