@@ -13,6 +13,7 @@ import numpy as np
 
 from dltrain import activations, check  # noqa: F401  (activations: the ensemble of from_logits models)
 from dltrain.data.dataset import Split
+from dltrain.data.prediction_inputs import fold_runs  # noqa: F401  (api and evaluate_folds)
 from dltrain.errors import ConfigError, DataError
 
 
@@ -87,15 +88,6 @@ def cross_validate(fit, config, k, run_dir, **options):
 
 
 # -- evaluating a k-fold run ---------------------------------------------------------------------
-
-def fold_runs(run):
-    """The fold run directories (fold1, fold2, ...) of a k-fold run, in fold order, or []."""
-    run = Path(run)
-    if not run.is_dir() or (run / "checkpoints").is_dir():
-        return []
-    found = [p for p in run.glob("fold*") if p.name[4:].isdigit() and (p / "checkpoints").is_dir()]
-    return sorted(found, key=lambda p: int(p.name[4:]))
-
 
 @dataclass
 class FoldScores:

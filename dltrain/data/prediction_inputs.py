@@ -25,8 +25,6 @@ def check_run_argument(run):
     """ConfigError when ``run`` is a config file rather than a run directory or checkpoint."""
     path = Path(run)
     if path.is_dir():
-        from dltrain.data.kfold import fold_runs
-
         folds = fold_runs(path)
         if folds:                    # evaluate scores the folds together; the rest takes one model
             raise ConfigError(f"{path} is a k-fold run of {len(folds)} fold models, not one model",
@@ -43,6 +41,15 @@ def check_run_argument(run):
             f"{path} is {'a config file' if path.suffix.lower() in CONFIG_SUFFIXES else 'not a checkpoint'}"
             ", not a run", fix=f"give the run directory `dltrain fit` wrote (e.g. {guess}), "
                                f"or train first: dltrain fit {path}")
+
+
+def fold_runs(run):
+    """The fold run directories (fold1, fold2, ...) of a k-fold run, in fold order, or []."""
+    run = Path(run)
+    if not run.is_dir() or (run / "checkpoints").is_dir():
+        return []
+    found = [p for p in run.glob("fold*") if p.name[4:].isdigit() and (p / "checkpoints").is_dir()]
+    return sorted(found, key=lambda p: int(p.name[4:]))
 
 
 def _config_name(path):
