@@ -590,7 +590,7 @@ def export(run, format="onnx", output=None, which="best"):
 def _evaluation_split(loaded, data=None):
     """What ``evaluate`` scores a run on: ``data`` (a file or a source spec), else its test split."""
     if data is not None:
-        return _data_split(data, loaded.experiment)
+        return prediction_inputs.evaluation_split(data, loaded.experiment)
     if loaded.experiment.sources.get("test") is None:
         raise ConfigError(f"the config of {loaded.run_dir} has no test split",
                           fix="pass --data FILE, or add `test: {split: 0.2}` under data.")

@@ -50,7 +50,9 @@ def check(model_config, model, base, where):
     form, and that the globs match layers of ``model`` (shapes inferred), if given."""
     from dltrain.export import weights
 
-    found = parse((model_config or {}).get("init_from"), base, where)
+    if not isinstance(model_config, dict):
+        return                                     # validation reports the model section itself
+    found = parse(model_config.get("init_from"), base, where)
     if found is None or model is None or found[1] is None:
         return
     if not weights.select(model, found[1]):
