@@ -55,8 +55,9 @@ def series(rows, key):
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def draw_png(histories, output):
-    """Write the learning curves of every run to ``output`` (PNG or SVG, by extension)."""
+def draw_png(histories, output, format=None):
+    """Write the learning curves of every run to ``output`` (PNG or SVG, by extension or
+    ``format``; ``output`` may be an open binary file)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,9 +92,9 @@ def draw_png(histories, output):
         ax.set_visible(False)
     figure.suptitle(" vs ".join(run for run, _ in histories))
     figure.tight_layout()
-    figure.savefig(output, dpi=110)
+    figure.savefig(output, dpi=110, format=format)
     plt.close(figure)
-    return Path(output)
+    return output
 
 
 def text_chart(histories, width=60, height=10):
@@ -148,8 +149,10 @@ def plot(runs, output=None, terminal=False):
     histories = [read_history(run) for run in runs]
     if terminal or not have_matplotlib():
         return None, text_chart(histories)
-    if output is None:
+    if output is None and len(runs) == 1:            # RUN/curves.png: through the run's writer
+        from dltrain.training.writer import RunWriter
+
         first = Path(runs[0])
-        output = (first if first.is_dir() else first.parent) / "curves.png" if len(runs) == 1 \
-            else Path("curves.png")
-    return draw_png(histories, output), None
+        writer = RunWriter(first if first.is_dir() else first.parent)
+        return writer.curves(lambda file: draw_png(histories, file, "png")), None
+    return Path(draw_png(histories, Path(output or "curves.png"))), None

@@ -77,7 +77,7 @@ def summarize(checked, passes=False):
         described = graph_passes.describe(model)
     return Summary(
         name=str(data.get("name")), input_shape=tuple(model.input_shape), rows=rows,
-        batch_size=int((data.get("training") or {}).get("batch_size", 32)),
+        batch_size=int(data["training"]["batch_size"]),        # resolved: the default is filled in
         itemsize=np.dtype(model.dtype).itemsize,
         optimizer=getattr(optimizer, "registered_name", ""),
         slots=len(getattr(optimizer, "slot_names", ())),

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dltrain import api
+from dltrain import api, plot as plotting
 from dltrain.parallel.threads import ThreadGroup
 from dltrain.registry import build, registry
 from dltrain.training.callbacks import Callback
@@ -83,6 +83,80 @@ def test_two_simulated_processes_train_the_same_parameters_as_one(tmp_path):
             assert float(ranked[key]) == pytest.approx(float(plain[key]), rel=1e-5, abs=1e-7), key
     untimed = [[{k: v for k, v in row.items() if k != "seconds"} for row in r.history] for r in ranks]
     assert untimed[0] == untimed[1]                  # every rank logs the same (merged) numbers
+
+
+def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step():
+    from dltrain.errors import DivergedError
+    from dltrain.model import Model
+    from dltrain.random import Streams
+    from dltrain.training.step import Step
+
+    def rank_step(comm):
+        streams = Streams(0)
+        model = Model.from_config({"input_shape": [3], "layers": [{"type": "dense", "units": 2,
+                                                                    "activation": "softmax"}]})
+        model.build(streams.get("init"), streams)
+        step = Step(model, build("loss", "sparse_categorical_crossentropy"), build("optimizer", "sgd"), comm)
+        x, y = np.ones((2, 3), np.float32), np.array([0, 1])
+        step.run(x, y, 4, {}, 1, 0, signalled=comm.rank == 0)
+        assert step.signalled_processes == 1            # either rank's signal reaches both
+        if comm.rank == 1:
+            x[0, 0] = np.nan
+        with pytest.raises(DivergedError) as caught:
+            step.run(x, y, 4, {}, 1, 1)
+        return caught.value.message
+
+    messages = ThreadGroup(2).run(rank_step)
+    assert "on another process at epoch 1, batch 2" in messages[0]
+    assert "the input batch holds NaN or Inf" in messages[1]
+
+
+class _ThreadSignals:
+    """Stands in for training/signals.Signals in threads (handlers are the main thread's)."""
+
+    local = threading.local()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @property
+    def received(self):
+        return getattr(self.local, "received", None)
+
+
+class _SignalAt(Callback):
+    def __init__(self, batch):
+        self.batch = batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.batch:
+            _ThreadSignals.local.received = "SIGTERM"
+
+
+def test_a_signal_on_one_rank_stops_every_rank_after_the_same_batch(tmp_path, monkeypatch):
+    from dltrain.errors import Interrupted
+    from dltrain.training import checkpoint, signals
+
+    registry("layer")
+    monkeypatch.setattr(signals, "Signals", _ThreadSignals)
+    config = digits_config(tmp_path, epochs=2, optimizer=SGD, layers=DENSE)
+
+    def rank_fit(comm):
+        callbacks = [_SignalAt(2)] if comm.rank == 1 else []
+        with pytest.raises(Interrupted) as caught:
+            api.fit(config, run_dir=tmp_path / f"rank{comm.rank}", comm=comm, callbacks=callbacks)
+        return caught.value.message
+
+    messages = ThreadGroup(2).run(rank_fit)
+    # rank 1 flags it after batch 3 (index 2); the flag rides in the next step's allreduce
+    assert "SIGTERM received: stopped in epoch 1 after batch 4" in messages[1]
+    assert "a signal on another process received: stopped in epoch 1 after batch 4" in messages[0]
+    _, meta = checkpoint.load(tmp_path / "rank0" / "checkpoints" / "last.npz")
+    assert (meta["position"]["epoch"], meta["position"]["batch"]) == (1, 4)
+    assert not (tmp_path / "rank1").exists()
 
 
 def test_one_process_never_packs_the_gradient_buffer(tmp_path):
@@ -167,7 +241,7 @@ sys.addaudithook(_audit)
 
 def test_only_the_writer_writes_in_the_run_directory(tmp_path):
     """Every open-for-writing, rename, link, mkdir and delete under the run directory, through a
-    whole fit (fresh, resumed, overwritten; best, epoch files and their retention),
+    whole fit (fresh, resumed, overwritten; best, epoch files and their retention) and its plot,
     comes from training/writer.py."""
     checkpoint = {"type": "model_checkpoint", "monitor": "val_accuracy", "save_best_only": False,
                   "keep_last": 1}
@@ -178,11 +252,13 @@ def test_only_the_writer_writes_in_the_run_directory(tmp_path):
         api.fit(config, ["training.epochs=2"], run_dir=run)
         api.fit(None, ["training.epochs=3"], resume=run)
         api.fit(config, run_dir=run, overwrite=True)
+        plotting.plot([run])                                           # RUN/curves.png
         (run / "stray.txt").write_text("written past the writer")      # the hook sees this one
     finally:
         _watch["root"] = None
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == \
         ["best.npz", "epoch_003.npz", "last.npz", "previous.npz"]
+    assert (run / "curves.png").exists()
     assert _watch["inside"] > 50                       # every file, temporary, rename, link...
     assert _watch["outside"] == [("open", str(run / "stray.txt"))]
 

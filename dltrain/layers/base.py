@@ -15,7 +15,8 @@ the output; layers that use it read ``self.input_mask`` set by the model before 
 
 Graph passes (``dltrain/model/passes.py``) rewrite how a built model computes, never what: each
 relies on the capabilities below, whose defaults opt out. A layer opts in by overriding them,
-and then its outputs and gradients must stay the same to the bit.
+and then its outputs and gradients must stay the same (to float rounding where a product's
+terms are summed in another order).
 """
 import numpy as np
 

@@ -79,8 +79,8 @@ class Conv2D(Layer):
         return (out_h, out_w, self.filters) if self.rank == 2 else (out_w, self.filters)
 
     def compute_only(self, region):
-        """Compute output[:, :rows, :cols] only and leave the rest zero: the model calls this when
-        the one layer reading the output reads no more (a `valid` 2x2 pooling of an odd size)."""
+        """Compute output[:, :rows, :cols] only and leave the rest zero (pass compute_read_region:
+        the one layer reading the output reads no more, a `valid` 2x2 pooling of an odd size)."""
         if self.rank == 2 and self.padding == "valid":
             self._region = tuple(region)
             return True
@@ -89,8 +89,8 @@ class Conv2D(Layer):
     def emit_pool_blocks(self, pool_size):
         """Give the output in the layout of a tiled max pooling, the one layer that reads it.
 
-        The model calls this (with the pooling's ``take_blocks``) where a 2-D `valid` max pooling
-        whose windows tile the image reads this output alone. The output is then
+        Pass pool_blocks calls this (with the pooling's ``take_blocks``) where a 2-D `valid` max
+        pooling whose windows tile the image reads this output alone. The output is then
         (B, ph*pw, Ho, Wo, F): block k = i*pw + j holds output pixels (ho*ph + i, wo*pw + j), the
         window offset (i, j) of every pooling window, so the pooling compares ph*pw contiguous
         blocks instead of strided pairs of pixels. Each block is a convolution with strides

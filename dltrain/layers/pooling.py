@@ -93,7 +93,7 @@ class _MaxPooling(_Pooling2D):
     def absorb_relu(self):
         """Also apply the ReLU that alone reads this (blocked) output: max(0, blocks), the zero
         first so that it wins ties, as relu(max) routes no gradient where the maximum is <= 0.
-        The model drops that ReLU layer from its plan."""
+        Pass absorb_relu then drops that ReLU layer from the plan."""
         if not self._blocked:
             return False
         self._relu = True

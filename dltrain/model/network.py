@@ -25,6 +25,7 @@ class Model:
         self.layers = written or []          # graph.Written, in the config's order
         self.input_shape = tuple(input_shape)
         self.output = output
+        self.written_output = output         # the output of the graph as written (export reads it)
         self.dtype = np.dtype(dtype)
         self.pass_names = graph_passes.names() if passes is None else tuple(passes)
         self.nodes = [node.copy() for node in graph]      # the plan: the passes rewrite it
@@ -173,6 +174,9 @@ class Model:
         return state
 
     def load_state_dict(self, state):
+        if not self.allocated:
+            raise RuntimeError("load_state_dict needs the parameters: call build(rng) first "
+                               "(infer_shapes alone holds placeholders)")
         for node in self.graph:
             for store in (node.layer.params, node.layer.state):
                 for key in store:

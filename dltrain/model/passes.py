@@ -2,8 +2,10 @@
 
 Each pass reads the plan (the nodes in run order, see ``network.Model``) and rewrites it in place
 where the layers involved opt in through the capabilities of ``layers.base.Layer`` (every default
-opts out). The outputs and gradients stay the same to the bit (tests/test_passes.py), and the
-model's output keeps its value (a pass may hand it to another node: pool_before_relu). The
+opts out). The outputs and gradients stay the same: to the bit for pool_before_relu and
+absorb_relu, to float32 rounding for pool_blocks and compute_read_region, whose products sum
+the same terms in another order or without rows of zeros (tests/test_passes.py). The model's
+output keeps its value (a pass may hand it to another node: pool_before_relu). The
 passes run in the order of ``PASSES``, once, after the shapes are known; ``dltrain summary
 --passes`` lists them and what each rewrote.
 """

@@ -1,6 +1,6 @@
 """The run writer: the one object that creates, writes and deletes files in a run directory.
 
-    RUN/config.yaml  run.json  metrics.csv  metrics.jsonl
+    RUN/config.yaml  run.json  metrics.csv  metrics.jsonl  curves.png (dltrain plot)
     RUN/checkpoints/last.npz  previous.npz  best.npz  epoch_NNN.npz
 
 Every file is written through files.atomic_open (temporary beside the target, fsync, rename), so
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dltrain.errors import CheckpointError, ConfigError
 from dltrain.training import checkpoint, finite
-from dltrain.training.files import TEMP_MARK, clean_temporaries, write_json, write_text
+from dltrain.training.files import TEMP_MARK, atomic_open, clean_temporaries, write_json, write_text
 
 CHECKPOINTS = "checkpoints"
 PREVIOUS = "previous.npz"
@@ -100,6 +100,12 @@ class RunWriter:
         write_text(self.path / "metrics.jsonl",
                    "".join(json.dumps({k: _json(v) for k, v in row.items()}) + "\n" for row in history))
 
+    def curves(self, draw, name="curves.png"):
+        """RUN/curves.png: ``draw(file)`` writes the image into an open binary file; its path."""
+        with atomic_open(self.path / name) as file:
+            draw(file)
+        return self.path / name
+
     def checkpoint(self, name, arrays, meta, keep=None):
         """checkpoints/NAME.npz; never one holding NaN or Inf. ``last`` keeps the one it replaces
         as previous.npz; ``keep``: of the epoch_NNN files keep only the newest ``keep`` epochs."""
@@ -159,6 +165,9 @@ class NullWriter(RunWriter):
 
     def metrics(self, history):
         pass
+
+    def curves(self, draw, name="curves.png"):
+        return None
 
     def checkpoint(self, name, arrays, meta, keep=None):
         pass
