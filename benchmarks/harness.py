@@ -134,9 +134,10 @@ def print_ratio(times):
 
 
 def threads_line(args):
+    torch = "" if args.no_torch else f"; torch {args.torch_threads} threads"
     if args.workers > 1:
-        return f"dltrain {args.workers} ranks x {args.threads} BLAS threads; torch {args.torch_threads} threads"
-    return f"{args.threads} threads; torch {args.torch_threads} threads"
+        return f"dltrain {args.workers} ranks x {args.threads} BLAS threads{torch}"
+    return f"{args.threads} threads{torch}"
 
 
 # -- data parallelism: one MPI job per dltrain round -------------------------------------------
