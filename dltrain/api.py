@@ -15,9 +15,10 @@ from dltrain.allocator import tune as _tune_allocator
 from dltrain.config.loader import parse
 from dltrain.config.resolve import dump
 from dltrain.errors import CheckpointError, ConfigError, DataError, Interrupted
+from dltrain.data import prediction_inputs
 from dltrain.experiment import Experiment, relative_paths
 from dltrain.parallel.communicator import SingleProcess
-from dltrain.training import checkpoint, rundir
+from dltrain.training import checkpoint, record_check, rundir
 from dltrain.training.trainer import Trainer
 from dltrain.training.writer import NullWriter, RunWriter
 
@@ -28,6 +29,7 @@ class FitResult:
     history: list
     trainer: Trainer = field(repr=False)
     test: dict = None
+    note: str = None                     # e.g. a resumed run with nothing left to train
 
 
 def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=None, resume=None,
@@ -57,36 +59,56 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
                                     device=device)
     comm = comm or SingleProcess()
     devices.refuse_with_workers(device, comm.size)       # one GPU per rank: not yet
-    splits = _prepare(experiment, callbacks)
+    caught = signals.Signals()
+    with caught:                            # a signal while the data loads: handled at the first batch
+        splits = _prepare(experiment, callbacks)
     run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
     writer = RunWriter(run_dir) if comm.is_root else NullWriter(run_dir)
-    resolved = relative_paths(experiment.config, experiment.base, run_dir)
-    resumed = resuming.start(writer, resume, overwrite, resolved, allow_config_change)
-    writer.config(dump(resolved))
-    record = rundir.manifest(experiment.seed, _fingerprints(experiment))
-    record["device"] = devices.describe(device)
-    writer.manifest(record)
-    trainer = _trainer(experiment, writer, callbacks, resolved, comm, caught := signals.Signals())
-    if resumed:
-        resuming.restore(trainer, resumed[1], resumed[2])
-        record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
-        writer.manifest(record)
-    _join(trainer, comm, check_replicas)
-    devices.place(trainer, device)          # after any resume: the host state moves once
+    writer.lock()                           # one fit per run directory, held to the end
     try:
-        with caught, np.errstate(over="ignore", invalid="ignore"):   # non-finite: training/finite.py
-            history = trainer.fit(splits["train"], splits["validation"])
-    except BaseException as error:
-        interrupted = isinstance(error, (KeyboardInterrupt, Interrupted))
-        record.update(status="interrupted" if interrupted else "failed", error=type(error).__name__,
-                      finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        writer.manifest(record, quiet=True)
-        raise
-    test = trainer.evaluate(splits["test"]) if splits["test"] is not None else None
-    record.update(status="completed", epochs=trainer.epoch, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  restored_epoch=trainer.restored_epoch, parameters=experiment.model.count_params())
-    writer.manifest(record)
-    return FitResult(run_dir, history, trainer, test)
+        with caught:                        # SIGINT/SIGTERM in every phase: exit 130, run.json says so
+            resolved = relative_paths(experiment.config, experiment.base, run_dir)
+            resumed = resuming.start(writer, resume, overwrite, resolved, allow_config_change)
+            done = resumed and resuming.finished(resumed[2], resolved)
+            if done:                        # an early stop is final; a finished run has no epochs left
+                trainer = _trainer(experiment, writer, callbacks, resolved, comm, caught)
+                resuming.restore(trainer, resumed[1], resumed[2])
+                return FitResult(run_dir, trainer.history, trainer, None,
+                                 note=f"nothing to do: {done} (raise training.epochs with --set to "
+                                      "train a finished run further; an early stop is final)")
+            writer.config(dump(resolved))
+            record = rundir.manifest(experiment.seed, _fingerprints(experiment))
+            record["device"] = devices.describe(device)
+            writer.manifest(record)
+            trainer = _trainer(experiment, writer, callbacks, resolved, comm, caught)
+            if resumed:
+                resuming.restore(trainer, resumed[1], resumed[2])
+                record["resumed_from"] = {"checkpoint": str(resumed[0]), "epoch": trainer.epoch, "step": trainer.step}
+                writer.manifest(record)
+            _join(trainer, comm, check_replicas)
+            devices.place(trainer, device)          # after any resume: the host state moves once
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):   # non-finite: training/finite.py
+                    history = trainer.fit(splits["train"], splits["validation"])
+            except BaseException as error:
+                interrupted = isinstance(error, (KeyboardInterrupt, Interrupted))
+                record.update(status="interrupted" if interrupted else "failed", error=type(error).__name__,
+                              finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                writer.manifest(record, quiet=True)
+                raise
+            test = trainer.evaluate(splits["test"]) if splits["test"] is not None else None
+            if caught.received:             # during the test evaluation: every checkpoint is written
+                record.update(status="interrupted", error="Interrupted", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                writer.manifest(record, quiet=True)
+                raise Interrupted(f"{caught.received} received after training, during the test "
+                                  f"evaluation; the run's checkpoints are complete",
+                                  fix=f"score it with: dltrain evaluate {run_dir}")
+            record.update(status="completed", epochs=trainer.epoch, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                          restored_epoch=trainer.restored_epoch, parameters=experiment.model.count_params())
+            writer.manifest(record)
+            return FitResult(run_dir, history, trainer, test)
+    finally:
+        writer.unlock()
 
 
 def _join(trainer, comm, check_replicas):
@@ -106,6 +128,9 @@ def _prepare(experiment, callbacks):
     with download.reporting(_download_progress(callbacks)):
         splits = experiment.load_data()
     experiment.fit_pipeline(splits["train"])
+    from dltrain.feasibility import check_experiment
+
+    check_experiment(experiment)            # before allocating: memory, labels vs the last layer
     experiment.build()
     _check_labels(experiment, splits)
     return splits
@@ -150,23 +175,8 @@ def _fingerprints(experiment):
 
 
 def _check_labels(experiment, splits):
-    """Labels outside the model's classes are a data error before the first epoch."""
-    if experiment.loss.target != "sparse":
-        return
-    classes = experiment.model.output_shape[-1]
-    for name, split in splits.items():
-        if split is None or split.y is None:
-            continue
-        y = np.asarray(split.y)[split.indices]
-        if y.size and (y.min() < 0 or y.max() >= classes):
-            bad = int(y.min() if y.min() < 0 else y.max())
-            source = experiment.sources.get(name)
-            located = name if source is not None and not isinstance(source, dict) else "train"
-            raise DataError(
-                f"the {name} labels include {bad}, outside the model's {classes} classes (0..{classes - 1})",
-                where=experiment.document.where(("data", located)),
-                fix=f"give the last layer {int(y.max()) + 1} units, or fix the labels." if bad >= 0
-                else "class labels are 0, 1, 2, ...: fix the negative labels.")
+    """Labels the loss cannot take are a data error (file and row named) before the first epoch."""
+    prediction_inputs.check_labels(experiment, splits)
 
 
 # -- loading a run ---------------------------------------------------------------------------
@@ -174,6 +184,7 @@ def _check_labels(experiment, splits):
 def checkpoint_path(run, which="best"):
     """The checkpoint file for a run directory (best, else last) or a checkpoint path."""
     run = Path(run)
+    prediction_inputs.check_run_argument(run)           # a config given where a run is expected
     if run.is_file():
         return run
     if not run.exists():
@@ -199,8 +210,10 @@ class LoadedRun:
         self.path = checkpoint_path(run, which)
         self.run_dir = self.path.parent.parent if self.path.parent.name == "checkpoints" else self.path.parent
         arrays, self.meta = checkpoint.load(self.path)
+        record_check.check(self.meta, self.path, checkpoint.FORMAT_VERSION, record_check.RUN)
         document = parse(dump(self.meta["config"]), str(self.run_dir / "config.yaml"))
         self.experiment = Experiment(document)
+        prediction_inputs.remember_data(self.experiment, self.run_dir)   # where its data was found
         if self.meta.get("source_state") is not None:     # CSV categories, fills, class names
             self.experiment.sources["train"].fitted = self.meta["source_state"]
         self.model = self.experiment.build()
@@ -220,37 +233,23 @@ class LoadedRun:
 
 def evaluate(run, which="best", data=None, device=None):
     """{metric: value} of a run on its config's test split, or on ``data`` (a file or a spec)."""
+    from dltrain.data import kfold
+
+    if kfold.fold_runs(run):                            # a k-fold run: every fold, and the ensemble
+        return kfold.evaluate_folds(run, which, data, LoadedRun)
     loaded = LoadedRun(run, which)
     experiment = loaded.experiment
     device = devices.choose(device, experiment.config.get("device"))
     if data is not None:
-        split = _data_split(data, experiment)
+        split = prediction_inputs.evaluation_split(data, experiment)
     else:
         if experiment.sources.get("test") is None:
             raise ConfigError(f"the config of {loaded.run_dir} has no test split",
                               fix="pass --data FILE, or add `test: {split: 0.2}` under data.")
         split = experiment.load_data()["test"]
     _check_labels(experiment, {"test": split})
-    return devices.place(loaded.trainer(), device).evaluate(split)
-
-
-def _data_split(data, experiment):
-    from dltrain.data.dataset import Split
-    from dltrain.data.sources import for_file
-    from dltrain.registry import build
-
-    text = str(data).strip()
-    if text.startswith("{"):
-        source = build("source", parse(text, "--data").data, "--data")
-    else:
-        source = for_file(text, experiment.sources.get("train"))
-    x, y = source.load(Path.cwd())
-    if y is None:
-        raise DataError(f"{data}: no labels to evaluate against",
-                        fix="give a file that holds labels as the training data did.")
-    split = Split(x, y, name="test")
-    experiment.check_data({"test": split})
-    return split
+    return prediction_inputs.scores(devices.place(loaded.trainer(), device).evaluate(split), loaded.path,
+                                    loaded.meta)
 
 
 @dataclass
@@ -270,6 +269,16 @@ class Predictions:
 
     def label(self, index):
         return self.class_names[index] if self.class_names else int(index)
+
+    def capped_top_k(self, k):
+        """(k to use, a note or None): --top-k capped at the classes; refused for a regression."""
+        return prediction_inputs.cap_top_k(k, self)
+
+    def write_csv(self, stream, top_k=None):
+        """The prediction table as CSV on a text stream, column by column (no dict per row)."""
+        from dltrain.data import prediction_output
+
+        prediction_output.write_csv(stream, self, top_k)
 
     def records(self, top_k=None):
         """One dict per input: file, row, and the predicted class and probabilities, or outputs."""
@@ -311,12 +320,14 @@ def predict(run, files, which="best", device=None):
     expected = tuple(model.input_shape)
     outputs, sources = [], []
     for file in files:
-        source = for_file(file, experiment.sources.get("train"))
+        source = prediction_inputs.prepare_image_source(for_file(file, experiment.sources.get("train")),
+                                                        expected)
         reshapes = any(getattr(step, "changes_shape", False) for step in experiment.pipeline.steps)
         features = None if reshapes else int(np.prod(expected))
         x = source.load_features(Path.cwd(), expected_features=features)
         if features and x.ndim == 2 and len(expected) > 1 and x.shape[1] == features:
             x = x.reshape(len(x), *expected)        # flat CSV rows for shaped inputs (8x8 digits)
+        x = prediction_inputs.conform(x, expected, file)    # a missing channel axis added
         if tuple(x.shape[1:]) != expected and not reshapes:     # text: checked by check_data
             raise DataError(f"{file}: each sample has shape {tuple(x.shape[1:])}, the model expects {expected}",
                             fix="give inputs shaped like the training data.")
@@ -337,8 +348,7 @@ def predict(run, files, which="best", device=None):
 
 def write_predictions(predictions, output, format=None, top_k=None):
     """Write predictions to ``output`` as csv, json or npy (by ``format`` or the extension)."""
-    import csv
-
+    from dltrain.data import prediction_output
     from dltrain.training.files import atomic_open
 
     output = Path(output)
@@ -350,15 +360,11 @@ def write_predictions(predictions, output, format=None, top_k=None):
             with atomic_open(output) as f:
                 np.save(f, predictions.outputs)
             return output
-        records = predictions.records(top_k)
         with atomic_open(output, "w") as f:
             if format == "json":
-                json.dump(records, f, indent=1)
-            else:
-                writer = csv.DictWriter(f, fieldnames=list(records[0]) if records else ["file"],
-                                        lineterminator="\n")
-                writer.writeheader()
-                writer.writerows(records)
+                json.dump(prediction_inputs.strict(predictions.records(top_k)), f, indent=1, allow_nan=False)
+            else:                                   # column by column: no dict per row
+                prediction_output.write_csv(f, predictions, top_k)
     except CheckpointError as error:
         raise CheckpointError(f"cannot write predictions to {output}: {error.message}") from None
     return output
@@ -371,9 +377,12 @@ def check(config, overrides=()):
 
     Returns the model's ``summary.Summary``; raises ConfigError (every problem found) otherwise."""
     from dltrain.config.validate import validate
+    from dltrain.feasibility import check_config
     from dltrain.summary import summarize
 
-    return summarize(validate(config, overrides, files=True))
+    checked = validate(config, overrides, files=True)
+    check_config(checked)                   # memory this machine lacks, labels vs the last layer
+    return summarize(checked)
 
 
 def summary(target, overrides=(), passes=False):

@@ -14,6 +14,7 @@ import numpy as np
 import dltrain.catalogue  # noqa: F401  (builds every kind by name)
 from dltrain.backend import dtype_of
 from dltrain.data.dataset import Pipeline, Split, split_off
+from dltrain.data.prediction_inputs import shape_fix
 from dltrain.errors import ConfigError, DataError
 from dltrain.random import Streams
 from dltrain.registry import registry
@@ -129,7 +130,7 @@ class Experiment:
                     f"the {name} inputs have shape {shape} per sample, the model expects {expected}",
                     where=self.document.where(("data", name if self.sources.get(name) is not None
                                                and not isinstance(self.sources.get(name), dict) else "train")),
-                    fix=f"set model.input_shape to {list(shape)}, or reshape the data.")
+                    fix=shape_fix(shape, expected))
         last = self.pipeline.steps[-1] if self.pipeline.steps else None
         produced = tuple(last.output_shape()) if hasattr(last, "output_shape") else expected
         if produced != expected:                       # e.g. text_vectorization's sequence length

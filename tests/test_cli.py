@@ -105,9 +105,16 @@ def test_a_non_empty_run_directory_is_refused_without_overwrite(tmp_path):
     (run / "keep.txt").write_text("x")
     assert_user_error(invoke("fit", config, "--run-dir", run, "--quiet"), 2, "--overwrite")
     assert (run / "keep.txt").exists()
+    # --overwrite replaces only a dltrain run (or an empty folder): someone's files are kept (issue 14)
+    assert_user_error(invoke("fit", config, "--run-dir", run, "--quiet", "--overwrite"), 2,
+                      "not a dltrain run directory")
+    assert (run / "keep.txt").exists()
+    (run / "keep.txt").unlink()
+    assert invoke("fit", config, "--run-dir", run, "--quiet").exit_code == 0
+    (run / "checkpoints" / "mine.txt").write_text("x")         # inside a run: the run is replaced
     result = invoke("fit", config, "--run-dir", run, "--quiet", "--overwrite")
     assert result.exit_code == 0, result.output
-    assert not (run / "keep.txt").exists() and (run / "checkpoints" / "last.npz").exists()
+    assert not (run / "checkpoints" / "mine.txt").exists() and (run / "checkpoints" / "last.npz").exists()
 
 
 def test_set_override_reaches_the_resolved_config(tmp_path):

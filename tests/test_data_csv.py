@@ -97,7 +97,8 @@ def test_predict_with_the_wrong_width_is_a_data_error(tmp_path, cli):
     bad = write(tmp_path / "bad.csv", ["1,2,3,4,5,6", "1,2,3,4,5,6"])
     result = cli("predict", tmp_path / "run", bad)
     assert result.exit_code == 3
-    assert "has 6 features, the model expects 3" in " ".join(result.output.split())
+    said = " ".join(result.output.split())
+    assert "bad.csv has 6 columns and no header; the model's 3 features" in said, said
 
 
 def test_kfold_reports_each_fold_and_mean_std(tmp_path, cli):

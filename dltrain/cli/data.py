@@ -93,6 +93,9 @@ def data_inspect(config, overrides, as_json):
     row("input range", lambda s: f"{fmt(s['min'])} .. {fmt(s['max'])}")
     row("input mean", lambda s: fmt(s["mean"]))
     row("input NaN / Inf", lambda s: f"{s['nan']} / {s['inf']}")
+    if any("characters" in s for s in splits.values()):        # text sources
+        row("characters", lambda s: "{} .. {} (mean {:.0f})".format(*s["characters"])
+            if s.get("characters") else "-")
     row("label dtype", lambda s: s.get("label_dtype", "-"))
     if any("label_nan" in s for s in splits.values()):
         row("label NaN / Inf", lambda s: f"{s.get('label_nan', 0)} / {s.get('label_inf', 0)}")

@@ -50,6 +50,8 @@ def fit(config, overrides, run_dir, overwrite, resume, allow_config_change, quie
                          device=device)
     if hasattr(result, "scores"):                # k-fold cross-validation: one row per fold
         return _print_cross_validation(console, result)
+    if result.note:                              # e.g. resuming a run that has nothing left to do
+        return console.print(f"{result.run_dir}: {result.note}", highlight=False)
     _print_fit_summary(console, result)
 
 
@@ -75,6 +77,11 @@ def _print_fit_summary(console, result):
     console.print(table)
     if result.trainer.restored_epoch:
         console.print(f"restored the weights of epoch {result.trainer.restored_epoch} (early stopping)")
+    if result.test:
+        weights = f"epoch {result.trainer.restored_epoch}'s restored" if result.trainer.restored_epoch \
+            else f"the last epoch's ({len(result.history)})"
+        console.print(f"test: scored with {weights} weights; `dltrain evaluate` scores the best "
+                      "checkpoint (best.npz) when the run kept one, else last.npz")
     console.print(f"next: dltrain evaluate {result.run_dir}")
 
 
@@ -93,6 +100,21 @@ def _print_cross_validation(console, result):
     console.print(f"runs: {result.run_dir}/fold1 .. fold{len(result.scores)}")
 
 
+def _print_fold_scores(console, result):
+    """A k-fold run on its test split: each fold's model, mean ± std, and the fold ensemble."""
+    format_value = render.format_value
+    summary = result.summary()
+    table = render.table(f"{result.run_dir}  ({len(result.folds)} fold models on the test split)",
+                         ("model", render.NAME), *((key, render.RIGHT) for key in summary))
+    for checkpoint, scores in zip(result.checkpoints, result.folds):
+        table.add_row(checkpoint, *(format_value(scores[key]) for key in summary))
+    table.add_row("mean ± std", *(f"{format_value(m)} ± {format_value(s)}" for m, s in summary.values()),
+                  style="bold")
+    table.add_row("ensemble (mean output)", *(format_value(result.ensemble.get(key, "")) for key in summary),
+                  style="bold")
+    console.print(table)
+
+
 @click.command(context_settings=CONTEXT)
 @click.argument("run", type=click.Path())
 @click.option("--checkpoint", "which", default="best", show_default=True,
@@ -106,10 +128,12 @@ def evaluate(run, which, data, as_json, device):
     from dltrain import api
 
     scores = api.evaluate(run, which, data, device=device)
-    if as_json:
-        click.echo(render.json_text(scores, indent=None))
+    if as_json:                                  # strict JSON: NaN and Inf are null
+        click.echo(render.json_text(scores.as_dict() if hasattr(scores, "ensemble") else scores, indent=None))
         return
-    table = render.table(f"{run}", ("metric", render.NAME), ("value", render.RIGHT))
+    if hasattr(scores, "ensemble"):              # a k-fold run: each fold, mean ± std, ensemble
+        return _print_fold_scores(render.console(), scores)
+    table = render.table(f"{run}  ({scores.checkpoint})", ("metric", render.NAME), ("value", render.RIGHT))
     for key, value in scores.items():
         table.add_row(key, render.format_value(value))
     render.console().print(table)
@@ -131,21 +155,19 @@ def predict(run, files, which, output, fmt, top_k, device):
     from dltrain import api
 
     predictions = api.predict(run, files, which, device=device)
+    top_k, note = predictions.capped_top_k(top_k)
+    if note:
+        stderr().print(note)
     if output:
         api.write_predictions(predictions, output, fmt, top_k)
         stderr().print(f"wrote {len(predictions.outputs)} predictions to {output}")
         return
     if fmt == "npy":
         raise click.UsageError("--format npy needs --output FILE")
-    records = predictions.records(top_k)
     if fmt == "json":
-        click.echo(render.json_text(records))
+        click.echo(render.json_text(predictions.records(top_k)))
         return
-    import csv
-
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(records[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records)
+    predictions.write_csv(sys.stdout, top_k)
 
 
 COMMANDS = [fit, evaluate, predict]

@@ -229,6 +229,12 @@ class _Validator:
             self.errors.append(error)
         except ConfigError as error:
             self.errors.append(error)
+        except TypeError:                   # a layer given a null (unknown) dimension
+            if None not in tuple(model.input_shape):
+                raise
+            self.fail(f"model.input_shape {list(model.input_shape)} has an unknown (null) dimension, "
+                      "which these layers cannot take", ("model", "input_shape"),
+                      fix="give every dimension a size.")
         return model
 
     def layers(self, specs):
@@ -288,7 +294,7 @@ class _Validator:
                           "softmax; for multi-label outputs end the model in sigmoid.")
 
     def monitors(self):
-        metrics = self.data.get("metrics") or []
+        metrics = self.data.get("metrics") if isinstance(self.data.get("metrics"), list) else []
         names = ["loss"] + [metric_name(s) for s, built in zip(metrics, self.checked.metrics)
                             if built is not None]
         data = self.data.get("data") if isinstance(self.data.get("data"), dict) else {}

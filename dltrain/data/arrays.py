@@ -102,4 +102,20 @@ def check_finite(array, file, what, allow=False):
                         f"sample(s), the first at sample {first[0]}",
                         fix="clean the data, or set `allow_nonfinite: true` on the source "
                             "if a later preprocessing step handles them.")
+    if array.dtype.itemsize > 4 and array.dtype.kind == "f":
+        _check_float32_range(array, file, what)
     return array
+
+
+def _check_float32_range(array, file, what):
+    """Samples are computed in float32 (the pipeline's output): a larger finite value would
+    silently become inf there, so it is refused here, by sample."""
+    limit = float(np.finfo(np.float32).max)
+    for start, chunk in chunks(array):
+        flat = np.abs(chunk.reshape(len(chunk), -1))
+        big = (np.isfinite(flat) & (flat > limit)).any(axis=1)
+        if big.any():
+            index = int(np.argmax(big))
+            raise DataError(f"{file}: {what} holds values beyond float32's range (|x| > 3.4e38), "
+                            f"the first at sample {start + index}",
+                            fix="rescale the data; samples are computed in float32.")

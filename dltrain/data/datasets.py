@@ -113,18 +113,20 @@ def local(name, split="train"):
     return None if None in paths else paths
 
 
-def _find(data, file):
-    """The verified copy of ``file`` in ``$DLTRAIN_DATA_DIR/NAME/`` or ``$DLTRAIN_DATA_DIR/``.
+def _find(data, file, known=()):
+    """The verified copy of ``file`` in ``$DLTRAIN_DATA_DIR/NAME/``, ``$DLTRAIN_DATA_DIR/``, or
+    a ``known`` folder (where a run found its data when it was trained).
 
     A copy that fails verification is never deleted: a fresh download replaces the cache's own
     copy atomically, and a file directly in the data folder may be another dataset's."""
-    for path in (download.cache_dir() / data.name / file, download.cache_dir() / file):
+    for path in (download.cache_dir() / data.name / file, download.cache_dir() / file,
+                 *(Path(folder) / file for folder in known)):
         if path.is_file() and not _problem(data, path):
             return path
     return None
 
 
-def files(name, split="train", mirror=None, progress=None):
+def files(name, split="train", mirror=None, progress=None, known=()):
     """Local, verified paths of a split's files: downloaded (and cached) when missing.
 
     ``progress(file, done, total)`` is called while downloading; without one, the hook that
@@ -151,7 +153,7 @@ def files(name, split="train", mirror=None, progress=None):
         return paths
     paths = []
     for file in data.splits[split]:
-        path = _find(data, file)
+        path = _find(data, file, known)
         if path is None:
             path = _download(data, file, download.cache_dir() / name / file, mirror, progress)
         paths.append(path)
@@ -199,8 +201,10 @@ class Dataset(Source):
     def __init__(self, name, split="train", mirror=None):
         self.name, self.split, self.mirror = name, split, mirror
         self.info = info(name)
-        self.path = None
+        self.path = None                 # the first file read, once loaded (the run records it)
         self.inner = None
+        #: folders where the run that saved this source found its files (api.LoadedRun)
+        self.known_folders = ()
 
     @property
     def class_names(self):
@@ -215,7 +219,8 @@ class Dataset(Source):
         mirror = self.mirror
         if mirror and "://" not in str(mirror) and not Path(mirror).expanduser().is_absolute():
             mirror = Path(base) / mirror
-        paths = files(self.name, self.split, mirror)
+        paths = files(self.name, self.split, mirror, known=self.known_folders)
+        self.path = str(paths[0])
         if self.info.downloaded:              # (N, 28, 28, 1) uint8 images, (N,) int64 labels
             return Idx(str(paths[0]), labels=str(paths[1])).load(base)
         path = paths[0]
@@ -229,6 +234,17 @@ class Dataset(Source):
     @fitted.setter
     def fitted(self, value):
         pass                                   # bundled CSVs are numeric: nothing to restore
+
+
+def remember_folders(sources, record):
+    """Give every dataset source the folders a run's manifest (run.json ``data``) says its files
+    were read from, so evaluating it without the DLTRAIN_DATA_DIR it was trained with finds them
+    instead of downloading."""
+    folders = [str(Path(entry["path"]).parent) for entry in (record or {}).get("data", {}).values()
+               if isinstance(entry, dict) and entry.get("path")]
+    for source in sources.values():
+        if isinstance(source, Dataset):
+            source.known_folders = tuple(folders)
 
 
 def listing():

@@ -49,8 +49,9 @@ def reporter(file):
 
 
 def cache_dir():
-    """Where downloaded datasets live: $DLTRAIN_DATA_DIR, else ~/.cache/dltrain."""
-    return Path(os.environ.get("DLTRAIN_DATA_DIR") or Path.home() / ".cache" / "dltrain").expanduser()
+    """Where downloaded datasets live: $DLTRAIN_DATA_DIR, else ~/.cache/dltrain; a relative
+    DLTRAIN_DATA_DIR is taken from the current directory (never from a config's folder)."""
+    return Path(os.environ.get("DLTRAIN_DATA_DIR") or Path.home() / ".cache" / "dltrain").expanduser().absolute()
 
 
 def digest(path, content=True, algorithm="sha256"):

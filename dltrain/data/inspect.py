@@ -15,8 +15,13 @@ def split_stats(split, classes=None):
     n = len(split)
     lo, hi, total, nan, inf, count = np.inf, -np.inf, 0.0, 0, 0, 0
     rows = chunk_rows(split.x)
+    text = split.x.dtype.kind in "USO"                   # text sources: lengths, not values
+    lengths = []
     for start in range(0, n, rows):
         x, _ = split.take(np.arange(start, min(start + rows, n)))
+        if text:
+            lengths.append(np.strings.str_len(np.asarray(x, dtype=str)).reshape(len(x), -1).sum(axis=1))
+            continue
         values = x.astype(np.float64, copy=False)
         finite = np.isfinite(values)
         nan += int(np.isnan(values).sum())
@@ -28,6 +33,9 @@ def split_stats(split, classes=None):
     stats = {"samples": n, "shape": tuple(split.x.shape[1:]), "dtype": str(split.x.dtype),
              "min": lo if count else None, "max": hi if count else None,
              "mean": total / count if count else None, "nan": nan, "inf": inf}
+    if text and lengths:
+        chars = np.concatenate(lengths)
+        stats["characters"] = (int(chars.min()), int(chars.max()), float(chars.mean()))
     if split.y is not None:
         y = np.asarray(split.y)[split.indices]
         stats["label_dtype"] = str(y.dtype)
@@ -66,7 +74,7 @@ def inspect(config, overrides=()):
     if experiment.pipeline.steps:
         experiment.fit_pipeline(splits["train"])
         x, _ = splits["train"].take(np.arange(min(len(splits["train"]), 256)))
-        after = experiment.pipeline.transform(x)
+        after = np.asarray(experiment.pipeline.transform(x), dtype=np.float64)
         report["after_preprocessing"] = {"shape": tuple(after.shape[1:]), "min": float(after.min()),
                                          "max": float(after.max()), "mean": float(after.mean())}
     return report

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dltrain import check
+from dltrain import activations, check  # noqa: F401  (activations: the ensemble of from_logits models)
 from dltrain.data.dataset import Split
+from dltrain.data.prediction_inputs import fold_runs  # noqa: F401  (api and evaluate_folds)
 from dltrain.errors import ConfigError, DataError
 
 
@@ -84,3 +85,77 @@ def cross_validate(fit, config, k, run_dir, **options):
         scores.append({key[4:]: value for key, value in best.items() if key.startswith("val_")})
         results.append(result)
     return CrossValidation(Path(run_dir), results, scores)
+
+
+# -- evaluating a k-fold run ---------------------------------------------------------------------
+
+@dataclass
+class FoldScores:
+    run_dir: Path
+    folds: list                  # one {metric: value} per fold, each fold's model on the test split
+    ensemble: dict               # the metrics of the fold models' averaged outputs
+    checkpoints: list            # which checkpoint of each fold was scored
+
+    def summary(self):
+        """{metric: (mean, std)} over the folds (population std, ddof 0)."""
+        keys = [k for k in self.folds[0] if all(k in s for s in self.folds)]
+        return {k: (float(np.mean([s[k] for s in self.folds])), float(np.std([s[k] for s in self.folds])))
+                for k in keys}
+
+    def as_dict(self):
+        return {"folds": self.folds, "mean": {k: m for k, (m, _) in self.summary().items()},
+                "std": {k: s for k, (_, s) in self.summary().items()}, "ensemble": self.ensemble,
+                "checkpoints": self.checkpoints}
+
+
+def evaluate_folds(run, which, data, load_run):
+    """Each fold's model on the test split (or ``data``), and the ensemble of all folds: the
+    averaged probabilities (a classifier) or outputs (a regression), scored like one model."""
+    from dltrain.data import prediction_inputs
+
+    loaded = [load_run(fold, which) for fold in fold_runs(run)]
+    splits = []
+    for one in loaded:
+        if data is not None:
+            split = prediction_inputs.evaluation_split(data, one.experiment)
+        else:
+            if one.experiment.sources.get("test") is None:
+                raise ConfigError(f"the config of {one.run_dir} has no test split",
+                                  fix="pass --data FILE, or add `test: {split: 0.2}` under data.")
+            split = one.experiment.load_data()["test"]
+        prediction_inputs.check_labels(one.experiment, {"test": split})
+        splits.append(split)
+    trainers = [one.trainer() for one in loaded]
+    scores = [trainer.evaluate(split) for trainer, split in zip(trainers, splits)]
+    return FoldScores(Path(run), scores, _ensemble(trainers, splits),
+                      [f"{one.run_dir.name}/{prediction_inputs.describe_checkpoint(one.path, one.meta)}"
+                       for one in loaded])
+
+
+def _ensemble(trainers, splits, batch_size=256):
+    """Loss and metrics of the mean of the fold models' outputs (probabilities, not logits)."""
+    from dltrain.registry import build
+    from dltrain.training.step import Step
+
+    first = trainers[0]
+    from_logits = getattr(first.loss, "from_logits", False)
+    activation = build("activation", first.loss.fuses) if from_logits else None
+    for metric in first.metrics.values():        # the fold scores are taken: reuse its metrics
+        metric.reset()
+    total, seen = 0.0, 0
+    for start in range(0, len(splits[0]), batch_size):
+        positions = np.arange(start, min(start + batch_size, len(splits[0])))
+        outputs = []
+        for trainer, split in zip(trainers, splits):      # each fold has its own preprocessing
+            x, y = trainer._batch(split, positions)
+            out = trainer.model.forward(x, training=False)
+            outputs.append(activation.forward(out) if from_logits else out)
+        mean = np.mean(outputs, axis=0)
+        if from_logits:                    # logits whose softmax (sigmoid) is the mean probability
+            clipped = np.clip(mean, 1e-7, 1 - 1e-7)
+            mean = np.log(clipped) - (np.log1p(-clipped) if first.loss.fuses == "sigmoid" else 0)
+        value = first.loss.sum(mean, y)
+        total += float(value.mean) * value.count
+        seen += value.count
+        Step.update_metrics(first.metrics, mean if value.probabilities is None else value.probabilities, y)
+    return first._results(total, seen)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dltrain.data import npyfile, table
+from dltrain.data import csv_columns, csv_stream, npyfile, table
 from dltrain.data.arrays import check_finite
 from dltrain.errors import ConfigError, DataError
 from dltrain.registry import register
@@ -43,9 +43,10 @@ class Source:
 
 
 def _check_numeric(array, file, what):
-    if array.dtype == object or array.dtype.kind in "USV":
-        raise DataError(f"{file}: {what} holds {array.dtype} values, not numbers",
-                        fix="store numeric arrays (no object or string arrays).")
+    if array.dtype == object or array.dtype.kind in "USVc":
+        kind = "complex numbers" if array.dtype.kind == "c" else "not numbers"
+        raise DataError(f"{file}: {what} holds {array.dtype} values, {kind}",
+                        fix="store real-valued numeric arrays (no complex, object or string arrays).")
     return array
 
 
@@ -205,13 +206,16 @@ class Csv(Source):
     def load(self, base):
         path = self.resolve(base)
         data = table.Table(path, self.delimiter, self.header)
-        label = None if self.label is None else data.index(self.label, "label")
         learning = self.fitted is None
         if learning:
+            label = None if self.label is None else data.index(self.label, "label")
             self.fitted = table.fit_columns(self, data, self._columns(data, label))
-            self.fitted["class_names"] = None
-        columns = [data.index(name, "features") for name in self.fitted["columns"]] \
-            if data.has_header else self._columns(data, label)
+            self.fitted.update(class_names=None, label=None if label is None else data.names[label],
+                               label_index=label)
+            columns = [data.index(name, "features") for name in self.fitted["columns"]]
+        else:                  # a later file: columns by the training header's names, or position
+            label = csv_columns.label_column(data, self.fitted, self.label, needed=True)
+            columns = csv_columns.feature_columns(data, self.fitted, label)
         x = table.features(self, data, self.fitted, columns)
         self._learned_from = (data, columns) if learning else None
         return x, (None if label is None else table.labels(data, label, self.fitted, learning))
@@ -228,23 +232,18 @@ class Csv(Source):
     def load_features(self, base, expected_features=None):
         """The features of a CSV, with or without its label column (found by name or width)."""
         path = self.resolve(base)
+        streamed = csv_stream.features(self, path)       # numeric files: in chunks, no cell strings
+        if streamed is not None:
+            return streamed
         data = table.Table(path, self.delimiter, self.header)
         if self.fitted is None:
             label = data.index(self.label, "label") if self.label is not None and \
                 len(data.names) == (expected_features or 0) + 1 else None
-            self.fitted = table.fit_columns(self, data, self._columns(data, label))
-        wanted = self.fitted["columns"]
-        if data.has_header and all(name in data.names for name in wanted):
-            columns = [data.names.index(name) for name in wanted]
+            columns = self._columns(data, label)
+            self.fitted = table.fit_columns(self, data, columns)
         else:
-            columns = list(range(len(data.names)))
-            if self.label is not None and len(columns) == len(wanted) + 1:
-                columns.remove(data.index(self.label, "label"))
-            if len(columns) != len(wanted):
-                raise DataError(f"{path} has {len(columns)} features, the model expects {len(wanted)}",
-                                expected=f"the columns {', '.join(wanted[:10])}"
-                                         f"{' ...' if len(wanted) > 10 else ''}",
-                                fix="give the same feature columns the model was trained on.")
+            label = csv_columns.label_column(data, self.fitted, self.label, needed=False)
+            columns = csv_columns.feature_columns(data, self.fitted, label)
         return table.features(self, data, self.fitted, columns)
 
     @classmethod

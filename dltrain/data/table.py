@@ -29,9 +29,10 @@ def _is_number(text):
 class Table:
     """The cells of a CSV file: names (n_columns,), cells (rows, columns) of str, line numbers."""
 
-    def __init__(self, path, delimiter="auto", header="auto"):
+    def __init__(self, path, delimiter="auto", header="auto", limit=None):
+        """``limit``: read only the first rows (the header and a sample: csv_stream.py)."""
         self.path = path
-        rows, self.lines, text_end = _read(path, delimiter)
+        rows, self.lines, text_end, self.delimiter = _read(path, delimiter, limit)
         if not rows:
             raise DataError(f"{path} is empty", fix="give a CSV file with a header line and rows.")
         self.has_header = _has_header(rows) if header == "auto" else bool(header)
@@ -44,7 +45,7 @@ class Table:
         wrong = np.flatnonzero(widths != width)
         if wrong.size:
             r = int(wrong[0])
-            if r == len(rows) - 1 and widths[r] < width and not text_end:
+            if r == len(rows) - 1 and widths[r] < width and not text_end and limit is None:
                 raise DataError(f"{path} ends mid-row: {self.at(r)} has {widths[r]} of {width} "
                                 f"columns and no line end", fix="the file was cut short; "
                                 "re-export or re-download it.")
@@ -106,8 +107,9 @@ class Table:
                             ) from None
 
 
-def _read(path, delimiter):
-    """(rows, line numbers, whether the text ends with a line break), blank rows dropped."""
+def _read(path, delimiter, limit=None):
+    """(rows, line numbers, whether the text ends with a line break, the delimiter), blank rows
+    dropped; only the first ``limit`` rows when it is given."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             sample = f.read(1 << 16)
@@ -121,6 +123,8 @@ def _read(path, delimiter):
                     if any(cell.strip() for cell in row):
                         rows.append(row)
                         lines.append(reader.line_num)
+                        if limit is not None and len(rows) >= limit:
+                            break
             except csv.Error as error:
                 start = (lines[-1] if lines else 0) + 1
                 raise DataError(f"{path}: malformed CSV in the row starting at line {start} "
@@ -135,7 +139,7 @@ def _read(path, delimiter):
                         fix="save the file as UTF-8.") from None
     except OSError as error:
         raise DataError(f"{path}: cannot be read ({error.strerror})") from None
-    return rows, lines, ends
+    return rows, lines, ends, delimiter
 
 
 def _sniff(sample, path):
@@ -218,7 +222,8 @@ def refit(source, table, columns, rows):
     is unseen, an error as for any file (see ``features``); the class names stay those of the
     whole file, since they name the model's outputs."""
     fitted = fit_columns(source, table.rows(rows), columns)
-    fitted["class_names"] = source.fitted.get("class_names")
+    for key in ("class_names", "label", "label_index"):
+        fitted[key] = source.fitted.get(key)
     source.fitted = fitted
     return features(source, table, fitted, columns)
 

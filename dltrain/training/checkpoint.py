@@ -14,6 +14,7 @@ import numpy as np
 
 from dltrain.data import npyfile
 from dltrain.errors import CheckpointError
+from dltrain.training import record_check
 from dltrain.training.files import atomic_open
 
 FORMAT_VERSION = 1
@@ -55,6 +56,7 @@ def load(path):
         meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"checkpoint {str(path)!r} has a corrupt meta record ({error})") from None
+    record_check.check(meta, path, FORMAT_VERSION)       # version, keys and types, all at once
     if meta.get("sha256") != digest(arrays):
         raise CheckpointError(f"checkpoint {str(path)!r} fails its checksum: it was altered or damaged",
                               fix="use another checkpoint (e.g. --checkpoint last) or retrain.")

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from dltrain.errors import CheckpointError, ConfigError
-from dltrain.training import checkpoint
+from dltrain.training import checkpoint, record_check
 from dltrain.training.writer import CHECKPOINTS, PREVIOUS
 
 ABSENT = "<absent>"
@@ -55,6 +55,7 @@ def find(run_dir, resume):
     run_dir = Path(run_dir)
     if resume not in ("auto", None) and Path(resume).is_file():
         arrays, meta = checkpoint.load(resume)
+        record_check.check(meta, resume, checkpoint.FORMAT_VERSION, record_check.RESUME)
         return Path(resume), arrays, meta
     folder = run_dir / CHECKPOINTS
     candidates = [folder / "last.npz", folder / PREVIOUS]
@@ -70,6 +71,7 @@ def find(run_dir, resume):
             continue
         try:
             arrays, meta = checkpoint.load(path)
+            record_check.check(meta, path, checkpoint.FORMAT_VERSION, record_check.RESUME)  # every key
         except CheckpointError as error:
             problems.append(error.message)
             continue
@@ -129,6 +131,18 @@ def restore(trainer, arrays, meta):
             callback.load_state_arrays(section(arrays, f"callbacks/{i}"))
     trainer.restore_progress(meta["epoch"], meta["step"], meta["history"], meta.get("position"),
                              meta.get("first_loss"))
+
+
+def finished(meta, resolved):
+    """Why a checkpoint's run has nothing left to train ('stopped early at epoch 7', 'finished
+    its 30 epochs'), or None. An early stop is final: resuming does not train past it."""
+    for state in meta.get("callbacks") or []:
+        if isinstance(state, dict) and state.get("stopped_epoch"):
+            return f"it stopped early at epoch {state['stopped_epoch']}"
+    epochs = ((resolved or {}).get("training") or {}).get("epochs")
+    if isinstance(epochs, int) and meta.get("epoch", 0) >= epochs and not meta.get("position"):
+        return f"it finished its {epochs} epochs"
+    return None
 
 
 def start(writer, resume, overwrite, resolved, allow_change):

@@ -152,7 +152,9 @@ class Trainer:
             x, y = self._batch(split, positions[self.comm.share(len(positions))])
             out = self.model.forward(x, training=False, logits=fused)
             value = loss.sum(out, y, logits=fused)
-            total += float(value.total)
+            # mean * count, not the sum: the float64 total of float32 means, as before the sums
+            # (bit for bit the same val_loss); an empty share of a small last batch adds nothing
+            total += float(value.mean) * value.count if value.count else 0.0
             seen += value.count
             Step.update_metrics(self.metrics, out if value.probabilities is None else value.probabilities, y)
         return self._results(total, seen)

@@ -25,6 +25,10 @@ from dltrain.training.files import TEMP_MARK, atomic_open, clean_temporaries, wr
 
 CHECKPOINTS = "checkpoints"
 PREVIOUS = "previous.npz"
+LOCK = ".dltrain.lock"
+#: what a run directory holds: --overwrite replaces a folder of only these (or one whose run.json
+#: says dltrain wrote it), never someone's own files
+RUN_FILES = {"config.yaml", "run.json", "metrics.csv", "metrics.jsonl", "curves.png", CHECKPOINTS, LOCK}
 EPOCH_FILE = re.compile(r"epoch_(\d+)\.npz$")
 
 
@@ -39,12 +43,19 @@ class RunWriter:
     # -- opening -------------------------------------------------------------------------------
 
     def create(self, overwrite=False):
-        """A fresh run: create the directory; a non-empty one is refused unless ``overwrite``."""
-        if self.path.exists() and any(self.path.iterdir()):
+        """A fresh run: create the directory; a non-empty one is refused unless ``overwrite``,
+        and even then unless it holds a dltrain run (or only a run's files)."""
+        if self.path.exists() and any(c.name != LOCK for c in self.path.iterdir()):
             if not overwrite:
                 raise ConfigError(f"run directory {str(self.path)!r} already exists and is not empty",
                                   fix="pass --overwrite to replace it, --run-dir to choose another, "
                                       "or --resume to continue it.")
+            if not holds_run(self.path):
+                others = sorted(c.name for c in self.path.iterdir() if c.name not in RUN_FILES)
+                raise ConfigError(f"{str(self.path)!r} is not a dltrain run directory (it holds "
+                                  f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}), so "
+                                  "--overwrite and --resume leave it alone",
+                                  fix="choose another --run-dir (a new or empty folder, or a run).")
             self._empty()
         self.check_writable(fix="choose a writable place with --run-dir.")
 
@@ -67,10 +78,48 @@ class RunWriter:
 
     def _empty(self):
         for child in self.path.iterdir():
+            if child.name == LOCK:                 # held by this process for the whole fit
+                continue
             if child.is_dir():
                 shutil.rmtree(child)
             else:
                 child.unlink()
+
+    # -- the lock: one fit per run directory ------------------------------------------------------
+
+    def lock(self):
+        """Hold RUN/.dltrain.lock (flock) until ``unlock``; another process holding it is a
+        ConfigError naming its PID (exit 2). Where file locks are not supported, nothing is held."""
+        import fcntl
+
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = open(self.path / LOCK, "a+")
+        except OSError as error:
+            raise CheckpointError(f"cannot write to run directory {str(self.path)!r}: "
+                                  f"{error.strerror or error}",
+                                  fix="choose a writable place with --run-dir.") from None
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or "unknown"
+            self._lock.close()
+            self._lock = None
+            raise ConfigError(f"run directory {str(self.path)!r} is in use by another dltrain "
+                              f"process (PID {holder})",
+                              fix="wait for it to finish, or choose another --run-dir.") from None
+        except OSError:
+            return                                # no locks on this file system
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(str(os.getpid()))
+        self._lock.flush()
+
+    def unlock(self):
+        lock, self._lock = getattr(self, "_lock", None), None
+        if lock is not None:
+            lock.close()                          # closing the descriptor releases the flock
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -146,6 +195,18 @@ class RunWriter:
             path.unlink(missing_ok=True)
 
 
+def holds_run(path):
+    """Whether ``path`` holds a dltrain run: its run.json says so, or it has only a run's files."""
+    path = Path(path)
+    try:
+        record = json.loads((path / "run.json").read_text(encoding="utf-8")[:1 << 24])
+        if isinstance(record, dict) and "dltrain" in record:
+            return True
+    except (OSError, ValueError):
+        pass
+    return all(child.name in RUN_FILES for child in path.iterdir())
+
+
 class NullWriter(RunWriter):
     """The writer of a process that must not write (a rank other than 0): every call does nothing."""
 
@@ -155,6 +216,9 @@ class NullWriter(RunWriter):
         pass
 
     def reopen(self):
+        pass
+
+    def lock(self):
         pass
 
     def config(self, text):
