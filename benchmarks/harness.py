@@ -55,8 +55,11 @@ def prepare(args):
         args.threads = 1 if args.workers > 1 else os.cpu_count()
     if args.torch_threads is None:
         args.torch_threads = args.threads * args.workers
+    # with --workers this process runs only PyTorch (the ranks get args.threads from Job.run):
+    # torch reads OMP_NUM_THREADS/MKL_NUM_THREADS too, and at 1 it ran its 2 threads as one
+    own = args.torch_threads if args.workers > 1 and not args.rank_round else args.threads
     for key in THREAD_VARIABLES:
-        os.environ.setdefault(key, str(args.threads))
+        os.environ.setdefault(key, str(own))
     if args.torch_site:
         sys.path.append(args.torch_site)
 
