@@ -13,6 +13,7 @@ alternating rounds, and the epoch time is extrapolated from the median per-step 
 PyTorch is imported.
 
     python benchmarks/convnet.py [--rounds 5] [--steps 150] [--threads N] [--no-torch]
+    python benchmarks/convnet.py --workers 2     # each dltrain round: 2 MPI ranks x 1 BLAS thread
     python benchmarks/convnet.py --torch-site /work/torchenv/lib/python3.11/site-packages
 """
 import functools
@@ -51,8 +52,9 @@ def make_data():
     return x, y
 
 
-def dltrain_runner(x, y):
-    """run(steps) trains ``steps`` batches through dltrain's Trainer; returns seconds per step."""
+def dltrain_runner(x, y, comm=None):
+    """run(steps) trains ``steps`` global batches through dltrain's Trainer (with ``comm``: this
+    rank's share of each); returns seconds per step. ``run.trainer`` is the Trainer."""
     import numpy as np
 
     from dltrain.data.dataset import Split
@@ -60,7 +62,7 @@ def dltrain_runner(x, y):
     from dltrain.losses import SparseCategoricalCrossentropy
 
     trainer = harness.dltrain_trainer({"input_shape": [28, 28, 1], "layers": LAYERS},
-                                      SparseCategoricalCrossentropy(), BATCH, [Rescale(1 / 255)])
+                                      SparseCategoricalCrossentropy(), BATCH, [Rescale(1 / 255)], comm)
     epoch = [0]
 
     def run(steps):
@@ -70,6 +72,7 @@ def dltrain_runner(x, y):
         trainer.train_epoch(split, epoch[0])
         return (time.perf_counter() - started) / steps
 
+    run.trainer = trainer
     return run
 
 
@@ -112,20 +115,29 @@ def main():
     args = parse()
     harness.prepare(args)
     x, y = make_data()
+    if args.rank_round:                             # one rank of a --workers round
+        def make(comm):
+            run = dltrain_runner(x, y, comm)
+            return functools.partial(run, args.steps), run.trainer
+        return harness.rank_round(make)
+    job = harness.Job(args, __file__) if args.workers > 1 else None
     times, dltrain_peak = harness.alternate(        # each run: args.steps batches, seconds per step
-        functools.partial(dltrain_runner(x, y), args.steps),
-        lambda: functools.partial(torch_runner(x, y, args.threads), args.steps),
+        job or functools.partial(dltrain_runner(x, y), args.steps),
+        lambda: functools.partial(torch_runner(x, y, args.torch_threads), args.steps),
         args.rounds, not args.no_torch)
     import numpy as np
 
     print(f"convnet conv32-pool-conv64-pool-conv64-dense64-dense10, RMSprop, batch {BATCH}, float32, "
-          f"28x28x1; {args.rounds} rounds of {args.steps} steps; {args.threads} threads; "
+          f"28x28x1; {args.rounds} rounds of {args.steps} steps; {harness.threads_line(args)}; "
           f"numpy {np.__version__}")
     for name, values in times.items():
         step = statistics.median(values)
         print(f"  {name:8s} median {step * 1000:.1f} ms/step (min {min(values) * 1000:.1f}, "
               f"max {max(values) * 1000:.1f}) -> {step * STEPS_PER_EPOCH:.1f} s per 60,000-sample epoch")
-    print(f"  dltrain peak RSS {dltrain_peak:.0f} MiB (data {x.nbytes / 2**20:.0f} MiB)")
+    if job:
+        job.report(times["dltrain"])
+    else:
+        print(f"  dltrain peak RSS {dltrain_peak:.0f} MiB (data {x.nbytes / 2**20:.0f} MiB)")
     harness.print_ratio(times)
 
 

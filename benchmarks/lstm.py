@@ -8,6 +8,7 @@ training set); their ratio is printed. Peak memory (ru_maxrss) is read for dltra
 PyTorch is imported.
 
     python benchmarks/lstm.py [--rounds 3] [--batches 20] [--threads N] [--cell lstm|gru] [--no-torch]
+    python benchmarks/lstm.py --workers 2        # each dltrain round: 2 MPI ranks x 1 BLAS thread
     # PyTorch installed in another virtual environment (same Python version):
     python benchmarks/lstm.py --torch-site /path/to/torch-venv/lib/python3.11/site-packages
 """
@@ -37,15 +38,16 @@ def make_data(batches):
     return x, y
 
 
-def dltrain_runner(x, y, cell="lstm"):
-    """A function that trains one round (every batch of x) through dltrain's Trainer."""
+def dltrain_runner(x, y, cell="lstm", comm=None):
+    """A function that trains one round (every global batch of x; with ``comm``, this rank's
+    share of each) through dltrain's Trainer; ``run.trainer`` is the Trainer."""
     from dltrain.data.dataset import Split
     from dltrain.losses import BinaryCrossentropy
 
     trainer = harness.dltrain_trainer({"input_shape": [STEPS], "layers": [
         {"type": "embedding", "input_dim": VOCAB, "output_dim": DIM},
         {"type": cell, "units": UNITS},
-        {"type": "dense", "units": 1, "activation": "sigmoid"}]}, BinaryCrossentropy(), BATCH)
+        {"type": "dense", "units": 1, "activation": "sigmoid"}]}, BinaryCrossentropy(), BATCH, comm=comm)
     split = Split(x, y.reshape(-1, 1).astype("float32"))
     epoch = [0]
 
@@ -55,6 +57,7 @@ def dltrain_runner(x, y, cell="lstm"):
         trainer.train_epoch(split, epoch[0])
         return time.perf_counter() - started
 
+    run.trainer = trainer
     return run
 
 
@@ -104,20 +107,30 @@ def main():
     args = parse()
     harness.prepare(args)
     x, y = make_data(args.batches)
+    if args.rank_round:                             # one rank of a --workers round
+        def make(comm):
+            run = dltrain_runner(x, y, args.cell, comm)
+            return run, run.trainer
+        return harness.rank_round(make)
+    job = harness.Job(args, __file__) if args.workers > 1 else None
     times, dltrain_peak = harness.alternate(        # each run: every batch of x, its seconds
-        dltrain_runner(x, y, args.cell), lambda: torch_runner(x, y, args.threads, args.cell), args.rounds,
-        not args.no_torch)
+        job or dltrain_runner(x, y, args.cell), lambda: torch_runner(x, y, args.torch_threads, args.cell),
+        args.rounds, not args.no_torch)
     import numpy as np
 
     per_epoch = -(-EPOCH_SAMPLES // BATCH) / args.batches
     print(f"embedding {VOCAB}x{DIM} -> {args.cell.upper()} {UNITS} -> dense 1 sigmoid, {STEPS} steps, batch {BATCH}, "
-          f"RMSprop, float32; {args.batches} batches per round; {args.threads} threads; "
+          f"RMSprop, float32; {args.batches} batches per round; {harness.threads_line(args)}; "
           f"numpy {np.__version__}")
     for name, values in times.items():
         median = statistics.median(values)
         print(f"  {name:8s} median {median / args.batches * 1000:.1f} ms/batch -> "
               f"{median * per_epoch:.1f} s per 25,000-sequence epoch  "
               f"(rounds {', '.join(f'{v:.2f}' for v in values)} s)")
+    if job:
+        job.report(times["dltrain"])
+        harness.print_ratio(times)
+        return
     print(f"  dltrain peak RSS {dltrain_peak:.0f} MiB (data {x.nbytes / 2**20:.0f} MiB)")
     from dltrain.parallel import recurrent_helper
 
@@ -125,6 +138,8 @@ def main():
     if helper_peak is not None:
         print(f"  dltrain's recurrent helper process peak RSS {helper_peak:.0f} MiB "
               f"(the second half of each batch's time loops; shared memory counted in both)")
+    else:
+        print("  dltrain's recurrent helper process: not started")
     harness.print_ratio(times)
 
 

@@ -9,6 +9,7 @@ shared with other work slows both alike; medians and their ratio are printed.
 Peak memory (ru_maxrss) is measured for dltrain before PyTorch is imported.
 
     python benchmarks/mlp.py [--epochs 5] [--threads N] [--no-torch]
+    python benchmarks/mlp.py --workers 2         # each dltrain epoch: 2 MPI ranks x 1 BLAS thread
     # PyTorch installed in another virtual environment (same Python version):
     python benchmarks/mlp.py --torch-site /path/to/torch-venv/lib/python3.11/site-packages
 """
@@ -23,27 +24,29 @@ SAMPLES, FEATURES, HIDDEN, CLASSES, BATCH = 60_000, 784, 512, 10, 128
 def parse():
     parser = harness.parser(__doc__)
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs per framework")
+    parser.add_argument("--samples", type=int, default=SAMPLES, help="samples per epoch (tests: fewer)")
     return parser.parse_args()
 
 
-def make_data():
+def make_data(samples=SAMPLES):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    x = rng.random((SAMPLES, FEATURES), dtype=np.float32)          # 188 MB, like MNIST / 255
-    y = rng.integers(0, CLASSES, SAMPLES).astype(np.int64)
+    x = rng.random((samples, FEATURES), dtype=np.float32)          # 60,000: 188 MB, like MNIST / 255
+    y = rng.integers(0, CLASSES, samples).astype(np.int64)
     return x, y
 
 
-def dltrain_epoch_runner(x, y):
-    """A function that trains one epoch through dltrain's Trainer and returns its seconds."""
+def dltrain_epoch_runner(x, y, comm=None):
+    """A function that trains one epoch through dltrain's Trainer (with ``comm``: this rank's
+    share of every global batch) and returns its seconds; ``run.trainer`` is the Trainer."""
     from dltrain.data.dataset import Split
     from dltrain.losses import SparseCategoricalCrossentropy
 
     trainer = harness.dltrain_trainer({"input_shape": [FEATURES], "layers": [
         {"type": "dense", "units": HIDDEN, "activation": "relu"},
         {"type": "dense", "units": CLASSES, "activation": "softmax"}]},
-        SparseCategoricalCrossentropy(), BATCH)
+        SparseCategoricalCrossentropy(), BATCH, comm=comm)
     split = Split(x, y)
     epoch = [0]
 
@@ -53,6 +56,7 @@ def dltrain_epoch_runner(x, y):
         trainer.train_epoch(split, epoch[0])
         return time.perf_counter() - started
 
+    run.trainer = trainer
     return run
 
 
@@ -71,9 +75,9 @@ def torch_epoch_runner(x, y, threads):
 
     def run():
         epoch[0] += 1
-        order = torch.from_numpy(np.random.default_rng(epoch[0]).permutation(SAMPLES))
+        order = torch.from_numpy(np.random.default_rng(epoch[0]).permutation(len(x)))
         started = time.perf_counter()
-        for start in range(0, SAMPLES, BATCH):
+        for start in range(0, len(x), BATCH):
             index = order[start:start + BATCH]
             xb, yb = tx[index], ty[index]
             optimizer.zero_grad(set_to_none=False)
@@ -90,18 +94,27 @@ def torch_epoch_runner(x, y, threads):
 def main():
     args = parse()
     harness.prepare(args)
-    x, y = make_data()
-    run_dltrain = dltrain_epoch_runner(x, y)      # each run: one epoch, its seconds
+    x, y = make_data(args.samples)
+    if args.rank_round:                             # one rank of a --workers round
+        def make(comm):
+            run = dltrain_epoch_runner(x, y, comm)
+            return run, run.trainer
+        return harness.rank_round(make)
+    job = harness.Job(args, __file__) if args.workers > 1 else None
+    run_dltrain = job or dltrain_epoch_runner(x, y)      # each run: one epoch, its seconds
     times, dltrain_peak = harness.alternate(
-        run_dltrain, lambda: torch_epoch_runner(x, y, args.threads), args.epochs, not args.no_torch)
+        run_dltrain, lambda: torch_epoch_runner(x, y, args.torch_threads), args.epochs, not args.no_torch)
     import numpy as np
 
     print(f"MLP {FEATURES}->{HIDDEN} relu->{CLASSES} softmax, RMSprop, batch {BATCH}, float32, "
-          f"{SAMPLES:,} samples; {args.threads} threads; numpy {np.__version__}")
+          f"{len(x):,} samples; {harness.threads_line(args)}; numpy {np.__version__}")
     for name, values in times.items():
         print(f"  {name:8s} median {statistics.median(values):.3f} s/epoch  "
               f"(min {min(values):.3f}, max {max(values):.3f}, {len(values)} epochs)")
-    print(f"  dltrain peak RSS {dltrain_peak:.0f} MiB (data {x.nbytes / 2**20:.0f} MiB)")
+    if job:
+        job.report(times["dltrain"])
+    else:
+        print(f"  dltrain peak RSS {dltrain_peak:.0f} MiB (data {x.nbytes / 2**20:.0f} MiB)")
     harness.print_ratio(times)
 
 
