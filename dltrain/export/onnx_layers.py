@@ -317,20 +317,18 @@ def _merge_masks(g, node, masks):
     return mask
 
 
-@converts("add")
-def _add(g, node, xs, in_shapes, out_shape, masks):
-    y = xs[0]
-    for x in xs[1:]:
-        y = g.op("Add", [y, x], node.name)
-    return y, _merge_masks(g, node, masks)
+def _elementwise(op):
+    """The converter of a merge that folds its inputs with one binary ONNX operator."""
+    def convert(g, node, xs, in_shapes, out_shape, masks):
+        y = xs[0]
+        for x in xs[1:]:
+            y = g.op(op, [y, x], node.name)
+        return y, _merge_masks(g, node, masks)
+    return convert
 
 
-@converts("multiply")
-def _multiply(g, node, xs, in_shapes, out_shape, masks):
-    y = xs[0]
-    for x in xs[1:]:
-        y = g.op("Mul", [y, x], node.name)
-    return y, _merge_masks(g, node, masks)
+converts("add")(_elementwise("Add"))
+converts("multiply")(_elementwise("Mul"))
 
 
 @converts("concatenate")

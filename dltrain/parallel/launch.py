@@ -35,7 +35,6 @@ def rank_environment(workers, environ=None):
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     if not any(name in env for name in THREAD_VARIABLES):
         env.update({name: threads for name in THREAD_VARIABLES})
-    env["DLTRAIN_WORKERS"] = str(workers)
     return env
 
 

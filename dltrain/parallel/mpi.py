@@ -14,7 +14,7 @@ from dltrain.parallel.communicator import Communicator, SingleProcess
 
 INSTALL = "pip install 'dltrain[mpi]'"
 
-# the launchers' own variables: MPICH/Hydra and Intel MPI, Open MPI, PMIx, MVAPICH, Slurm
+# the launchers' own variables: MPICH/Hydra and Intel MPI, Open MPI, PMIx, MVAPICH (not Slurm's srun)
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
