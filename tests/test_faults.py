@@ -158,6 +158,12 @@ def test_second_signal_stops_at_once_without_damage(tmp_path):
     process = subprocess.Popen([*DLTRAIN, "fit", str(config), "--run-dir", str(run), "--quiet"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout.readline().startswith("epoch 1/")
+    # the epoch line is shown before last.npz is written: wait for the file, or the two signals
+    # can land inside the first save (which then, correctly, leaves nothing behind)
+    saved = run / "checkpoints" / "last.npz"
+    deadline = time.monotonic() + 60
+    while not saved.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
