@@ -25,7 +25,8 @@ def _check(path_or_bytes):
 
 def _run(data, x):
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return session.run(None, {"input": np.asarray(x, dtype=np.float32)})[0]
+    x = np.asarray(x)
+    return session.run(None, {"input": x if x.dtype == object else x.astype(np.float32)})[0]
 
 
 def _overrides(config):
@@ -41,16 +42,16 @@ def _raw_input_file(loaded, tmp_path):
     """(file for `predict`, the same samples as the exported model's input)."""
     experiment = loaded.experiment
     split = experiment.load_data()["test"]
-    x = np.asarray(split.x)[split.indices][:150]
-    encoders = [s for s in experiment.pipeline.steps if s.registered_name == "text_vectorization"]
-    if encoders:                                          # text: predict reads it, ONNX its ids
+    x = np.asarray(split.x)[split.indices]
+    x = x if x.dtype == object else x[:150]               # texts: the whole test split
+    if x.dtype == object:                                 # texts: predict reads a CSV, ONNX the strings
         path = tmp_path / "texts.csv"
-        with open(path, "w", newline="") as f:
+        with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             source = experiment.sources["train"]
             writer.writerow([source.text, source.label])
             writer.writerows([[text, 0] for text in x])
-        return path, encoders[0].transform(x)
+        return path, x
     path = tmp_path / "raw.npy"
     np.save(path, x)
     return path, x
@@ -74,7 +75,9 @@ def test_every_example_config_exports_and_predicts_like_dltrain(config, tmp_path
     print(f"{config.name}: max |onnx - predict| = {difference:.3g}")
     assert difference <= TOLERANCE, difference
     metadata = {p.key: p.value for p in model.metadata_props}
-    assert json.loads(metadata["input"])["name"] == "input"
+    described = json.loads(metadata["input"])
+    assert described["name"] == "input"
+    assert described["dtype"] == ("string" if np.asarray(raw).dtype == object else "float32")
     if loaded.class_names:
         assert json.loads(metadata["class_names"]) == [str(n) for n in loaded.class_names]
 

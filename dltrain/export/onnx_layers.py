@@ -253,7 +253,7 @@ def _global_pooling(g, node, x, in_shape, out_shape, mask):
     layer = node.layer
     op = "ReduceMax" if "max" in layer.registered_name else "ReduceMean"
     axes = [1, 2] if layer.rank == 2 else [1]
-    return g.op(op, [x], node.name, axes=axes, keepdims=int(layer.keepdims)), None
+    return g.reduce(op, x, axes, node.name, keepdims=int(layer.keepdims)), None
 
 
 @converts("global_average_pooling1d")
@@ -300,9 +300,9 @@ def _affine(g, node, y):
 @converts("layer_normalization")
 def _layer_normalization(g, node, x, in_shape, out_shape, mask):
     layer = node.layer
-    mean = g.op("ReduceMean", [x], node.name, axes=[-1], keepdims=1)
+    mean = g.reduce("ReduceMean", x, [-1], node.name, keepdims=1)
     centred = g.op("Sub", [x, mean], node.name)
-    variance = g.op("ReduceMean", [g.op("Mul", [centred, centred], node.name)], node.name, axes=[-1], keepdims=1)
+    variance = g.reduce("ReduceMean", g.op("Mul", [centred, centred], node.name), [-1], node.name, keepdims=1)
     inv_std = g.op("Reciprocal", [g.op("Sqrt", [g.add(variance, layer.epsilon, node.name)], node.name)], node.name)
     return _affine(g, node, g.op("Mul", [centred, inv_std], node.name)), mask
 
@@ -355,7 +355,7 @@ def _masking(g, node, x, in_shape, out_shape, mask):
     differs = g.op("Not", [g.op("Equal", [x, g.const(node.layer.mask_value, f"{node.name}/value")], node.name)],
                    node.name)
     as_number = g.op("Cast", [differs], node.name, to=_onnx_type(g.dtype))
-    keep = g.op("ReduceMax", [as_number], node.name, axes=[-1], keepdims=1)      # (B, T, 1)
+    keep = g.reduce("ReduceMax", as_number, [-1], node.name, keepdims=1)         # (B, T, 1)
     own = g.op("Cast", [g.op("Squeeze", [keep, g.ints([-1], f"{node.name}/axis")], node.name)], node.name, to=9)
     y = g.op("Mul", [x, keep], node.name)
     return y, (own if mask is None else g.op("And", [own, mask], node.name))
