@@ -179,22 +179,41 @@ def _padded_ids(rng, batch, steps, vocabulary):
     return ids
 
 
-@pytest.mark.parametrize("recurrent", [
+def _ids_masked_anywhere(rng, batch, steps, vocabulary):
+    """Token ids with 0 (masked) anywhere: before, between and after real steps; one all 0,
+    one with no 0, one with a single real step in the middle."""
+    ids = rng.integers(1, vocabulary, (batch, steps)).astype(np.float32)
+    ids[rng.random((batch, steps)) < 0.4] = 0
+    ids[0], ids[1] = 0, rng.integers(1, vocabulary, steps)
+    ids[2] = 0
+    ids[2, steps // 2] = 3
+    return ids
+
+
+RECURRENT_SPECS = [
     {"type": "lstm", "units": 5}, {"type": "gru", "units": 4}, {"type": "gru", "units": 3, "reset_after": False},
     {"type": "simple_rnn", "units": 4}, {"type": "lstm", "units": 3, "go_backwards": True},
     {"type": "gru", "units": 3, "return_sequences": True, "go_backwards": True},
     {"type": "lstm", "units": 3, "zero_output_for_mask": True}, {"type": "simple_rnn", "units": 3, "go_backwards": True},
     {"type": "bidirectional", "layer": {"type": "gru", "units": 4}},
     {"type": "bidirectional", "layer": {"type": "lstm", "units": 3, "return_sequences": True}, "merge_mode": "ave"},
-], ids=lambda spec: json.dumps(spec).replace('"', ""))
-def test_masked_recurrent_layers_export_for_padding_after_the_sequence(recurrent):
-    """embedding(mask_zero) -> recurrent (-> a second, reading the carried states) -> dense."""
+    {"type": "bidirectional", "layer": {"type": "simple_rnn", "units": 2, "go_backwards": False}, "merge_mode": "mul"},
+]
+
+
+@pytest.mark.parametrize("padding", ["after", "anywhere"])
+@pytest.mark.parametrize("recurrent", RECURRENT_SPECS, ids=lambda spec: json.dumps(spec).replace('"', ""))
+def test_masked_recurrent_layers_export_for_any_mask(recurrent, padding):
+    """embedding(mask_zero) -> recurrent (-> a second, reading the carried states) -> dense, with
+    0 ids after the real ones (as text_vectorization pads) or anywhere (token ids from elsewhere)."""
     seq = {**recurrent, "return_sequences": True} if "units" in recurrent else recurrent
     layers = [{"type": "embedding", "input_dim": 20, "output_dim": 6, "mask_zero": True}, seq,
               {"type": "lstm", "units": 3} if _sequences(seq) else {"type": "dense", "units": 2},
               {"type": "dense", "units": 2, "activation": "softmax"}]
-    x = _padded_ids(np.random.default_rng(4), 12, 7, 20)
+    x = (_padded_ids if padding == "after" else _ids_masked_anywhere)(np.random.default_rng(4), 12, 7, 20)
     _compare(_model(layers, (7,)), x)
+    sequences = [layers[0], seq, {"type": "flatten"}]       # every step's output, masked ones too
+    _compare(_model(sequences, (7,)), x)
     flat = [layers[0], {**seq, "return_sequences": False} if "units" in seq else recurrent, layers[-1]]
     _compare(_model(flat, (7,)), x)
 
