@@ -25,6 +25,11 @@ class Graph:
         self.domains = set() if parent is None else parent.domains
         self._used = set() if parent is None else parent._used       # names unique across subgraphs
 
+    @property
+    def type_code(self):
+        """The TensorProto data type of the graph's dtype (for Cast)."""
+        return protobuf.DATA_TYPES[self.dtype]
+
     def name(self, hint):
         """A tensor or node name not used before, from ``hint`` ('/' kept, other odd characters out)."""
         base = "".join(c if c.isalnum() or c in "_/.-" else "_" for c in hint) or "t"
@@ -98,3 +103,14 @@ class Graph:
                               [protobuf.value_info(*o) for o in outputs])
         opsets = {"": self.opset, **{domain: ML_OPSET for domain in sorted(self.domains)}}
         return protobuf.model(body, opsets, IR_VERSIONS[self.opset], "dltrain", producer_version, metadata)
+
+
+def registrar(table):
+    """The decorator ``@converts("name", ...)`` that files a converter in ``table`` under each name."""
+    def converts(*names):
+        def decorate(function):
+            for name in names:
+                table[name] = function
+            return function
+        return decorate
+    return converts

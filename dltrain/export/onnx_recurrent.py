@@ -96,14 +96,8 @@ def _at_input_steps(g, hint, steps, mask, backward, zero_masked):
     index = g.op("Expand", [g.op("Unsqueeze", [index, g.ints([2], f"{hint}/axis2")], hint),
                             g.op("Shape", [ordered], hint)], hint)
     picked = g.op("GatherElements", [ordered, index], hint, axis=1)
-    keep = g.op("Unsqueeze", [g.op("Cast", [valid], hint, to=_float_type(g)), g.ints([2], f"{hint}/axis2")], hint)
+    keep = g.op("Unsqueeze", [g.op("Cast", [valid], hint, to=g.type_code), g.ints([2], f"{hint}/axis2")], hint)
     return g.op("Mul", [picked, keep], hint)                                 # 0 where nothing is held
-
-
-def _float_type(g):
-    from dltrain.export.protobuf import DATA_TYPES
-
-    return DATA_TYPES[g.dtype]
 
 
 def _reverse_time(g, hint, x, axis):

@@ -123,7 +123,5 @@ def text_vectorization(g, step, x, hint):
 
 def _as_float(g, x, hint):
     """float32 as transform gives, then the model's dtype."""
-    from dltrain.export.protobuf import DATA_TYPES
-
     x = g.op("Cast", [x], hint, to=1)
-    return x if g.dtype == np.float32 else g.op("Cast", [x], hint, to=DATA_TYPES[g.dtype])
+    return x if g.dtype == np.float32 else g.op("Cast", [x], hint, to=g.type_code)
