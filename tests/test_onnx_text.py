@@ -17,7 +17,8 @@ TRICKY = ["Hello, World!", "hello world", "Don't stop... believing", "", "   ", 
           "ÉCOLE école Straße İstanbul", "a\tb\nc\u00a0d\u3000e\x85f\x1cg\u2028h", "  leading and trailing  ",
           " ".join(f"w{i}" for i in range(80)), "unknown-words here!!", "£5 prize!!! call now 0800",
           "ü Ü über ÜBER", "鈥 ┾ 〨 emoji 😀 text", "(brackets) [and] {braces}", "tab\tseparated\twords",
-          "UPPER lower MiXeD", "w1,w2;w3:w4", string.punctuation, "hello" + string.punctuation + "world"]
+          "UPPER lower MiXeD", "w1,w2;w3:w4", string.punctuation, "hello" + string.punctuation + "world",
+          "ΟΔΟΣ ΟΔΟΣ. ΣΑ", "o'Σ"]
 TRAIN = TRICKY + ["w1 w2 w3 hello world stop", "call now prize", "über straße école"] * 3
 MODES = [{"output_mode": "int", "output_sequence_length": 12}, {"output_mode": "int", "output_sequence_length": 3},
          {"output_mode": "multi_hot", "max_tokens": 40}, {"output_mode": "count", "max_tokens": 40},
@@ -83,8 +84,9 @@ def _dataset_texts(name):
         return [row[0] for row in list(csv.reader(f))[1:]]
 
 
-@pytest.mark.parametrize("name", ["sms_spam.csv", "sentiment_sentences.csv"])
-@pytest.mark.parametrize("mode", MODES[:1] + MODES[2:3], ids=["int", "multi_hot"])
+@pytest.mark.parametrize("name, mode", [("sms_spam.csv", MODES[0]), ("sentiment_sentences.csv", MODES[0]),
+                                        ("sentiment_sentences.csv", MODES[2])], ids=["sms-int", "sentiment-int",
+                                                                                   "sentiment-multi_hot"])
 def test_every_raw_text_of_the_example_datasets(name, mode):
     texts = _dataset_texts(name)
     step = _step(texts, **{**mode, "max_tokens": 10000} if "max_tokens" in mode else mode)
@@ -121,11 +123,21 @@ def test_whitespace_splits_where_str_split_does():
     np.testing.assert_array_equal(_vectorized(step, texts), np.tile([[2, 3, 0]], (len(texts), 1)).astype(np.float32))
 
 
-def test_known_difference_final_sigma():
-    """Documented (README, onnx_text.py): Python lowers a word-final capital sigma to the final
-    form, StringNormalizer to the other. This test pins that behaviour so the docs stay true."""
-    assert "ΟΔΟΣ".lower() == "οδος"
-    assert list(_standardized(["ΟΔΟΣ", "ΣΑ"], "lower")) == ["οδοσ", "σα"]
+def test_a_capital_sigma_is_lowered_in_context_as_str_lower_does():
+    """Final form where it ends a word (a cased letter before, none after, case-ignorable
+    characters such as ' . U+0301 U+00AD skipped both ways), small form elsewhere; on random
+    strings of such characters."""
+    import random
+
+    from dltrain.export import onnx_text
+
+    alphabet = ["Σ", "Σ", "Σ", "Α", "a", "'", ".", " ", "ʰ", "\u0301", "1", "İ", "ς", "-", "x", "\u00ad"]
+    rng = random.Random(0)
+    texts = ["ΟΔΟΣ", "ΣΑ", "Σ", "ΣΣ", "ΑΣ'", "Α'Σ", "ΑΣ'Α", "", "ΑΣ ΑΣ", "ΑΣΣΑ", "'Σ", "1Σ"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9))) for _ in range(5000)]
+    session = _session(lambda g, x: onnx_text.lower(g, x, "text"), object, ["batch"])
+    got = session.run(None, {"input": _strings(texts)})[0]
+    assert [(t, g) for t, g in zip(texts, got) if g != t.lower()] == []
 
 
 def _fit_text_run(tmp_path, **vectorization):

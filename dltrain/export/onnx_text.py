@@ -3,10 +3,13 @@
 Every step of ``TextVectorization.tokens`` and ``transform`` is written with standard operators
 (onnxruntime runs them all), in the same order:
 
-- lower-casing: StringNormalizer (LOWER, locale C.UTF-8). It lowers each character by itself;
-  Python's ``str.lower`` differs from it on one character, U+0130 (I with a dot above: Python
-  gives i + U+0307), which is replaced by Python's result first, and on the Greek capital sigma at
-  the end of a word (Python gives the final form, here the other): not reproduced, see README.
+- lower-casing: StringNormalizer (LOWER, locale C.UTF-8). It lowers each character by itself,
+  and Python's ``str.lower`` differs from it in two places, both written out first: U+0130 (I
+  with a dot above; Python gives i + U+0307), and the Greek capital sigma, which Python lowers to
+  the final form where it ends a word (Unicode's Final_Sigma: a cased letter before it and none
+  after it, case-ignorable characters skipped): the texts are split at each sigma and joined
+  back with the form a RegexFullMatch of the pieces on either side gives. The classes of cased
+  and case-ignorable characters are read from this Python's own ``str.lower``.
 - punctuation stripping: Python deletes the 32 ASCII punctuation characters. No ONNX operator
   replaces text, so for each of them the texts are split at it (StringSplit) and the pieces
   concatenated back without it (a Loop of StringConcat).
@@ -31,6 +34,7 @@ OPSET = 20                         # StringSplit, StringConcat
 LOCALE = "C.UTF-8"                 # present on every glibc system; en_US.UTF-8 often is not
 #: characters whose str.lower() is not what StringNormalizer gives: replaced by Python's first
 LOWER_FIRST = {"\u0130": "i\u0307"}
+SIGMA, SMALL, FINAL = "\u03a3", "\u03c3", "\u03c2"
 
 
 @lru_cache(maxsize=1)
@@ -71,8 +75,69 @@ def _replace(g, x, old, new, hint):
     return g.op("Loop", [count, "", empty], hint, body=loop)
 
 
+@lru_cache(maxsize=1)
+def _sigma_classes():
+    """RE2 classes (cased and not case-ignorable, case-ignorable), as this Python's str.lower
+    decides a sigma's form: 'cΣ' ends in the final form iff c is cased and not ignorable, and
+    'AcΣ' iff c is that or ignorable (skipped back to the cased A)."""
+    cased, ignorable = [], []
+    for code in range(0x110000):
+        if 0xD800 <= code < 0xE000:
+            continue
+        c = chr(code)
+        if (c + SIGMA).lower()[-1] == FINAL:
+            cased.append(code)
+        elif ("A" + c + SIGMA).lower()[-1] == FINAL:
+            ignorable.append(code)
+    return _regex_class(cased), _regex_class(ignorable)
+
+
+def _regex_class(codes):
+    ranges, start = [], codes[0]
+    for previous, code in zip(codes, codes[1:] + [None]):
+        if code is None or code != previous + 1:
+            ranges.append(f"\\x{{{start:x}}}" + (f"-\\x{{{previous:x}}}" if previous != start else ""))
+            start = code
+    return "[" + "".join(ranges) + "]"
+
+
+def _final_sigma(g, x, hint):
+    """Every capital sigma of ``x`` as str.lower writes it: final where it ends a word, else small."""
+    cased, ignorable = _sigma_classes()
+    pieces, counts = g.op("StringSplit", [x], hint, outputs=2, delimiter=SIGMA)       # (B, K), (B,)
+    ends = g.op("RegexFullMatch", [pieces], hint, pattern=f"(?s).*{cased}{ignorable}*")   # cased before
+    starts = g.op("RegexFullMatch", [pieces], hint, pattern=f"{ignorable}*{cased}(?s).*")  # cased after
+    only = g.op("RegexFullMatch", [pieces], hint, pattern=f"{ignorable}*")           # skipped whole
+    count = g.op("Squeeze", [g.op("Shape", [pieces], hint, start=1, end=2)], hint)    # K
+    empty = g.op("Expand", [g.const(np.array([""], dtype=object), f"{hint}/empty"), g.op("Shape", [x], hint)], hint)
+    body = Graph(g.dtype, g.opset, parent=g)
+    i, go, text = body.name(f"{hint}/i"), body.name(f"{hint}/go"), body.name(f"{hint}/text")
+    one = body.ints(1, f"{hint}/one")
+    after = body.op("Min", [body.op("Add", [i, one], hint), body.op("Sub", [count, one], hint)], hint)
+
+    def at(tensor, index):                                                              # (B,)
+        return body.op("Gather", [tensor, index], hint, axis=1)
+
+    last = body.op("Sub", [counts, one], hint)                                          # (B,) last piece
+    before = body.op("Or", [at(ends, i), body.op("And", [at(only, i), body.op("Greater", [
+        i, body.ints(0, f"{hint}/zero")], hint)], hint)], hint)        # a piece, or the sigma before it
+    next_cased = body.op("Or", [at(starts, after), body.op("And", [at(only, after), body.op("Less", [
+        body.op("Add", [i, one], hint), last], hint)], hint)], hint)   # a piece, or the sigma after it
+    final = body.op("And", [before, body.op("Not", [next_cased], hint)], hint)
+    between = body.op("Cast", [body.op("Less", [i, last], hint)], hint, to=7)         # a sigma follows
+    form = body.op("Mul", [between, body.op("Add", [one, body.op("Cast", [final], hint, to=7)], hint)], hint)
+    sigma = body.op("Gather", [body.const(np.array(["", SMALL, FINAL], dtype=object), f"{hint}/forms"), form],
+                    hint, axis=0)
+    joined = body.op("StringConcat", [body.op("StringConcat", [text, at(pieces, i)], hint), sigma], hint)
+    go_on = body.op("Identity", [go], hint)
+    loop = body.body(f"{hint}/join", [(i, np.int64, []), (go, np.bool_, []), (text, object, ["batch"])],
+                     [(go_on, np.bool_, []), (joined, object, ["batch"])])
+    return g.op("Loop", [count, "", empty], hint, body=loop)
+
+
 def lower(g, x, hint):
     """``str.lower`` of every string of ``x``."""
+    x = _final_sigma(g, x, f"{hint}/sigma")
     for old, new in LOWER_FIRST.items():
         x = _replace(g, x, old, new, f"{hint}/lower_first")
     return g.op("StringNormalizer", [x], f"{hint}/lower", case_change_action="LOWER", locale=LOCALE)
