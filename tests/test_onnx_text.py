@@ -167,6 +167,7 @@ def test_predict_and_the_exported_model_agree_on_tricky_raw_texts(tmp_path, cli)
     run = _fit_text_run(tmp_path, output_mode="int", output_sequence_length=6)
     result = cli("export", run, "-o", tmp_path / "m.onnx")
     assert result.exit_code == 0, result.output
+    assert "input 'input': string (batch): raw texts" in result.output
     texts = tmp_path / "new.csv"
     with open(texts, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([["text", "label"], *[[t, 0] for t in TRICKY]])
@@ -183,6 +184,8 @@ def test_character_split_falls_back_to_token_ids_and_says_so(tmp_path, cli):
     run = _fit_text_run(tmp_path, output_mode="int", output_sequence_length=6, split="character")
     result = cli("export", run, "-o", tmp_path / "m.onnx")
     assert result.exit_code == 0, result.output
+    assert "input 'input': float32 (batch, 6): the output of text_vectorization (token ids" in result.output
+    assert "split: character has no ONNX equivalent" in result.output
     model = onnx.load(str(tmp_path / "m.onnx"))
     described = json.loads({p.key: p.value for p in model.metadata_props}["input"])
     assert described["dtype"] == "float32" and "split: character" in described["expects"]

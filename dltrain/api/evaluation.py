@@ -24,7 +24,8 @@ def evaluate(run, which="best", data=None, device=None):
 
 
 def export(run, format="onnx", output=None, which="best"):
-    """Write a trained run as ONNX or safetensors (dltrain/export); return the file written."""
+    """Write a trained run as ONNX or safetensors (dltrain/export); return an ``Exported`` (the
+    file written, and for ONNX what its input is)."""
     from dltrain.export import export as export_run
 
     return export_run(LoadedRun(run, which), format, output)

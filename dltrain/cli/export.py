@@ -15,8 +15,12 @@ def export(run, format_, output, checkpoint):
     """Write a trained RUN as an ONNX model or a safetensors file of its weights."""
     from dltrain import api
 
-    path = api.export(run, format_, output, checkpoint)
-    click.echo(f"wrote {path}")
+    exported = api.export(run, format_, output, checkpoint)
+    click.echo(f"wrote {exported.path}")
+    if exported.input:
+        described = exported.input
+        shape = ", ".join(map(str, described["shape"]))
+        click.echo(f"input {described['name']!r}: {described['dtype']} ({shape}): {described['expects']}")
 
 
 
