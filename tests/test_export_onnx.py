@@ -231,6 +231,16 @@ def test_masking_and_masked_average_pooling_export():
     _compare(_model(layers, (5, 3)), x)
 
 
+def test_masking_before_recurrent_layers_with_masked_steps_anywhere():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(8, 6, 3)).astype(np.float32)
+    x[rng.random((8, 6)) < 0.4] = 0
+    x[0] = 0
+    layers = [{"type": "masking"}, {"type": "gru", "units": 4, "return_sequences": True},
+              {"type": "lstm", "units": 3, "go_backwards": True}, {"type": "dense", "units": 2}]
+    _compare(_model(layers, (6, 3)), x)
+
+
 def test_preprocessing_is_folded_in_front():
     from dltrain.data.dataset import Pipeline
     from dltrain.registry import build
