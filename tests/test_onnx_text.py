@@ -195,3 +195,17 @@ def test_character_split_falls_back_to_token_ids_and_says_so(tmp_path, cli):
     got = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(
         None, {"input": ids})[0]
     np.testing.assert_allclose(got, loaded.model.predict(ids), atol=1e-5, rtol=0)
+
+
+def test_text_input_ids_exports_the_token_id_model(tmp_path, cli):
+    from dltrain import api
+
+    run = _fit_text_run(tmp_path, output_mode="int", output_sequence_length=6)
+    result = cli("export", run, "-o", tmp_path / "m.onnx", "--text-input", "ids")
+    assert result.exit_code == 0, result.output
+    assert "input 'input': float32 (batch, 6)" in result.output and "--text-input ids" in result.output
+    loaded = api.LoadedRun(run)
+    ids = loaded.experiment.pipeline.transform(_strings(TRICKY))
+    got = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"input": ids})[0]
+    np.testing.assert_allclose(got, loaded.model.predict(ids), atol=1e-5, rtol=0)

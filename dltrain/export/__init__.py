@@ -12,6 +12,7 @@ from pathlib import Path
 from dltrain.errors import ConfigError
 
 FORMATS = ("onnx", "safetensors")
+TEXT_INPUTS = ("strings", "ids")
 
 
 @dataclass
@@ -23,19 +24,24 @@ class Exported:
     input: dict = None
 
 
-def export(loaded, format="onnx", output=None):
-    """Write ``loaded`` (an api.LoadedRun) as ``format``; return what was written (``Exported``)."""
+def export(loaded, format="onnx", output=None, text_input="strings"):
+    """Write ``loaded`` (an api.LoadedRun) as ``format``; return what was written (``Exported``).
+    ``text_input``: a text model's ONNX input, raw ``strings`` or the token ``ids`` (for runtimes
+    without string operators)."""
     from dltrain.training.files import atomic_open
 
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}", expected=" or ".join(FORMATS))
+    if text_input not in TEXT_INPUTS:
+        raise ConfigError(f"unknown text input {text_input!r}", expected=" or ".join(TEXT_INPUTS))
     output = Path(output) if output else loaded.run_dir / f"model.{format}"
     described = None
     if format == "onnx":
         from dltrain.export import onnx_model
 
-        data, _ = onnx_model.convert(loaded)
-        described = onnx_model.input_description(loaded.model, loaded.experiment.pipeline)
+        strings = text_input == "strings"
+        data, _ = onnx_model.convert(loaded, strings)
+        described = onnx_model.input_description(loaded.model, loaded.experiment.pipeline, strings)
     else:
         from dltrain.export import safetensors
 

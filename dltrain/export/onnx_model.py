@@ -55,21 +55,25 @@ STEPS = {"rescale": _rescale, "standardize": _standardize, "min_max": _min_max, 
 ENCODERS = {"text_vectorization"}
 
 
-def text_input(pipeline):
-    """The text step the exported model starts with (its input is then strings), or None."""
+def _encoder(pipeline):
     steps = pipeline.steps if pipeline is not None else []
-    first = steps[0] if steps else None
-    if first is not None and first.registered_name in ENCODERS and onnx_text.unsupported(first) is None:
-        return first
-    return None
+    return steps[0] if steps and steps[0].registered_name in ENCODERS else None
 
 
-def _preprocessing(g, pipeline, x):
-    """Fold the saved steps in; (output, the steps folded, the encoder steps left to the user)."""
+def text_input(pipeline, strings=True):
+    """The text step the exported model starts with (its input is then strings), or None: no
+    such step, one that cannot be written as ONNX nodes, or ``strings`` false (token ids asked for)."""
+    first = _encoder(pipeline)
+    return first if strings and first is not None and onnx_text.unsupported(first) is None else None
+
+
+def _preprocessing(g, pipeline, x, text):
+    """Fold the saved steps in (``text``: the text step written as string operators, or None);
+    (output, the steps folded, the encoder steps left to the user)."""
     folded, left = [], []
     for i, step in enumerate(pipeline.steps):
         name = step.registered_name
-        if name in ENCODERS and i == 0 and step is text_input(pipeline):
+        if step is text:
             x = onnx_text.text_vectorization(g, step, x, f"preprocessing/{i}_{name}")
             folded.append({"type": name, "standardize": step.standardize, "split": step.split,
                            "output_mode": step.output_mode, "vocabulary": f"{len(step.vocabulary)} tokens"})
@@ -95,8 +99,9 @@ def _plain(value):
 
 # -- the model -------------------------------------------------------------------------------
 
-def convert(loaded):
-    """(ONNX ModelProto bytes, output name) of a ``LoadedRun`` (api.LoadedRun)."""
+def convert(loaded, strings=True):
+    """(ONNX ModelProto bytes, output name) of a ``LoadedRun`` (api.LoadedRun); a text model
+    takes raw strings unless ``strings`` is false (then the text step's output)."""
     experiment, loss = loaded.experiment, loaded.experiment.loss
     final = None
     if getattr(loss, "from_logits", False):                 # predict reports probabilities
@@ -104,18 +109,18 @@ def convert(loaded):
 
         final = build("activation", loss.fuses)
     return model_bytes(loaded.model, experiment.pipeline, final, str(experiment.config.get("name", "dltrain")),
-                       lambda folded, encoders: _metadata(loaded, folded, encoders))
+                       lambda folded, encoders: _metadata(loaded, folded, encoders, strings), strings)
 
 
-def model_bytes(model, pipeline=None, final=None, name="dltrain", metadata=None):
+def model_bytes(model, pipeline=None, final=None, name="dltrain", metadata=None, strings=True):
     """ONNX bytes of a built ``Model`` after ``pipeline``'s steps, ending in activation ``final``."""
     from dltrain import __version__
     from dltrain.data.dataset import Pipeline
 
     pipeline = pipeline or Pipeline()
-    text = text_input(pipeline)
+    text = text_input(pipeline, strings)
     g = Graph(model.dtype, onnx_text.OPSET if text is not None else OPSET)
-    x, folded, encoders = _preprocessing(g, pipeline, INPUT)
+    x, folded, encoders = _preprocessing(g, pipeline, INPUT, text)
     y = layer_graph(g, model, x)
     if final is not None:
         y = onnx_layers.activation(g, final, y, "output_activation")
@@ -144,28 +149,28 @@ def layer_graph(g, model, x):
     return tensors[getattr(model, "written_output", model.output)]
 
 
-def input_description(model, pipeline):
+def input_description(model, pipeline, strings=True):
     """What the exported model's input is: name, shape, dtype and what it expects."""
-    if text_input(pipeline) is not None:
+    if text_input(pipeline, strings) is not None:
         return {"name": INPUT, "shape": ["batch"], "dtype": "string",
                 "expects": "raw texts, one per sample, as `dltrain predict` reads them"}
-    encoders = [s for s in pipeline.steps[:1] if s.registered_name in ENCODERS]
+    encoder = _encoder(pipeline)
     description = {"name": INPUT, "shape": ["batch", *model.input_shape], "dtype": "float32",
                    "expects": "raw inputs, as `dltrain predict` reads them"}
-    if encoders:
-        why = onnx_text.unsupported(encoders[0])
-        description["expects"] = (f"the output of {encoders[0].registered_name} (token ids or counts), not "
+    if encoder is not None:
+        why = onnx_text.unsupported(encoder) or "token ids were asked for (--text-input ids)"
+        description["expects"] = (f"the output of {encoder.registered_name} (token ids or counts), not "
                                   f"texts: {why}")
     return description
 
 
-def _metadata(loaded, folded, encoders):
+def _metadata(loaded, folded, encoders, strings):
     experiment = loaded.experiment
     source_state = loaded.meta.get("source_state") or {}
     kinds = source_state.get("kinds") or {}
     classifier = experiment.loss.fuses is not None or experiment.loss.target == "sparse"
     record = {
-        "input": json.dumps(input_description(loaded.model, experiment.pipeline)),
+        "input": json.dumps(input_description(loaded.model, experiment.pipeline, strings)),
         "preprocessing": json.dumps(folded),
         "task": "classification" if classifier else "regression",
         "dltrain_run": str(loaded.run_dir),
