@@ -70,9 +70,9 @@ def test_the_onnx_step_equals_transform_on_tricky_texts(mode, standardize):
     np.testing.assert_array_equal(got, expected)
 
 
-def test_a_batch_of_only_empty_texts_and_a_batch_of_one():
+def test_a_batch_of_only_empty_texts_of_one_and_of_none():
     step = _step(output_mode="int", output_sequence_length=4)
-    for texts in (["", ""], [" \t "], ["Hello"]):
+    for texts in (["", ""], [" \t "], ["Hello"], []):
         np.testing.assert_array_equal(_vectorized(step, texts), step.transform(_strings(texts)))
 
 

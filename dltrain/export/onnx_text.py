@@ -140,7 +140,10 @@ def lower(g, x, hint):
     x = _final_sigma(g, x, f"{hint}/sigma")
     for old, new in LOWER_FIRST.items():
         x = _replace(g, x, old, new, f"{hint}/lower_first")
-    return g.op("StringNormalizer", [x], f"{hint}/lower", case_change_action="LOWER", locale=LOCALE)
+    # onnxruntime's StringNormalizer refuses an empty batch: one "" more, taken off after
+    padded = g.op("Concat", [x, g.const(np.array([""], dtype=object), f"{hint}/one_more")], hint, axis=0)
+    lowered = g.op("StringNormalizer", [padded], f"{hint}/lower", case_change_action="LOWER", locale=LOCALE)
+    return g.op("Slice", [lowered, g.ints([0], f"{hint}/start"), g.ints([-1], f"{hint}/end")], hint)
 
 
 def standardized(g, step, x, hint):
