@@ -27,7 +27,7 @@ def test_every_capability_the_passes_use_is_a_documented_layer_method():
 
 
 def test_a_layer_opts_in_by_overriding_and_out_by_default(monkeypatch):
-    from dltrain.layers.pooling import MaxPooling2D
+    from dltrain.layers.max_pooling import MaxPooling2D
 
     config = {"input_shape": [10, 10, 1], "layers": [
         {"type": "conv2d", "filters": 2, "kernel_size": 2, "activation": "relu"},     # 9x9
