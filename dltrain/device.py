@@ -7,6 +7,8 @@
 - Checkpoints move to the host only when written (the trainer's ``to_host`` before writing).
 - Everything in between stays on the device: layers, losses, metrics and optimizers take their
   array module from their input (backend.array_module).
+- Under data parallelism each rank takes a GPU of its own (``use_rank_gpu``, by node-local rank;
+  ``check_workers`` counts them before ``--workers`` starts the ranks); ranks never share one.
 
 On the CPU every function here is the identity. Where a GPU backend would fuse kernels: see
 README ("On a GPU").
