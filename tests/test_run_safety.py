@@ -122,14 +122,13 @@ def test_sigterm_in_every_phase_exits_130_and_says_interrupted(tmp_path, phase):
 
 
 def rewrite_record(path, change):
-    """Re-save a checkpoint with its record changed by ``change(meta)`` (checksum kept valid)."""
-    import numpy as np
-
+    """Re-save a checkpoint with its record changed by ``change(meta)`` (checksum and seal kept
+    valid). A fresh file: previous.npz may be a hard link to last.npz."""
     from dltrain.training import checkpoint
 
     arrays, meta = checkpoint.load(path)
-    record = change({**meta, "sha256": checkpoint.digest(arrays)})
-    np.savez(path, meta=np.frombuffer(json.dumps(record).encode(), dtype=np.uint8), **arrays)
+    path.unlink()
+    checkpoint.write(path, arrays, change({**meta, "sha256": checkpoint.digest(arrays)}))
 
 
 @pytest.fixture
@@ -170,11 +169,15 @@ def test_every_missing_key_is_named_and_resume_exits_5(trained):
     assert "Traceback" not in said
 
 
-def test_a_damaged_zip_header_byte_falls_back_to_previous_with_a_warning(trained):
+@pytest.mark.parametrize("position", [2, 10, -1], ids=["signature", "timestamp", "seal"])
+def test_a_damaged_zip_header_byte_falls_back_to_previous_with_a_warning(trained, position):
+    # 2: the first member's local header signature (old main: traceback, no fallback);
+    # 10: its modification time, a byte no zip reader checks (before the seal: loaded as if sound);
+    # -1: the last byte of the file, the seal's own digest
     config, run = trained
     last = run / "checkpoints" / "last.npz"
     damaged = bytearray(last.read_bytes())
-    damaged[2] ^= 0xFF                                  # the first member's local header signature
+    damaged[position] ^= 0xFF
     last.write_bytes(bytes(damaged))
     evaluated = run_cli("evaluate", run, "--checkpoint", "last")
     assert evaluated.returncode == 5 and "last.npz" in evaluated.stderr
