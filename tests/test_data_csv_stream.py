@@ -16,8 +16,6 @@ import pytest
 import yaml
 
 from dltrain import api
-from dltrain.data import csv_stream
-from dltrain.data.prediction_output import write_csv
 from dltrain.errors import DataError
 
 FEATURES = [f"f{i}" for i in range(6)]
@@ -49,6 +47,8 @@ def run(tmp_path_factory):
 
 def both_ways(run, path, monkeypatch):
     """Predictions with the streaming reader and with the full reader only."""
+    from dltrain.data import csv_stream
+
     fast = api.predict(run, [str(path)])
     monkeypatch.setattr(csv_stream, "features", lambda source, path: None)
     full = api.predict(run, [str(path)])
@@ -59,6 +59,8 @@ def both_ways(run, path, monkeypatch):
 @pytest.mark.parametrize("header, label, delimiter", [
     (True, False, ","), (True, True, ","), (False, False, ","), (False, True, ","), (True, False, "\t")])
 def test_the_streamed_reader_gives_what_the_full_reader_gives(run, tmp_path, monkeypatch, header, label, delimiter):
+    from dltrain.data import csv_stream
+
     rng = np.random.default_rng(1)
     x = rng.standard_normal((5000, 6))
     path = write_rows(tmp_path / ("p.tsv" if delimiter == "\t" else "p.csv"), x,
@@ -98,6 +100,8 @@ def test_anything_but_plain_numbers_goes_to_the_full_reader(run, tmp_path, monke
 
 @pytest.mark.parametrize("top_k", [None, 1, 3])
 def test_the_csv_table_is_the_records_table(run, tmp_path, top_k):
+    from dltrain.data.prediction_output import write_csv
+
     path = write_rows(tmp_path / "p.csv", np.random.default_rng(3).standard_normal((40, 6)))
     predictions = api.predict(run, [str(path)])
     ours = io.StringIO()

@@ -93,6 +93,15 @@ SIGNAL_AT = textwrap.dedent('''
             os.kill(os.getpid(), signal.SIGTERM)
             return manifest(*a, **k)
         rundir.manifest = hooked
+    elif phase == "validation":              # during the last (2nd) epoch's validation
+        evaluate, seen = trainer.Trainer.evaluate, []
+        def hooked(self, split, *a, **k):
+            if split.name != "test":
+                seen.append(split.name)
+                if len(seen) == 2:
+                    os.kill(os.getpid(), signal.SIGTERM)
+            return evaluate(self, split, *a, **k)
+        trainer.Trainer.evaluate = hooked
     else:                                    # during the final test evaluation
         evaluate = trainer.Trainer.evaluate
         def hooked(self, split, *a, **k):
@@ -105,10 +114,11 @@ SIGNAL_AT = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.parametrize("phase", ["start-up", "test evaluation"])
+@pytest.mark.parametrize("phase", ["start-up", "validation", "test evaluation"])
 def test_sigterm_in_every_phase_exits_130_and_says_interrupted(tmp_path, phase):
     # old main: at start-up SIGTERM killed the process silently (run.json "running"); during the
-    # test evaluation it was ignored (the handlers were gone) or killed it
+    # last epoch's validation and the test evaluation it was ignored (the handlers were gone) or
+    # killed it
     config = digits_config(tmp_path, epochs=2, training={})
     data = yaml.safe_load(config.read_text())
     data["data"]["test"] = {"split": 0.2}
@@ -169,13 +179,19 @@ def test_every_missing_key_is_named_and_resume_exits_5(trained):
     assert "Traceback" not in said
 
 
-@pytest.mark.parametrize("position", [2, 10, -1], ids=["signature", "timestamp", "seal"])
-def test_a_damaged_zip_header_byte_falls_back_to_previous_with_a_warning(trained, position):
-    # 2: the first member's local header signature (old main: traceback, no fallback);
-    # 10: its modification time, a byte no zip reader checks (before the seal: loaded as if sound);
-    # -1: the last byte of the file, the seal's own digest
+@pytest.mark.parametrize("where", ["central directory", "timestamp", "seal"])
+def test_a_damaged_zip_header_byte_falls_back_to_previous_with_a_warning(trained, where):
+    # central directory: the first member's compression method there (old main: NotImplementedError
+    # traceback, exit 1, and --resume auto did not fall back); timestamp: its local header's
+    # modification time, a byte no zip reader checks (before the seal: loaded as if sound); seal:
+    # the last byte of the file, the seal's own digest
+    import zipfile
+
     config, run = trained
     last = run / "checkpoints" / "last.npz"
+    with zipfile.ZipFile(last) as archive:
+        central = archive.start_dir
+    position = {"central directory": central + 10, "timestamp": 10, "seal": -1}[where]
     damaged = bytearray(last.read_bytes())
     damaged[position] ^= 0xFF
     last.write_bytes(bytes(damaged))
