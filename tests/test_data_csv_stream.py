@@ -45,30 +45,34 @@ def run(tmp_path_factory):
     return folder / "run"
 
 
-def both_ways(run, path, monkeypatch):
-    """Predictions with the streaming reader and with the full reader only."""
+def both_ways(run, path, monkeypatch, streamed=None):
+    """Predictions with the streaming reader and with the full reader only; ``streamed``: assert
+    whether the streaming reader took the file (True) or gave way (False)."""
     from dltrain.data import csv_stream
 
+    taken = []
+    real = csv_stream.features
+    monkeypatch.setattr(csv_stream, "features", lambda source, path: taken.append(real(source, path)) or taken[-1])
     fast = api.predict(run, [str(path)])
     monkeypatch.setattr(csv_stream, "features", lambda source, path: None)
     full = api.predict(run, [str(path)])
     monkeypatch.undo()
+    if streamed is not None:
+        assert (taken[0] is not None) == streamed
     return fast, full
 
 
 @pytest.mark.parametrize("header, label, delimiter", [
     (True, False, ","), (True, True, ","), (False, False, ","), (False, True, ","), (True, False, "\t")])
 def test_the_streamed_reader_gives_what_the_full_reader_gives(run, tmp_path, monkeypatch, header, label, delimiter):
-    from dltrain.data import csv_stream
-
+    rows = 60_000 if header and not label and delimiter == "," else 5000   # past loadtxt's 50,000-line chunks
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((5000, 6))
+    x = rng.standard_normal((rows, 6))
     path = write_rows(tmp_path / ("p.tsv" if delimiter == "\t" else "p.csv"), x,
-                      rng.integers(0, 3, 5000) if label else None, header, delimiter)
-    monkeypatch.setattr(csv_stream, "CHUNK_BYTES", 20000)            # many chunks
-    fast, full = both_ways(run, path, monkeypatch)
+                      rng.integers(0, 3, rows) if label else None, header, delimiter)
+    fast, full = both_ways(run, path, monkeypatch, streamed=True)
     np.testing.assert_array_equal(fast.outputs, full.outputs)
-    assert fast.sources == full.sources and len(fast.sources) == 5000
+    assert fast.sources == full.sources and len(fast.sources) == rows
 
 
 def quote_first_cell(text):
@@ -112,6 +116,27 @@ def test_the_csv_table_is_the_records_table(run, tmp_path, top_k):
     writer.writeheader()
     writer.writerows(records)
     assert ours.getvalue() == theirs.getvalue()
+
+
+@pytest.mark.parametrize("classifier", [True, False])
+def test_text_cells_are_quoted_as_the_csv_module_quotes_them(classifier):
+    from dltrain.data.prediction_output import write_csv
+
+    outputs = np.random.default_rng(4).random((7, 3), dtype=np.float32)
+    outputs[0] = [0.0, 1e-30, 1.0]
+    sources = [('a,"b".csv', i) for i in range(3)] + [("plain.csv", 'x"y'), ("plain.csv", "z\nw"),
+                                                      ("c d.csv", "s,t"), ("c d.csv", 5)]
+    predictions = api.Predictions(outputs, sources, ['one', 'two, "2"', 'three'] if classifier else None,
+                                  classifier)
+    for top_k in (None, 2) if classifier else (None,):
+        ours = io.StringIO()
+        write_csv(ours, predictions, top_k)
+        theirs = io.StringIO()
+        records = predictions.records(top_k)
+        writer = csv.DictWriter(theirs, fieldnames=list(records[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        assert ours.getvalue() == theirs.getvalue()
 
 
 def test_predicting_100000_rows_of_30_columns_streams(tmp_path):

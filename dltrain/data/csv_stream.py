@@ -1,18 +1,21 @@
-"""Large numeric CSVs for predict, read in chunks by numpy's C parser instead of whole as cells.
+"""Large numeric CSVs for predict, parsed by numpy's C reader instead of held whole as cells.
 
 ``table.Table`` holds every cell of a file as a string (100,000 rows x 30 columns: ~340 MiB and
 ~10 s, most of it string work); a file to predict on whose feature columns are all numeric is
-read here instead, ``CHUNK_BYTES`` of lines at a time, each chunk parsed with ``np.loadtxt`` and
-only the feature columns kept as float32. The fast path gives way to the full reader (which has
-the exact messages, missing-value fills and categories) whenever a chunk is anything but plain
-finite numbers: a quote, an empty or NA cell, a ragged row, a value that is not a number.
+read here instead: ``np.loadtxt`` reads the open file in its own chunks straight into float32
+(the same values as parsing float64 and rounding: it parses each number as a double), and only
+the feature columns are kept. The fast path gives way to the full reader (which has the exact
+messages, missing-value fills and categories) whenever the file is anything but plain finite
+numbers: a quote, an empty or NA cell, a ragged row, a value that is not a number, one beyond
+float32's range (inf here).
 """
+import warnings
+
 import numpy as np
 
 from dltrain.data import csv_columns, table
 from dltrain.errors import DltrainError
 
-CHUNK_BYTES = 4 << 20        # text read per chunk (then to the end of its line)
 HEAD_ROWS = 101               # the rows Table looks at to detect a header
 
 
@@ -27,28 +30,20 @@ def features(source, path):
         columns = csv_columns.feature_columns(head, fitted, label)
     except DltrainError:
         return None                                   # the full reader reports it, with rows
-    blocks = []
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            header = head.has_header
-            while text := f.read(CHUNK_BYTES):
-                text += f.readline()                  # whole lines only
-                if '"' in text:
-                    return None                       # quoted fields may span lines: full reader
-                lines = text.splitlines()
-                if header:                            # the first non-blank line
-                    first = next(i for i, line in enumerate(lines + ["x"]) if line.strip())
-                    lines, header = lines[first + 1:], False
-                values = np.loadtxt(lines, delimiter=head.delimiter, comments=None, quotechar=None,
-                                    dtype=np.float64, ndmin=2)
-                if not values.size:
-                    continue
-                if values.shape[1] != len(head.names):
-                    return None
-                values = values[:, columns]
-                if not (np.abs(values) <= np.finfo(np.float32).max).all():
-                    return None                       # NA/nan/inf cells, float32 overflow: full reader
-                blocks.append(values.astype(np.float32))
+            if head.has_header:                       # past the first non-blank line
+                while (line := f.readline()) and not line.strip():
+                    pass
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")       # "input contained no data": None below
+                values = np.loadtxt(f, delimiter=head.delimiter, comments=None, quotechar=None,
+                                    dtype=np.float32, ndmin=2)
     except (ValueError, UnicodeDecodeError, OSError):
+        return None                       # a quote, an empty or NA cell, a ragged row, a word
+    if not values.size or values.shape[1] != len(head.names):
         return None
-    return np.concatenate(blocks) if blocks else None
+    values = values[:, columns] if columns != list(range(values.shape[1])) else values
+    if not np.isfinite(values).all():
+        return None                       # nan/inf cells, float32 overflow: the full reader says which
+    return np.ascontiguousarray(values)
