@@ -189,3 +189,10 @@ def test_values_beyond_float32_are_refused_not_turned_into_inf(run, tmp_path):
     path.write_text(path.read_text() + "1,1,1,1,1,1e300\n")
     with pytest.raises(DataError, match="beyond float32's range"):
         api.predict(run, [str(path)])
+
+
+def test_predicting_imports_no_network_code():
+    """http.client and urllib.request (30-45 ms) load only when a download starts."""
+    code = "import sys, dltrain.cli, dltrain.api; print(sorted(m for m in sys.modules if m in ('http.client', 'urllib.request')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
