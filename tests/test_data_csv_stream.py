@@ -1,10 +1,13 @@
-"""predict on large CSVs streams (issue 14, deliverable 10): numeric files are parsed in chunks by
-numpy's C reader, the table is written column by column; results equal the full reader's.
+"""predict on large CSVs streams (issue 14, deliverable 10): numeric files are parsed by numpy's
+C reader straight into float32, the table is written a block of rows at a time; results equal the
+full reader's.
 
-Measured here (2 shared cores, load average 7-10), `dltrain predict RUN big.csv -o out.csv` on
-100,000 rows x 30 columns: 3.05-4.1 s and 84-85 MiB peak RSS (old main: 14.0 s and 482 MiB on
-the same machine; the issue measured 22 s and 342 MiB); in-process api.predict 1.34 s and
-write_predictions 0.67 s (the same data as .npy: 0.17 s and 0.86 s).
+Measured (2 shared cores, load average 4.2-4.3, medians of 5 alternating runs), `dltrain predict
+RUN big.csv -o out.csv` on 100,000 rows x 30 columns, in-process from the first import: 1.67 s
+and 90.7 MiB VmHWM (the commit before this round's changes, 08c894c: 2.09 s, 85.1 MiB; the
+process wall 1.79 vs 2.30 s). Where the time goes (load ~2): imports 0.3 s (numpy 0.12), parsing
+0.35 s (np.loadtxt's own speed), writing 0.34 s (float repr), the model and the rest 0.15 s.
+Old main: 14.0 s and 482 MiB on this machine; the issue measured 22 s and 342 MiB.
 """
 import csv
 import io
