@@ -221,3 +221,29 @@ def test_sigterm_while_the_data_loads_exits_130(tmp_path):
     assert done.returncode == 130, done.stderr
     assert "SIGTERM received" in done.stderr and "Traceback" not in done.stderr
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_retention_past_epoch_999_keeps_the_newest(tmp_path):
+    # old main: epoch_1000.npz sorts before epoch_999.npz as text, so keep_last 1 deleted the newest
+    import numpy as np
+
+    from dltrain.training import checkpoint
+
+    config = digits_config(tmp_path, epochs=2, callbacks=[
+        {"type": "model_checkpoint", "save_best_only": False, "keep_last": 1, "every_n_epochs": 1}])
+    run = tmp_path / "run"
+    assert run_cli("fit", config, "--run-dir", run, "--quiet").returncode == 0
+    last = run / "checkpoints" / "last.npz"          # pretend 998 epochs are done: a plain .npz
+    with np.load(last, allow_pickle=False) as archive:   # as any dltrain version reads it
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(arrays.pop("meta").tobytes())
+    meta.pop("file_checksum", None)
+    meta.update(epoch=998, history=(meta["history"] * 499)[:998])
+    meta["sha256"] = checkpoint.digest(arrays)
+    (run / "checkpoints" / "previous.npz").unlink()
+    last.unlink()
+    np.savez(last, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    result = run_cli("fit", config, "--run-dir", run, "--resume", "auto", "--set", "training.epochs=1000",
+                     "--allow-config-change", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (run / "checkpoints").glob("epoch_*.npz")) == ["epoch_1000.npz"]
