@@ -132,13 +132,20 @@ def test_sigterm_in_every_phase_exits_130_and_says_interrupted(tmp_path, phase):
 
 
 def rewrite_record(path, change):
-    """Re-save a checkpoint with its record changed by ``change(meta)`` (checksum and seal kept
-    valid). A fresh file: previous.npz may be a hard link to last.npz."""
+    """Re-save a checkpoint with its record changed by ``change(meta)``, its array checksum kept
+    valid. Written as a plain .npz without a seal (as a dltrain before seals wrote it), so the
+    same test runs against the old code too; a fresh file: previous.npz may be a hard link."""
+    import numpy as np
+
     from dltrain.training import checkpoint
 
-    arrays, meta = checkpoint.load(path)
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(arrays.pop("meta").tobytes())
+    meta.pop("file_checksum", None)
+    record = change({**meta, "sha256": checkpoint.digest(arrays)})
     path.unlink()
-    checkpoint.write(path, arrays, change({**meta, "sha256": checkpoint.digest(arrays)}))
+    np.savez(path, meta=np.frombuffer(json.dumps(record).encode(), np.uint8), **arrays)
 
 
 @pytest.fixture
@@ -149,14 +156,18 @@ def trained(tmp_path):
     return config, run
 
 
+def config_data(config):
+    return yaml.safe_load(config.read_text())["data"]["train"]["path"]
+
+
 def test_a_checkpoint_of_another_format_version_is_named(trained):
     # old main: read as if it were this version
     config, run = trained
     for name in ("last.npz", "best.npz", "previous.npz"):
         if (run / "checkpoints" / name).exists():
             rewrite_record(run / "checkpoints" / name, lambda m: {**m, "format_version": 2})
-    for args in (["evaluate", run], ["fit", config, "--run-dir", run, "--resume", "auto", "--set", "training.epochs=5",
-                                     "--allow-config-change"]):
+    for args in (["fit", config, "--run-dir", run, "--resume", "auto", "--set", "training.epochs=5",
+                  "--allow-config-change"], ["evaluate", run, "--data", config_data(config)]):
         result = run_cli(*args)
         assert result.returncode == 5, result.stderr
         said = " ".join(result.stderr.split())
@@ -225,24 +236,13 @@ def test_sigterm_while_the_data_loads_exits_130(tmp_path):
 
 def test_retention_past_epoch_999_keeps_the_newest(tmp_path):
     # old main: epoch_1000.npz sorts before epoch_999.npz as text, so keep_last 1 deleted the newest
-    import numpy as np
-
-    from dltrain.training import checkpoint
-
     config = digits_config(tmp_path, epochs=2, callbacks=[
         {"type": "model_checkpoint", "save_best_only": False, "keep_last": 1, "every_n_epochs": 1}])
     run = tmp_path / "run"
     assert run_cli("fit", config, "--run-dir", run, "--quiet").returncode == 0
-    last = run / "checkpoints" / "last.npz"          # pretend 998 epochs are done: a plain .npz
-    with np.load(last, allow_pickle=False) as archive:   # as any dltrain version reads it
-        arrays = {k: archive[k] for k in archive.files}
-    meta = json.loads(arrays.pop("meta").tobytes())
-    meta.pop("file_checksum", None)
-    meta.update(epoch=998, history=(meta["history"] * 499)[:998])
-    meta["sha256"] = checkpoint.digest(arrays)
-    (run / "checkpoints" / "previous.npz").unlink()
-    last.unlink()
-    np.savez(last, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    (run / "checkpoints" / "previous.npz").unlink()     # pretend 998 epochs are done
+    rewrite_record(run / "checkpoints" / "last.npz",
+                   lambda meta: {**meta, "epoch": 998, "history": (meta["history"] * 499)[:998]})
     result = run_cli("fit", config, "--run-dir", run, "--resume", "auto", "--set", "training.epochs=1000",
                      "--allow-config-change", "--quiet")
     assert result.returncode == 0, result.stderr
