@@ -78,6 +78,55 @@ def test_the_streamed_reader_gives_what_the_full_reader_gives(run, tmp_path, mon
     assert fast.sources == full.sources and len(fast.sources) == rows
 
 
+def scores_both_ways(run, path, monkeypatch):
+    """evaluate --data scores with the streaming reader (asserted to take the file) and with the
+    full reader only."""
+    from dltrain.data import csv_stream
+
+    taken = []
+    real = csv_stream.labelled
+    monkeypatch.setattr(csv_stream, "labelled", lambda source, path: taken.append(real(source, path)) or taken[-1])
+    fast = api.evaluate(run, data=str(path))
+    assert taken and taken[0] is not None
+    monkeypatch.setattr(csv_stream, "labelled", lambda source, path: None)
+    full = api.evaluate(run, data=str(path))
+    monkeypatch.undo()
+    return fast, full
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_evaluate_streams_a_numeric_labelled_csv_as_the_full_reader_reads_it(run, tmp_path, monkeypatch, header):
+    rng = np.random.default_rng(6)
+    path = write_rows(tmp_path / "e.csv", rng.standard_normal((3000, 6)), rng.integers(0, 3, 3000), header)
+    fast, full = scores_both_ways(run, path, monkeypatch)
+    assert dict(fast) == dict(full) and set(fast) >= {"loss"}
+
+
+def test_streamed_labels_are_those_of_the_full_reader(run, tmp_path, monkeypatch):
+    from dltrain.data import csv_stream
+    from dltrain.data.sources import for_file
+
+    train = api.LoadedRun(run, "best").experiment.sources["train"]
+    real = csv_stream.labelled
+    for labels, kind in (("0 2 1", np.int64), ("0.5 16777217 2", np.float32), ("1e300 0 1", None)):
+        path = write_rows(tmp_path / "l.csv", np.ones((3, 6)))
+        rows = path.read_text().splitlines()
+        path.write_text("\n".join([rows[0] + ",label"] + [r + "," + v for r, v in zip(rows[1:], labels.split())]))
+        streamed = real(for_file(path, train), path)
+        monkeypatch.setattr(csv_stream, "labelled", lambda source, path: None)
+        if kind is None:                    # a label beyond float32 (it was int64's minimum): named
+            assert streamed is None
+            with pytest.raises(DataError, match=r"l.csv, row 1 \(line 2\), column 'label': the label "
+                                                r"'1e300' is beyond float32's range"):
+                for_file(path, train).load(tmp_path)
+            monkeypatch.undo()
+            continue
+        full = for_file(path, train).load(tmp_path)
+        monkeypatch.undo()
+        assert streamed[1].dtype == kind == full[1].dtype and np.array_equal(streamed[1], full[1])
+        assert streamed[0].dtype == full[0].dtype and np.array_equal(streamed[0], full[0])
+
+
 def quote_first_cell(text):
     header, first, rest = text.split("\n", 2)
     cell, others = first.split(",", 1)

@@ -87,6 +87,18 @@ def test_labels_out_of_range_name_the_file_and_row(iris_run, tmp_path, cli):
     assert "seven.csv, row 3" in said(result) and "outside the model's 3 classes" in said(result)
 
 
+def test_a_huge_label_is_named_as_written_and_no_layer_width_is_suggested(iris_run, tmp_path, cli):
+    # before: 1e300 became int64's minimum ("fix the negative labels"); 1e18 suggested a last
+    # layer of 1000000000000000001 units
+    for value, words in (("1e300", "the label '1e300' is beyond float32's range"),
+                         ("1e18", "the test label 1000000000000000000 is outside the model's 3 classes")):
+        rows = lines(IRIS)
+        rows[3] = rows[3].rsplit(",", 1)[0] + "," + value
+        result = cli("evaluate", iris_run, "--data", write(tmp_path / "huge.csv", rows))
+        assert result.exit_code == 3 and words in said(result) and "huge.csv, row 3" in said(result)
+        assert "units" not in said(result) and "negative" not in said(result)
+
+
 def test_fit_names_the_data_file_and_row_of_a_bad_label(tmp_path):
     config = iris_config(tmp_path)
     rows = (tmp_path / "iris.csv").read_text().splitlines()

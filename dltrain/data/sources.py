@@ -205,8 +205,12 @@ class Csv(Source):
 
     def load(self, base):
         path = self.resolve(base)
-        data = table.Table(path, self.delimiter, self.header)
         learning = self.fitted is None
+        streamed = None if learning else csv_stream.labelled(self, path)   # numeric: no cell strings
+        if streamed is not None:
+            self._learned_from = None
+            return streamed
+        data = table.Table(path, self.delimiter, self.header)
         if learning:
             label = None if self.label is None else data.index(self.label, "label")
             self.fitted = table.fit_columns(self, data, self._columns(data, label))

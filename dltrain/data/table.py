@@ -270,6 +270,17 @@ def features(source, table, fitted, columns):
     return x.astype(np.float32)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def numeric_labels(y):
+    """Finite float64 labels as the model gets them: int64 class indices when all are whole
+    numbers that int64 holds exactly, else float32 targets."""
+    if np.all(y == np.round(y)) and (np.abs(y) <= 2.0 ** 62).all():
+        return y.astype(np.int64)
+    return y.astype(np.float32)
+
+
 def labels(table, label, fitted, learn=False):
     """Integer class indices (string labels, by the fitted class names) or numeric targets."""
     name = table.names[label]
@@ -291,7 +302,11 @@ def labels(table, label, fitted, learn=False):
                 r = int(np.argmax(~np.isfinite(y)))
                 raise DataError(f"{table.path}, {table.at(r)}, column {name!r}: {str(raw[r])!r} is not "
                                 "a finite number")
-            return y.astype(np.int64) if np.all(y == np.round(y)) else y.astype(np.float32)
+            if not (np.abs(y) <= FLOAT32_MAX).all():
+                r = int(np.argmax(~(np.abs(y) <= FLOAT32_MAX)))
+                raise DataError(f"{table.path}, {table.at(r)}, column {name!r}: the label {str(raw[r])!r} "
+                                "is beyond float32's range", fix="fix the label, or rescale the targets.")
+            return numeric_labels(y)
     names = np.asarray(fitted["class_names"], dtype=str)
     order = np.argsort(names)
     codes = np.searchsorted(names[order], raw)
