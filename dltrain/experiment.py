@@ -9,8 +9,6 @@ parameters, once. fit, evaluate, predict and inspect all start here.
 import os
 from pathlib import Path
 
-import numpy as np
-
 import dltrain.catalogue  # noqa: F401  (builds every kind by name)
 from dltrain.backend import dtype_of
 from dltrain.data.dataset import Pipeline, Split, split_off

@@ -1,6 +1,7 @@
 """The graph passes: declared in one module, opted into through Layer methods, listed by
 `summary --passes`, and invisible in what the model computes and in how it is shown."""
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ def test_every_capability_the_passes_use_is_a_documented_layer_method():
 
 
 def test_a_layer_opts_in_by_overriding_and_out_by_default(monkeypatch):
-    from dltrain.layers.pooling import MaxPooling2D
+    from dltrain.layers.max_pooling import MaxPooling2D
 
     config = {"input_shape": [10, 10, 1], "layers": [
         {"type": "conv2d", "filters": 2, "kernel_size": 2, "activation": "relu"},     # 9x9
@@ -125,6 +126,31 @@ def test_summary_passes_lists_every_pass_and_what_it_rewrote_in_the_users_names(
     assert "'max_pooling2d_1' runs before 'conv2d_1' (its relu activation)" in by_name["pool_before_relu"]["rewrites"]
     assert any("'conv2d_2'" in note for note in by_name["pool_blocks"]["rewrites"])
     assert by_name["compute_read_region"]["rewrites"] == []      # 26 and 11: the blocks cover them
+
+
+def test_time_rows_are_the_layers_as_written_each_saying_which_passes_rewrote_it():
+    from dltrain import api
+
+    rows = api.time_layers(CONFIGS / "mnist_convnet.yaml", batch_size=2, iterations=1).rows
+    assert [r.name for r in rows] == [
+        "conv2d_1", "conv2d_1 (relu)", "max_pooling2d_1", "conv2d_2", "conv2d_2 (relu)", "max_pooling2d_2",
+        "conv2d_3", "conv2d_3 (relu)", "flatten_1", "dense_1", "dense_1 (relu)", "dense_2", "dense_2 (softmax)"]
+    by_name = {r.name: r for r in rows}
+    folded = by_name["conv2d_1 (relu)"]           # absorb_relu: the pooling applies it
+    assert folded.runs_in == "max_pooling2d_1" and "absorb_relu" in folded.passes
+    assert (folded.forward_ms, folded.backward_ms) == (0.0, 0.0)
+    assert by_name["max_pooling2d_1"].passes == ("pool_before_relu", "pool_blocks", "absorb_relu")
+    assert by_name["conv2d_1"].passes == ("pool_blocks",) and by_name["conv2d_1"].runs_in is None
+    assert by_name["conv2d_3"].passes == () and by_name["conv2d_3 (relu)"].forward_ms > 0
+
+
+def test_time_command_shows_the_users_names_and_marks_the_rewritten_layers(cli):
+    result = cli("time", CONFIGS / "mnist_convnet.yaml", "--batch-size", "2", "--iterations", "1")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "graph passes" in text and "conv2d_1 (relu)" in text
+    assert "computed in max_pooling2d_1 (pool_before_relu, absorb_relu)" in text
+    assert not re.search(r"(conv2d|dense)_\d_(relu|softmax)", result.output)    # no plan-internal names
 
 
 def test_an_unknown_pass_name_is_refused():

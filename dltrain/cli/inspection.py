@@ -140,12 +140,20 @@ def time_command(config, overrides, batch_size, iterations, device):
     timed = api.time_layers(config, overrides, batch_size, iterations, device=device)
     table = render.table(f"{config}: batch {timed.batch_size}, median of {timed.iterations} passes "
                          "(training mode)", ("layer", render.NAME), ("type", render.NAME), "output shape",
-                         ("forward ms", render.RIGHT), ("backward ms", render.RIGHT))
+                         ("forward ms", render.RIGHT), ("backward ms", render.RIGHT), "graph passes")
     for row in timed.rows:
-        table.add_row(row.name, row.type, str(row.output_shape), f"{row.forward_ms:.3f}", f"{row.backward_ms:.3f}")
+        passes = ", ".join(row.passes)
+        if row.runs_in:                     # folded into another layer: its time is counted there
+            table.add_row(row.name, row.type, str(row.output_shape), "-", "-", f"computed in {row.runs_in} ({passes})")
+        else:
+            table.add_row(row.name, row.type, str(row.output_shape), f"{row.forward_ms:.3f}",
+                          f"{row.backward_ms:.3f}", passes)
     forward, backward = sum(r.forward_ms for r in timed.rows), sum(r.backward_ms for r in timed.rows)
-    table.add_row("total", "", "", f"{forward:.3f}", f"{backward:.3f}", style="bold")
+    table.add_row("total", "", "", f"{forward:.3f}", f"{backward:.3f}", "", style="bold")
     render.console().print(table)
+    if any(row.passes for row in timed.rows):
+        render.console().print("graph passes rewrote how the marked layers compute "
+                               "(`dltrain summary --passes` says what each did)")
 
 
 COMMANDS = [check, summary, gradcheck, time_command]

@@ -7,7 +7,10 @@ callback's ``monitor`` against the names the run will log. It returns a ``Checke
 resolved document and the built pieces, or raises ConfigErrors listing every problem.
 
 This is the one place a config's pieces are constructed (each once; Experiment reuses them).
-One concept, the validator, a little over 300 lines: it reads better whole than split by section.
+One concept, the validator, a little over 300 lines, kept whole: every section's method records
+into the one error list through the same ``spec``/``fail`` helpers, and the last checks (the loss
+against the model's output, each callback's monitor against the metrics) read what the other
+sections built, so split by section each module would need the whole validator's state.
 """
 from pathlib import Path
 

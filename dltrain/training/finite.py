@@ -27,17 +27,17 @@ def loss_exploded(model, x, value, limit, first, epoch, batch):
     """The DivergedError for a finite loss above ``limit``: names the first layer whose output
     magnitude passed 1e6 (an activation that large is runaway growth), else the largest one."""
     largest = None
-    for name, output in outputs_by_layer(model, x):
+    for label, output in outputs_by_layer(model, x):
         magnitude = float(abs(output).max()) if output.size else 0.0
         if magnitude > 1e6:
-            largest = (name, magnitude)
+            largest = (label, magnitude)
             break
         if largest is None or magnitude > largest[1]:
-            largest = (name, magnitude)
-    name, magnitude = largest
+            largest = (label, magnitude)
+    label, magnitude = largest
     return DivergedError(
         f"the training loss exploded to {value:.3g} at epoch {epoch}, batch {batch}, more than "
-        f"{limit / max(first, 1.0):.3g} times the first batch's {first:.3g}: layer {name!r} "
+        f"{limit / max(first, 1.0):.3g} times the first batch's {first:.3g}: layer {label} "
         f"outputs values of magnitude {magnitude:.3g}",
         fix=FIX + " (training.divergence_factor sets the limit; null turns the check off)")
 
@@ -51,9 +51,11 @@ def check_state(arrays, filename, epoch):
 
 
 def outputs_by_layer(model, x):
-    """(layer name, output) for every node of a forward pass in training mode, in order."""
+    """(label, output) for every node of a forward pass in training mode, in run order. The
+    label names the layer as the user wrote it (graph.Node.label: 'dense_1', or "'dense_1' (its
+    relu activation)" for an activation shorthand's node), whatever the graph passes rewrote."""
     for node, output in model.layer_outputs(x, training=True):
-        yield node.name, output
+        yield node.label, output
 
 
 def bad_update(model):
@@ -61,11 +63,11 @@ def bad_update(model):
     for node in reversed(model.nodes):      # backward order: the first gradient that went bad
         for key, grad in node.layer.grads.items():
             if key in node.layer.params and not _finite(grad):
-                return f"the gradient of layer {node.name!r} ({key}) went non-finite"
+                return f"the gradient of layer {node.label} ({key}) went non-finite"
     for node in model.nodes:
         for key, param in node.layer.params.items():
             if not _finite(param):
-                return f"the parameters of layer {node.name!r} ({key}) went non-finite"
+                return f"the parameters of layer {node.label} ({key}) went non-finite"
     return None
 
 
@@ -82,12 +84,12 @@ def loss_diverged(model, x, value, epoch, batch):
     if cause:
         return DivergedError(f"the training loss became {value} at {where}: {cause}", fix=FIX)
     last = None
-    for name, output in outputs_by_layer(model, x):
+    for label, output in outputs_by_layer(model, x):
         if not _finite(output):
             return DivergedError(f"the training loss became {value} at {where}: the output of layer "
-                                 f"{name!r} went non-finite first", fix=FIX)
-        last = (name, output)
-    name, output = last
+                                 f"{label} went non-finite first", fix=FIX)
+        last = (label, output)
+    label, output = last
     largest = float(abs(output).max()) if output.size else 0.0
     return DivergedError(f"the training loss became {value} at {where}: it overflowed on the output of "
-                         f"layer {name!r} (largest magnitude {largest:.3g})", fix=FIX)
+                         f"layer {label}, of largest magnitude {largest:.3g}", fix=FIX)

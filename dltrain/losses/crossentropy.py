@@ -1,157 +1,13 @@
-"""Losses: ``sum(pred, target) -> LossSum(total, count, probabilities)`` and ``backward(count)``.
-
-A loss reports the *sum* of its per-sample values and how many samples it summed, never a mean,
-so the sums of several processes (or of the halves of one batch) add up to the sum of the whole
-batch; ``backward(count)`` returns the gradient of ``total / count``, with ``count`` the number of
-samples in the *global* batch (the training step passes it), so summing the gradients of every
-share gives the gradient of the batch's mean. ``forward(pred, target) -> mean`` and
-``backward()`` (count: this batch's) are the same computation for one batch.
-
-Cross-entropies take ``from_logits``. When the model ends in the activation a cross-entropy
-expects (softmax for categorical, sigmoid for binary) the trainer hands the loss the logits
-instead (``fuses``): log-softmax / log-sigmoid are then computed stably and the gradient is the
-short ``p - y`` rather than a chain through the activation's Jacobian. The probabilities the loss
-computed on the way are returned in ``LossSum.probabilities`` (what metrics read).
-"""
-from typing import NamedTuple
-
+"""The cross-entropies (binary, categorical, sparse categorical): from probabilities read as
+Keras reads them, or from logits when the model's last activation is fused into the loss."""
 import numpy as np
 
 from dltrain import check
 from dltrain.activations import stable_sigmoid
 from dltrain.backend import array_module, on_host
 from dltrain.errors import DataError
+from dltrain.losses.base import Loss, match_target, per_sample_mean
 from dltrain.registry import register
-
-
-class LossSum(NamedTuple):
-    """One batch's loss: ``total`` the sum of (weighted) per-sample values, a 0-d array of the
-    prediction's dtype; ``count`` the samples summed; ``probabilities`` the activated output when
-    the loss read logits, else None (the prediction itself is the probability)."""
-
-    total: np.ndarray
-    count: int
-    probabilities: np.ndarray = None
-
-    @property
-    def mean(self):
-        """total / count in the prediction's dtype, exactly as ``np.mean`` computes it."""
-        return (self.total / self.count).astype(self.total.dtype)     # a 0-d array on a device
-
-
-class Loss:
-    kind = "loss"
-    #: the final activation this loss can fuse with (computing from logits instead)
-    fuses = None
-    #: how integer or one-hot targets should be shaped for this loss: "sparse", "dense"
-    target = "dense"
-
-    def __call__(self, pred, target, sample_weight=None, logits=False):
-        return self.forward(pred, target, sample_weight, logits)
-
-    def forward(self, pred, target, sample_weight=None, logits=False):
-        """The mean over the batch (weighted per sample when weights are given)."""
-        return self.sum(pred, target, sample_weight, logits).mean
-
-    def sum(self, pred, target, sample_weight=None, logits=False):
-        """The LossSum of a batch; remembers what ``backward`` needs."""
-        per_sample = self.per_sample(pred, target, logits)
-        self._n = len(per_sample)
-        self._w = sample_weight
-        if sample_weight is not None:
-            per_sample = per_sample * sample_weight
-        read_logits = logits or getattr(self, "from_logits", False)
-        return LossSum(per_sample.sum(), self._n, self._p if read_logits else None)
-
-    def backward(self, count=None):
-        """d(total / count)/d(pred); ``count`` defaults to this batch's sample count."""
-        grad = self.gradient()
-        grad /= self._n if count is None else count
-        if self._w is not None:
-            grad *= self._w.reshape(-1, *([1] * (grad.ndim - 1)))
-        return grad
-
-    def targets(self, y, units, dtype):
-        """Raw labels as the targets this loss reads: integer labels for a sparse loss, floats of
-        the model's dtype otherwise (``units``: the model's outputs per sample)."""
-        if self.target == "sparse":
-            return np.asarray(y)
-        return np.asarray(y).astype(dtype, copy=False)
-
-    def per_sample(self, pred, target, logits):
-        """(B,) loss of each sample."""
-        raise NotImplementedError
-
-    def gradient(self):
-        """d(per-sample loss)/d(pred) of the last batch, a new array of the prediction's shape."""
-        raise NotImplementedError
-
-
-def _match(pred, target):
-    """The target as a float array of the prediction's shape ((B,) labels become (B, 1))."""
-    target = target.astype(pred.dtype, copy=False)
-    if target.shape != pred.shape:
-        if target.size != pred.size:
-            raise DataError(f"targets of shape {target.shape} do not match predictions "
-                            f"of shape {pred.shape}",
-                            fix="check the label format: integer classes need "
-                                "sparse_categorical_crossentropy, one-hot rows categorical_crossentropy.")
-        target = target.reshape(pred.shape)
-    return target
-
-
-def _per_sample(values):
-    """Mean over every axis but the batch axis."""
-    return values.reshape(len(values), -1).mean(axis=1)
-
-
-@register("mean_squared_error", aliases=("mse",))
-class MeanSquaredError(Loss):
-    """mean((pred - target)^2)."""
-
-    def per_sample(self, pred, target, logits=False):
-        self._diff = pred - _match(pred, target)
-        return _per_sample(self._diff ** 2)
-
-    def gradient(self):
-        per_row = self._diff[0].size
-        return 2 * self._diff / per_row
-
-
-@register("mean_absolute_error", aliases=("mae",))
-class MeanAbsoluteError(Loss):
-    """mean(|pred - target|)."""
-
-    def per_sample(self, pred, target, logits=False):
-        diff = pred - _match(pred, target)
-        self._sign = array_module(diff).sign(diff)
-        return _per_sample(abs(diff))
-
-    def gradient(self):
-        return self._sign / self._sign[0].size
-
-
-@register("huber")
-class Huber(Loss):
-    """0.5 d^2 where |d| <= delta, delta (|d| - 0.5 delta) beyond, with d = pred - target.
-
-    Args:
-        delta: where the loss turns from quadratic to linear, > 0.
-    """
-
-    def __init__(self, delta=1.0):
-        self.delta = check.positive("delta", delta)
-
-    def per_sample(self, pred, target, logits=False):
-        d = pred - _match(pred, target)
-        self._d = d
-        a = abs(d)
-        values = array_module(d).where(a <= self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
-        return _per_sample(values)
-
-    def gradient(self):
-        grad = self._d.clip(-self.delta, self.delta)
-        return grad / self._d[0].size
 
 
 class CrossEntropy(Loss):
@@ -177,7 +33,7 @@ class BinaryCrossentropy(CrossEntropy):
     fuses = "sigmoid"
 
     def per_sample(self, pred, target, logits=False):
-        y = _match(pred, target)
+        y = match_target(pred, target)
         if self.label_smoothing:
             y = y * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
         self._y = y
@@ -191,7 +47,7 @@ class BinaryCrossentropy(CrossEntropy):
             self._p = pred.clip(EPSILON, 1 - EPSILON)
             self._inside = (pred > EPSILON) & (pred < 1 - EPSILON)     # where the clip passes
             values = -(y * xp.log(self._p) + (1 - y) * xp.log1p(-self._p))
-        return _per_sample(values)
+        return per_sample_mean(values)
 
     def gradient(self):
         p, y = self._p, self._y
@@ -249,7 +105,7 @@ class CategoricalCrossentropy(CrossEntropy):
         return y.astype(dtype, copy=False)
 
     def _targets(self, pred, target):
-        y = _match(pred, target)
+        y = match_target(pred, target)
         if self.label_smoothing:
             y = y * (1 - self.label_smoothing) + self.label_smoothing / pred.shape[-1]
         return y
@@ -266,7 +122,7 @@ class CategoricalCrossentropy(CrossEntropy):
             self._p = self._probabilities.clipped
             log_p = self._probabilities.log
         values = -(y * log_p).sum(axis=-1)
-        return _per_sample(values.reshape(len(values), -1))
+        return per_sample_mean(values.reshape(len(values), -1))
 
     def gradient(self):
         steps = self._p[0].size // self._p.shape[-1]
@@ -296,7 +152,7 @@ class SparseCategoricalCrossentropy(CrossEntropy):
         xp = array_module(pred)
         labels = xp.asarray(target).reshape(pred.shape[:-1]).astype(np.intp, copy=False)
         # on a device the range check would be a read back per batch: fit and evaluate check
-        # every split's labels once before the first batch (api._check_labels)
+        # every split's labels once before the first batch (_check_labels in api/training.py)
         if on_host(labels) and labels.size and (labels.min() < 0 or labels.max() >= classes):
             bad = labels.min() if labels.min() < 0 else labels.max()
             raise DataError(f"label {bad} is outside the model's {classes} classes (0..{classes - 1})",
@@ -315,7 +171,7 @@ class SparseCategoricalCrossentropy(CrossEntropy):
         if self.label_smoothing:
             s = self.label_smoothing
             values = (1 - s) * values - s * log_p.mean(axis=-1)
-        return _per_sample(values.reshape(len(values), -1))
+        return per_sample_mean(values.reshape(len(values), -1))
 
     def gradient(self):
         p = self._p
