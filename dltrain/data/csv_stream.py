@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from dltrain.data import csv_columns, table
+from dltrain.data import csv_columns, csv_labels, table
 from dltrain.errors import DltrainError
 
 HEAD_ROWS = 101               # the rows Table looks at to detect a header
@@ -44,9 +44,9 @@ def labelled(source, path):
         return None
     values, columns, label = parsed
     x, y = values[:, columns], values[:, label]
-    if not (np.abs(x) <= table.FLOAT32_MAX).all() or not (np.abs(y) <= table.FLOAT32_MAX).all():
+    if not (np.abs(x) <= csv_labels.FLOAT32_MAX).all() or not (np.abs(y) <= csv_labels.FLOAT32_MAX).all():
         return None                       # nan/inf cells, float32 overflow: the full reader says which
-    return x.astype(np.float32), table.numeric_labels(y)
+    return x.astype(np.float32), csv_labels.numeric_labels(y)
 
 
 def _parse(source, path, needed, dtype):
