@@ -78,6 +78,17 @@ def test_the_streamed_reader_gives_what_the_full_reader_gives(run, tmp_path, mon
     assert fast.sources == full.sources and len(fast.sources) == rows
 
 
+def test_a_csv_with_every_cell_quoted_is_streamed_too(run, tmp_path, monkeypatch):
+    # before: any quote sent the file to the full reader (100,000 x 30: 4.3 s instead of 1.7 s)
+    path = write_rows(tmp_path / "q.csv", np.random.default_rng(7).standard_normal((2000, 6)))
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    with open(path, "w", newline="") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL).writerows(rows)
+    assert path.read_text().startswith('"f0","f1"')
+    fast, full = both_ways(run, path, monkeypatch, streamed=True)
+    np.testing.assert_array_equal(fast.outputs, full.outputs)
+
+
 def scores_both_ways(run, path, monkeypatch):
     """evaluate --data scores with the streaming reader (asserted to take the file) and with the
     full reader only."""
@@ -134,7 +145,8 @@ def quote_first_cell(text):
 
 
 @pytest.mark.parametrize("damage, error", [
-    (lambda t: quote_first_cell(t), None),                              # quoted: the full reader
+    (lambda t: quote_first_cell(t), None),                              # a quoted number: alike
+    (lambda t: t.replace("\n", '\n"1\n2",', 1), "has 7 columns"),          # a line break in quotes
     (lambda t: t.replace("\n", "\n\n  \n", 3), None),                   # blank lines: dropped alike
     (lambda t: t.rsplit("\n", 3)[0] + "\n1,2,3\n", "has 3 columns"),
     (lambda t: t[:-1].rsplit("\n", 1)[0] + "\n1,2,3,4,5,NA\n", "the value is missing"),

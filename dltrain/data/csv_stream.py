@@ -8,8 +8,8 @@ read here instead: ``np.loadtxt`` reads the open file in its own chunks straight
 the feature columns are kept. A later file with numeric labels (evaluate --data, validation and
 test files) is parsed as float64, so labels keep their digits, and split as the full reader does. The fast path gives way to the full reader (which has the exact
 messages, missing-value fills and categories) whenever the file is anything but plain finite
-numbers: a quote, an empty or NA cell, a ragged row, a value that is not a number, one beyond
-float32's range (inf here).
+numbers (quoted or not, as a spreadsheet's "save as CSV" may quote every cell): an empty or NA
+cell, a ragged row, a value that is not a number, one beyond float32's range (inf here).
 """
 import warnings
 
@@ -70,10 +70,10 @@ def _parse(source, path, needed, dtype):
                     pass
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")       # "input contained no data": None below
-                values = np.loadtxt(f, delimiter=head.delimiter, comments=None, quotechar=None,
-                                    dtype=dtype, ndmin=2)
+                values = np.loadtxt(f, delimiter=head.delimiter, comments=None, quotechar='"',
+                                    dtype=dtype, ndmin=2)      # "1.5" as the csv module reads it
     except (ValueError, UnicodeDecodeError, OSError):
-        return None                       # a quote, an empty or NA cell, a ragged row, a word
+        return None                       # an empty or NA cell, a ragged row, a word, a line break in quotes
     if not values.size or values.shape[1] != len(head.names):
         return None
     return values, columns, label
