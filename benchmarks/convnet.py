@@ -120,6 +120,8 @@ def main():
             run = dltrain_runner(x, y, comm)
             return functools.partial(run, args.steps), run.trainer
         return harness.rank_round(make)
+    if args.peaks:                                  # memory only: 1, 2 and 4 ranks
+        return harness.peaks(args, __file__)
     job = harness.Job(args, __file__) if args.workers > 1 else None
     times, dltrain_peak = harness.alternate(        # each run: args.steps batches, seconds per step
         job or functools.partial(dltrain_runner(x, y), args.steps),

@@ -10,6 +10,9 @@
 #    config matching the CPU's metrics to 1e-4;
 # 3. runs the three benchmarks against PyTorch CUDA in one process (benchmarks/gpu.py), printing
 #    the ratios beside the issue's targets;
+# 3b. data parallelism, one GPU per rank (needs the mpi extra): with 2+ GPUs, `fit --workers 2
+#    --device cuda` of digits_mlp matches `--workers 2 --device cpu` (metrics to 1e-4); with one
+#    GPU, 2 workers are refused with exit 2 before any rank starts;
 # 4. with --full, also `dltrain fit configs/mnist_convnet.yaml --device cuda` (test accuracy
 #    must reach 99.0 %), which takes longer than the 8 minutes.
 # Without a usable GPU it says why and stops after step 1 with status 0 (nothing to check).
@@ -40,6 +43,35 @@ timeout 300 "$PY" -m pytest -q -m gpu -rs -p no:cacheprovider tests/test_device_
 
 echo "== 3. benchmarks against PyTorch CUDA"
 timeout 150 "$PY" benchmarks/gpu.py --rounds 3 || status=1
+
+echo "== 3b. data parallelism: one GPU per rank"
+gpus=$("$PY" -c "import cupy; print(cupy.cuda.runtime.getDeviceCount())")
+if ! "$PY" -c "import mpi4py" 2>/dev/null; then
+    echo "mpi4py is not installed (pip install -e '.[mpi]'): skipped"
+elif [ "$gpus" -ge 2 ]; then
+    dp=$(mktemp -d)
+    for device in cpu cuda; do
+        timeout 120 "$PY" -m dltrain fit configs/digits_mlp.yaml --set training.epochs=2 --workers 2 \
+            --device $device --run-dir "$dp/$device" --quiet > /dev/null || status=1
+    done
+    "$PY" - "$dp" <<'PYEOF' || status=1
+import csv, sys
+rows = {d: list(csv.DictReader(open(f"{sys.argv[1]}/{d}/metrics.csv"))) for d in ("cpu", "cuda")}
+worst = max(abs(float(a[k]) - float(b[k])) / max(abs(float(a[k])), 1e-12)
+            for a, b in zip(rows["cpu"], rows["cuda"]) for k in a if k not in ("epoch", "seconds"))
+print(f"2 ranks x 1 GPU vs 2 ranks on the CPU: largest relative metric difference {worst:.2e} (<= 1e-4)")
+sys.exit(0 if worst <= 1e-4 else 1)
+PYEOF
+else
+    out=$(timeout 60 "$PY" -m dltrain fit configs/digits_mlp.yaml --workers 2 --device cuda --run-dir "$(mktemp -d)/r" 2>&1)
+    code=$?
+    echo "$out" | head -2
+    if [ $code -eq 2 ] && echo "$out" | grep -q "one GPU per rank"; then
+        echo "one GPU here: 2 workers refused with exit 2, as they should be"
+    else
+        echo "expected exit 2 (one GPU per rank), got $code"; status=1
+    fi
+fi
 
 if [ "$FULL" = "--full" ]; then
     echo "== 4. configs/mnist_convnet.yaml on the GPU (>= 99.0 % test accuracy)"

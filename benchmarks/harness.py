@@ -43,6 +43,9 @@ def parser(doc):
     parser.add_argument("--torch-threads", type=int, help="PyTorch's threads (default: threads x workers)")
     parser.add_argument("--no-torch", action="store_true", help="time dltrain only")
     parser.add_argument("--torch-site", help="site-packages of a venv holding torch (appended to sys.path)")
+    parser.add_argument("--peaks", action="store_true", help="no timing: each rank's peak memory "
+                        "(VmHWM) at 1, 2 and 4 ranks x --threads (default 1), against 1 process + the "
+                        "gradient buffer")
     parser.add_argument("--rank-round", action="store_true", help=argparse.SUPPRESS)   # one rank's job
     return parser
 
@@ -52,7 +55,7 @@ def prepare(args):
     if args.workers < 1:
         raise SystemExit("--workers must be 1 or more")
     if args.threads is None:
-        args.threads = 1 if args.workers > 1 else os.cpu_count()
+        args.threads = 1 if args.workers > 1 or args.peaks else os.cpu_count()
     if args.torch_threads is None:
         args.torch_threads = args.threads * args.workers
     # with --workers this process runs only PyTorch (the ranks get args.threads from Job.run):
@@ -210,12 +213,17 @@ class Job:
 
     def command(self, ranks):
         launcher = str(Path(sys.executable).parent / "mpiexec")
-        argv = [a for a in sys.argv[1:] if a != "--rank-round"] + ["--rank-round", "--threads", str(self.args.threads)]
+        argv = [a for a in sys.argv[1:] if a not in ("--rank-round", "--peaks")]
         prefix = [launcher, "-n", str(ranks)] if ranks > 1 else []
-        return prefix + [sys.executable, str(self.script), *argv]
+        return prefix + [sys.executable, str(self.script), *argv, "--rank-round", "--threads", str(self.args.threads)]
 
     def run(self, ranks):
-        env = {**os.environ, **{key: str(self.args.threads) for key in THREAD_VARIABLES}}
+        """One round on ``ranks`` ranks (1: one process without mpiexec) in the environment
+        ``dltrain fit --workers`` gives its ranks (launch.rank_environment: the MPI runtime's
+        memory settings), at ``args.threads`` BLAS threads per rank; its JSON."""
+        from dltrain.parallel import launch
+
+        env = launch.rank_environment(ranks, {**os.environ, **{key: str(self.args.threads) for key in THREAD_VARIABLES}})
         done = subprocess.run(self.command(ranks), env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"the {ranks}-rank dltrain round failed (exit {done.returncode}):\n"
@@ -245,3 +253,23 @@ class Job:
               f"{last['buffer_mib']:.2f} MiB = {single['peak_mib'][0] + last['buffer_mib']:.1f} MiB")
         helpers = [h for h in last["helper_mib"] if h is not None]
         print(f"  recurrent helper process: {'started on ' + str(len(helpers)) + ' ranks' if helpers else 'not started'}")
+
+
+def peaks(args, script, ranks=(1, 2, 4)):
+    """``--peaks``: one round at each of ``ranks`` (no timing to quote); each rank's peak RSS
+    (VmHWM) against the 1-process round's plus the gradient buffer (the must-hold)."""
+    job = Job(args, script)
+    single = None
+    print(f"peak RSS (VmHWM) per rank, {args.threads} BLAS thread(s) per process, MiB")
+    for n in ranks:
+        result = job.run(n)
+        peaks_by_rank = result["peak_mib"]
+        if single is None:
+            single = peaks_by_rank[0]
+            print(f"  1 process: {single:.1f}; gradient buffer {result['buffer_mib']:.2f}; "
+                  f"allowed per rank {single + result['buffer_mib']:.1f}")
+            continue
+        allowed = single + result["buffer_mib"]
+        worst = max(peaks_by_rank)
+        print(f"  {n} ranks: {', '.join(f'{p:.1f}' for p in peaks_by_rank)}; highest {worst:.1f} "
+              f"{'<=' if worst <= allowed else '>'} {allowed:.1f} ({worst - allowed:+.1f})")

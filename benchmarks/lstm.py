@@ -112,6 +112,8 @@ def main():
             run = dltrain_runner(x, y, args.cell, comm)
             return run, run.trainer
         return harness.rank_round(make)
+    if args.peaks:                                  # memory only: 1, 2 and 4 ranks
+        return harness.peaks(args, __file__)
     job = harness.Job(args, __file__) if args.workers > 1 else None
     times, dltrain_peak = harness.alternate(        # each run: every batch of x, its seconds
         job or dltrain_runner(x, y, args.cell), lambda: torch_runner(x, y, args.torch_threads, args.cell),

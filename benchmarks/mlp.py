@@ -100,6 +100,8 @@ def main():
             run = dltrain_epoch_runner(x, y, comm)
             return run, run.trainer
         return harness.rank_round(make)
+    if args.peaks:                                  # memory only: 1, 2 and 4 ranks
+        return harness.peaks(args, __file__)
     job = harness.Job(args, __file__) if args.workers > 1 else None
     run_dltrain = job or dltrain_epoch_runner(x, y)      # each run: one epoch, its seconds
     times, dltrain_peak = harness.alternate(

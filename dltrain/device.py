@@ -7,6 +7,8 @@
 - Checkpoints move to the host only when written (the trainer's ``to_host`` before writing).
 - Everything in between stays on the device: layers, losses, metrics and optimizers take their
   array module from their input (backend.array_module).
+- Under data parallelism each rank takes a GPU of its own (``use_rank_gpu``, by node-local rank;
+  ``check_workers`` counts them before ``--workers`` starts the ranks); ranks never share one.
 
 On the CPU every function here is the identity. Where a GPU backend would fuse kernels: see
 README ("On a GPU").
@@ -147,34 +149,77 @@ def describe(device):
     return record
 
 
-#: environment variables an MPI launcher sets to the number of ranks
-RANK_COUNTS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
+# -- data parallelism: one GPU per rank --------------------------------------------------------
+
+SHARING = ("sharing a GPU between ranks is refused: two processes on one GPU contend for it "
+           "and each holds a CUDA context and a copy of the model on it")
 
 
-def refuse_with_workers(device, workers=None, environ=None):
-    """cuda with data parallelism (--workers N, or several MPI ranks) is not supported yet: a
-    ConfigError (exit 2) instead of N processes sharing one GPU or silently training on CPUs."""
+def gpu_count(device):
+    """How many GPUs this process sees (0 on the CPU)."""
+    if device != "cuda":
+        return 0
+    return int(device_module(device).cuda.runtime.getDeviceCount())
+
+
+def _visible():
     import os
 
-    if device != "cuda":
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def gpu_of_rank(local_rank, views):
+    """The device ordinal node-local rank ``local_rank`` takes; ``views``: every local rank's
+    (CUDA_VISIBLE_DEVICES or None, GPUs it sees), in local-rank order.
+
+    - each rank sees GPUs of its own (a launcher or Slurm's --gpus-per-task gave every rank a
+      different CUDA_VISIBLE_DEVICES): its first one, ordinal 0;
+    - else every rank sees the same GPUs: rank r takes GPU r, and there must be one per rank.
+    A ConfigError (exit 2) when the ranks on this machine would share a GPU."""
+    ranks = len(views)
+    visible = [v for v, _ in views]
+    firsts = [v.split(",")[0].strip() for v in visible if v]
+    if len(firsts) == ranks and len(set(firsts)) == ranks and all(count >= 1 for _, count in views):
+        return 0
+    count = min(count for _, count in views)
+    if count >= ranks:
+        return local_rank
+    seen = f"CUDA_VISIBLE_DEVICES={visible[local_rank]}" if visible[local_rank] is not None else \
+        "CUDA_VISIBLE_DEVICES unset"
+    raise ConfigError(f"--device cuda with data parallelism takes one GPU per rank, but {ranks} ranks "
+                      f"on this machine see {count} GPU(s) ({seen})",
+                      fix=f"start at most {count} rank(s) per machine (--workers {max(count, 1)}, or "
+                          f"mpiexec -ppn {max(count, 1)}), give each rank its own GPU "
+                          f"(CUDA_VISIBLE_DEVICES per rank, Slurm --gpus-per-task=1), or train on "
+                          f"CPUs with --device cpu; {SHARING}")
+
+
+def use_rank_gpu(device, comm):
+    """Under data parallelism on cuda, make this rank's GPU (``gpu_of_rank`` of its node-local
+    rank, ``comm.local()``) the current device, before anything is allocated on it; its ordinal.
+    None on the CPU or on one process."""
+    if device != "cuda" or comm.size == 1:
+        return None
+    local = comm.local()
+    views = local.allgather((_visible(), gpu_count(device)))     # every rank decides alike
+    index = gpu_of_rank(local.rank, views)
+    device_module(device).cuda.Device(index).use()
+    return index
+
+
+def check_workers(device, workers):
+    """Before ``--workers N`` starts any rank: on cuda this machine must have a GPU per rank
+    (the ranks inherit this process's CUDA_VISIBLE_DEVICES, so they all see the same GPUs)."""
+    if device != "cuda" or workers <= 1:
         return
-    environ = os.environ if environ is None else environ
-    ranks = max([int(environ[k]) for k in RANK_COUNTS if str(environ.get(k, "")).isdigit()] or [1])
-    if (workers and workers > 1) or ranks > 1:
-        how = f"--workers {workers}" if workers and workers > 1 else f"{ranks} MPI ranks"
-        raise ConfigError(f"--device cuda cannot be combined with data parallelism ({how}) yet",
-                          fix="train on one GPU (one process, no --workers), or data-parallel on "
-                              "CPUs with --device cpu; one GPU per rank is not implemented.")
+    gpu_of_rank(0, [(_visible(), gpu_count(device))] * workers)
 
 
 def choose(requested, config_device=None, where=None):
     """The device a command runs on: the command line's choice, else the config's ``device:``,
     else cpu; resolved (auto -> cuda or cpu) and checked (cuda must be usable)."""
     if requested is not None:
-        device = resolve_device(requested, "--device")
-    else:
-        device = resolve_device(config_device, where)
-    refuse_with_workers(device)
-    return device
+        return resolve_device(requested, "--device")
+    return resolve_device(config_device, where)
 
 

@@ -380,11 +380,38 @@ from dltrain.backend import register_array_type  # noqa: E402
 register_array_type(FakeArray, fake)
 
 
-def fake_cupy(available=True):
+class _FakeCuda(types.SimpleNamespace):
+    """``cupy.cuda`` of a machine with ``gpus`` fake GPUs: the device count, ``Device(i).use()``
+    (``used`` lists every ordinal made current), a stream whose synchronize does nothing."""
+
+    def __init__(self, gpus):
+        cuda = self
+        super().__init__(used=[], current=0)
+
+        class Device:
+            def __init__(self, index=None):
+                self.id = cuda.current if index is None else int(index)
+
+            def use(self):
+                if not 0 <= self.id < gpus:
+                    raise RuntimeError(f"fake CUDA: invalid device ordinal {self.id} ({gpus} GPUs)")
+                cuda.current = self.id
+                cuda.used.append(self.id)
+
+        stream = types.SimpleNamespace(synchronize=lambda: None)
+        self.Device = Device
+        self.get_current_stream = lambda: stream
+        self.runtime = types.SimpleNamespace(getDeviceCount=lambda: gpus,
+                                             getDeviceProperties=lambda index: {"name": b"fake GPU"})
+
+
+def fake_cupy(available=True, gpus=1):
     """A stand-in for the ``cupy`` module over the fake device: ``import cupy`` finds it when it
     is put in sys.modules, and ``is_available()`` answers ``available`` (True, False, or an
-    exception to raise, as cupy raises CUDARuntimeError without a driver)."""
+    exception to raise, as cupy raises CUDARuntimeError without a driver); ``cuda`` is a machine
+    with ``gpus`` GPUs (all of them the one fake device)."""
     module = _Namespace("fakecupy", np)
+    module.cuda = _FakeCuda(gpus)
     module.ndarray = FakeArray
     module.asarray, module.array, module.asnumpy = fake.asarray, fake.array, fake.asnumpy
     module.get_array_module = _get_array_module

@@ -47,3 +47,16 @@ def test_benchmark_script_runs_dltrain_on_two_ranks(script, args):
     assert "all-reduce" in out and "% of the round by rank" in out, out
     assert "peak RSS by rank" in out and "gradient buffer" in out, out
     assert "dltrain / torch" not in out
+
+
+def test_peaks_reports_each_rank_against_one_process_plus_the_gradient_buffer():
+    pytest.importorskip("mpi4py", reason="the mpi extra is not installed: pip install 'dltrain[mpi]'")
+    if not (Path(sys.executable).parent / "mpiexec").exists():
+        pytest.skip("no mpiexec beside this Python (the mpich wheel of dltrain[mpi])")
+    result = run("mlp.py", ["--samples", "2048", "--peaks"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.strip().startswith("1 process:") and "allowed per rank" in line for line in lines), lines
+    for ranks in (2, 4):
+        line = next(line for line in lines if line.strip().startswith(f"{ranks} ranks:"))
+        assert len(line.split(";")[0].split(",")) == ranks and "highest" in line, line

@@ -1,6 +1,7 @@
 """Choosing a device: --device cpu|cuda|auto on fit, evaluate, predict and time, and `device:` in
 the config. Without CuPy, or with a CuPy that sees no GPU, cuda is a clear error (exit 2) and auto
-is the CPU; with data parallelism cuda is refused. With a stand-in `cupy` over the strict fake
+is the CPU; with data parallelism each rank takes a GPU of its own (fewer GPUs than ranks: exit
+2; tests/test_parallel_device.py trains that way). With a stand-in `cupy` over the strict fake
 device (tests/fakedevice.py), whole runs train, evaluate and predict on device arrays and give
 the CPU's numbers; the step's stages (forward, loss, backward, update, metric updates) run in
 hot paths there, where any read back to the host raises."""
@@ -117,20 +118,18 @@ def test_a_real_subprocess_with_a_cupy_on_the_path_that_sees_no_gpu_exits_2(tmp_
     assert result.returncode == 0, result.stderr
 
 
-def test_cuda_with_data_parallelism_is_refused(fake_gpu):
-    with pytest.raises(ConfigError, match=r"data parallelism \(--workers 2\)") as caught:
-        devices.refuse_with_workers("cuda", workers=2)
-    assert caught.value.exit_code == 2
-    with pytest.raises(ConfigError, match="4 MPI ranks"):
-        devices.refuse_with_workers("cuda", environ={"OMPI_COMM_WORLD_SIZE": "4"})
-    devices.refuse_with_workers("cpu", workers=2)                   # CPUs: fine
-    devices.refuse_with_workers("cuda", workers=1, environ={"PMI_SIZE": "1"})
+def test_fit_workers_on_cuda_with_fewer_gpus_than_workers_exits_2_before_any_rank(cli, tmp_path, fake_gpu,
+                                                                                 monkeypatch):
+    """One GPU per rank (tests/test_parallel_device.py trains that way): the stand-in machine has
+    one GPU, so 2 workers are refused in the launching process, once, before mpiexec starts."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    from dltrain.parallel import launch
 
-
-def test_fit_under_several_mpi_ranks_with_cuda_exits_2(cli, tmp_path, fake_gpu, monkeypatch):
-    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
-    result = cli(*_digits(tmp_path, "--device", "cuda"))
-    assert result.exit_code == 2 and "one GPU per rank is not implemented" in result.output
+    monkeypatch.setattr(launch, "launch", lambda *args: pytest.fail("a rank was started"))
+    result = cli(*_digits(tmp_path, "--device", "cuda", "--workers", "2"))
+    assert result.exit_code == 2, result.output
+    assert "takes one GPU per rank, but 2 ranks on this machine see 1 GPU(s)" in result.output
+    assert result.output.count("one GPU per rank") == 1
 
 
 # -- whole runs on the fake device ------------------------------------------------------------

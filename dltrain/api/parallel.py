@@ -18,12 +18,37 @@ def world():
 
 def launch_workers(workers, fit_params, debug=False):
     """Run ``dltrain fit`` with ``fit_params`` (a fit command's parsed options) on ``workers``
-    local ranks; the job's exit code."""
-    from dltrain.device import refuse_with_workers
+    local ranks; the job's exit code. Before any rank starts, the config is checked here as
+    ``dltrain check`` checks it (reading no data) and on cuda the GPUs are counted (one per
+    rank), so a mistake is one message with exit 2, not one per rank after the launch."""
+    from dltrain.device import check_workers, choose
     from dltrain.parallel import launch
 
-    refuse_with_workers(fit_params.get("device"), workers)      # before any rank starts
+    checked = _checked_config(fit_params)
+    document = checked.document if checked is not None else None
+    device = choose(fit_params.get("device"), document.data.get("device") if document else None,
+                    document.where(("device",)) if document else None)
+    check_workers(device, workers)
     return launch.launch(workers, launch.fit_arguments(fit_params, debug=debug))
+
+
+def _checked_config(fit_params):
+    """The validated config a fit command names (CONFIG, or the run --resume names), checked
+    for what this machine lacks as ``dltrain check`` does; None when there is none to check."""
+    from dltrain.config.validate import validate
+    from dltrain.feasibility import check_config
+    from dltrain.training import resume as resuming
+
+    config, resume = fit_params.get("config"), fit_params.get("resume")
+    if config is None and resume and str(resume).endswith((".yaml", ".yml")):   # fit --resume CONFIG
+        config = resume
+    elif config is None and resume not in (None, "auto"):
+        config = resuming.config_of(resume)
+    if config is None:
+        return None
+    checked = validate(config, fit_params.get("overrides") or (), files=True)
+    check_config(checked)
+    return checked
 
 
 def job_rank():

@@ -53,7 +53,7 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
                                     overrides=overrides, overwrite=overwrite, callbacks=callbacks,
                                     device=device)
     comm = comm or SingleProcess()
-    devices.refuse_with_workers(device, comm.size)       # one GPU per rank: not yet
+    devices.use_rank_gpu(device, comm)                   # several ranks on cuda: one GPU each
     caught = signals.Signals()
     with caught:                            # a signal while the data loads: handled at the first batch
         splits = _prepare(experiment, callbacks)

@@ -2,8 +2,11 @@
 
 ``communicator.py`` holds the interface and ``SingleProcess`` (one process: every collective
 does nothing); ``buffer.py`` the flat gradient buffer reduced with one allreduce per step;
-``threads.py`` a test-only group that runs several ranks as threads of one process, so the seam
-is tested without MPI. ``recurrent_helper.py`` and ``shared_memory.py`` are the recurrent
-layers' helper process.
+``mpi.py`` the MPI communicator (mpi4py, imported only under an MPI launcher); ``launch.py``
+``fit --workers N``; ``replicas.py`` what keeps the ranks' replicas equal; ``threads.py`` a
+test-only group that runs several ranks as threads of one process, so the seam is tested without
+MPI. ``recurrent_helper.py`` and ``shared_memory.py`` are the recurrent layers' helper process.
+
+Nothing is imported here: each module is imported by name where it is used (the test-only
+``threads`` never loads with the library).
 """
-from dltrain.parallel import buffer, communicator, threads  # noqa: F401

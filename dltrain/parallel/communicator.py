@@ -12,7 +12,26 @@ The loop meets the others at four points, each a method here:
 
 Rank 0 alone writes the run directory (``is_root``; the trainer gives other ranks a writer that
 writes nothing). ``SingleProcess`` is the one-process case: every collective returns at once.
+``local()`` is the communicator of the ranks on this machine (which GPU a rank takes).
+
+Arrays on a GPU are reduced through the host (``through_host``): copied out, summed by MPI,
+copied back; the training step's gradient buffer keeps a host mirror of its own for that.
 """
+import numpy as np
+
+from dltrain.backend import array_module
+
+
+def through_host(buffer, reduce):
+    """``reduce(host_array)`` (in place) applied to ``buffer``: a device buffer is copied to the
+    host, reduced there and copied back (one copy each way)."""
+    xp = array_module(buffer)
+    if xp is np:
+        reduce(buffer)
+        return
+    host = xp.asnumpy(buffer)
+    reduce(host)
+    buffer[...] = xp.asarray(host)
 
 
 class Communicator:
@@ -43,6 +62,11 @@ class Communicator:
     def broadcast(self, arrays):
         """Rank 0's arrays copied into every rank's ``arrays`` (a dict of arrays), in place."""
         raise NotImplementedError
+
+    def local(self):
+        """The communicator of the ranks on this machine (rank: the node-local rank). This
+        default: every rank is on one machine, as the test-only thread ranks are."""
+        return self
 
 
 class SingleProcess(Communicator):

@@ -10,21 +10,39 @@ import os
 import sys
 
 from dltrain.errors import ConfigError
-from dltrain.parallel.communicator import Communicator, SingleProcess
+from dltrain.parallel.communicator import Communicator, SingleProcess, through_host
 
 INSTALL = "pip install 'dltrain[mpi]'"
 
-# the launchers' own variables: MPICH/Hydra and Intel MPI, Open MPI, PMIx, MVAPICH (not Slurm's srun)
+# the launchers' own variables: MPICH/Hydra and Intel MPI, Open MPI, PMIx, MVAPICH; Slurm's srun
+# sets PMI_SIZE too with --mpi=pmi2 (its PMI-2 plugin also serves MPICH's PMI-1 client)
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")
 
+SRUN = ("srun --mpi=pmi2 dltrain fit ... (Slurm's PMI-2, which MPICH's mpi4py speaks), or mpiexec -n N "
+        "dltrain fit ... inside the allocation; --ntasks=1 for one process")
 
-def launched_size():
+
+def launched_size(environ=None):
     """The world size an MPI launcher announced in the environment (1 when there is none)."""
+    environ = os.environ if environ is None else environ
     for name in _SIZE_VARIABLES:
-        value = os.environ.get(name, "")
+        value = environ.get(name, "")
         if value.isdigit():
             return int(value)
     return 1
+
+
+def refuse_srun_without_pmi(environ=None):
+    """A ConfigError when Slurm's srun started this process as one task of several but gave it
+    no PMI the MPI library can join (``srun`` with --mpi=none or pmix): each task would train
+    alone, every one of them into the same run directory."""
+    environ = os.environ if environ is None else environ
+    tasks = environ.get("SLURM_STEP_NUM_TASKS", "")
+    if tasks.isdigit() and int(tasks) > 1 and "SLURM_PROCID" in environ and launched_size(environ) == 1:
+        plugin = "pmix" if "PMIX_RANK" in environ else "none"
+        raise ConfigError(f"srun started {tasks} tasks without a process manager interface MPICH can "
+                          f"use (the {plugin!r} MPI plugin), so each task would train alone",
+                          fix=SRUN)
 
 
 def mpi4py():
@@ -45,9 +63,10 @@ class MPICommunicator(Communicator):
         self._MPI = MPI
         self.comm = comm or MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self._local = None
 
     def allreduce_sum(self, buffer):
-        self.comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
+        through_host(buffer, lambda host: self.comm.Allreduce(self._MPI.IN_PLACE, host, op=self._MPI.SUM))
 
     def allgather(self, value):
         return self.comm.allgather(value)
@@ -57,7 +76,14 @@ class MPICommunicator(Communicator):
 
     def broadcast(self, arrays):
         for key in sorted(arrays):          # the same order on every rank
-            self.comm.Bcast(arrays[key], root=0)
+            through_host(arrays[key], lambda host: self.comm.Bcast(host, root=0))
+
+    def local(self):
+        """The ranks that share this machine's memory (MPI_COMM_TYPE_SHARED): whatever started
+        the job (mpiexec, srun, a hostfile), rank r of it is the node-local rank."""
+        if self._local is None:
+            self._local = MPICommunicator(self.comm.Split_type(self._MPI.COMM_TYPE_SHARED))
+        return self._local
 
     def abort(self, code):
         """End every rank of the job now with exit ``code``."""
@@ -65,9 +91,11 @@ class MPICommunicator(Communicator):
 
 
 def world():
-    """The communicator of this process: MPI under an MPI launcher of 2+ ranks, else one process."""
+    """The communicator of this process: MPI under an MPI launcher of 2+ ranks, else one process
+    (refused when srun started several tasks with no PMI: ``refuse_srun_without_pmi``)."""
     if launched_size() > 1:
         return MPICommunicator()
+    refuse_srun_without_pmi()
     return SingleProcess()
 
 

@@ -8,7 +8,7 @@ exception on one rank breaks the barrier, so the others stop instead of waiting 
 """
 import threading
 
-from dltrain.parallel.communicator import Communicator
+from dltrain.parallel.communicator import Communicator, through_host
 
 TIMEOUT = 120.0
 
@@ -60,6 +60,9 @@ class ThreadRank(Communicator):
         return values
 
     def allreduce_sum(self, buffer):
+        through_host(buffer, self._sum)             # device arrays go through the host, as with MPI
+
+    def _sum(self, buffer):
         parts = self._exchange(buffer.copy())
         total = parts[0].copy()
         for part in parts[1:]:
@@ -75,4 +78,4 @@ class ThreadRank(Communicator):
     def broadcast(self, arrays):
         root = self._exchange({k: v.copy() for k, v in arrays.items()} if self.rank == 0 else None)[0]
         for key, value in arrays.items():
-            value[...] = root[key]
+            value[...] = root[key]            # (rank 0's copies live where its arrays do)

@@ -112,7 +112,7 @@ class Step:
             self.buffer = GradientBuffer(self.model.parameters())
         self.buffer.pack([layer.grads[key] for layer, key in pairs], loss.total, loss.count,
                          diverged, signalled)
-        self.comm.allreduce_sum(self.buffer.flat)
+        self.buffer.reduce(self.comm)           # one allreduce (on a device: through the host)
         views, total, count = self.buffer.unpack()
         for (layer, key), view in zip(pairs, views):
             layer.grads[key] = view

@@ -116,6 +116,7 @@ class Trainer:
         total, seen, first = 0.0, 0, 0
         if self.resume_position is not None:
             first, total, seen = position.restore(self.resume_position, epoch, metrics)
+            replicas.restored_on_root(metrics, self.comm)     # merged states: counted once
             self.resume_position = None
         started = time.perf_counter()
         for batch, start in enumerate(range(first * self.batch_size, n, self.batch_size), first):
@@ -225,7 +226,7 @@ class Trainer:
             arrays.update({f"callbacks/{i}/{k}": v for k, v in callback.state_arrays().items()})
         return arrays
 
-    def state_meta(self, epoch):
+    def state_meta(self, epoch, at=None):
         return {
             **self.meta,
             "epoch": epoch,
@@ -234,13 +235,14 @@ class Trainer:
             "callbacks": [c.state_dict() for c in self.saved.values()],
             "callback_names": list(self.saved),
             "history": self.history,
-            "position": position.record(self.position, self.epoch_lr),
+            "position": position.record(self.position if at is None else at, self.epoch_lr),
             "first_loss": self.step_stages.first_loss,
         }
 
     def save_checkpoint(self, name, epoch, keep=None):
         """checkpoints/NAME.npz through the writer (``name`` with or without .npz)."""
+        at = replicas.merged_position(self.position, self.comm)   # inside an epoch: every rank's metrics
         if self.writer.writes:
             arrays = {key: to_host(value) for key, value in self.state_arrays().items()}   # off the device
-            self.writer.checkpoint(name.removesuffix(".npz"), arrays, self.state_meta(epoch), keep)
+            self.writer.checkpoint(name.removesuffix(".npz"), arrays, self.state_meta(epoch, at), keep)
 
