@@ -25,7 +25,8 @@ def _check(path_or_bytes):
 
 def _run(data, x):
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return session.run(None, {"input": np.asarray(x, dtype=np.float32)})[0]
+    x = np.asarray(x)
+    return session.run(None, {"input": x if x.dtype == object else x.astype(np.float32)})[0]
 
 
 def _overrides(config):
@@ -41,16 +42,16 @@ def _raw_input_file(loaded, tmp_path):
     """(file for `predict`, the same samples as the exported model's input)."""
     experiment = loaded.experiment
     split = experiment.load_data()["test"]
-    x = np.asarray(split.x)[split.indices][:150]
-    encoders = [s for s in experiment.pipeline.steps if s.registered_name == "text_vectorization"]
-    if encoders:                                          # text: predict reads it, ONNX its ids
+    x = np.asarray(split.x)[split.indices]
+    x = x if x.dtype == object else x[:150]               # texts: the whole test split
+    if x.dtype == object:                                 # texts: predict reads a CSV, ONNX the strings
         path = tmp_path / "texts.csv"
-        with open(path, "w", newline="") as f:
+        with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             source = experiment.sources["train"]
             writer.writerow([source.text, source.label])
             writer.writerows([[text, 0] for text in x])
-        return path, encoders[0].transform(x)
+        return path, x
     path = tmp_path / "raw.npy"
     np.save(path, x)
     return path, x
@@ -74,7 +75,9 @@ def test_every_example_config_exports_and_predicts_like_dltrain(config, tmp_path
     print(f"{config.name}: max |onnx - predict| = {difference:.3g}")
     assert difference <= TOLERANCE, difference
     metadata = {p.key: p.value for p in model.metadata_props}
-    assert json.loads(metadata["input"])["name"] == "input"
+    described = json.loads(metadata["input"])
+    assert described["name"] == "input"
+    assert described["dtype"] == ("string" if np.asarray(raw).dtype == object else "float32")
     if loaded.class_names:
         assert json.loads(metadata["class_names"]) == [str(n) for n in loaded.class_names]
 
@@ -176,22 +179,41 @@ def _padded_ids(rng, batch, steps, vocabulary):
     return ids
 
 
-@pytest.mark.parametrize("recurrent", [
+def _ids_masked_anywhere(rng, batch, steps, vocabulary):
+    """Token ids with 0 (masked) anywhere: before, between and after real steps; one all 0,
+    one with no 0, one with a single real step in the middle."""
+    ids = rng.integers(1, vocabulary, (batch, steps)).astype(np.float32)
+    ids[rng.random((batch, steps)) < 0.4] = 0
+    ids[0], ids[1] = 0, rng.integers(1, vocabulary, steps)
+    ids[2] = 0
+    ids[2, steps // 2] = 3
+    return ids
+
+
+RECURRENT_SPECS = [
     {"type": "lstm", "units": 5}, {"type": "gru", "units": 4}, {"type": "gru", "units": 3, "reset_after": False},
     {"type": "simple_rnn", "units": 4}, {"type": "lstm", "units": 3, "go_backwards": True},
     {"type": "gru", "units": 3, "return_sequences": True, "go_backwards": True},
     {"type": "lstm", "units": 3, "zero_output_for_mask": True}, {"type": "simple_rnn", "units": 3, "go_backwards": True},
     {"type": "bidirectional", "layer": {"type": "gru", "units": 4}},
     {"type": "bidirectional", "layer": {"type": "lstm", "units": 3, "return_sequences": True}, "merge_mode": "ave"},
-], ids=lambda spec: json.dumps(spec).replace('"', ""))
-def test_masked_recurrent_layers_export_for_padding_after_the_sequence(recurrent):
-    """embedding(mask_zero) -> recurrent (-> a second, reading the carried states) -> dense."""
+    {"type": "bidirectional", "layer": {"type": "simple_rnn", "units": 2, "go_backwards": False}, "merge_mode": "mul"},
+]
+
+
+@pytest.mark.parametrize("padding", ["after", "anywhere"])
+@pytest.mark.parametrize("recurrent", RECURRENT_SPECS, ids=lambda spec: json.dumps(spec).replace('"', ""))
+def test_masked_recurrent_layers_export_for_any_mask(recurrent, padding):
+    """embedding(mask_zero) -> recurrent (-> a second, reading the carried states) -> dense, with
+    0 ids after the real ones (as text_vectorization pads) or anywhere (token ids from elsewhere)."""
     seq = {**recurrent, "return_sequences": True} if "units" in recurrent else recurrent
     layers = [{"type": "embedding", "input_dim": 20, "output_dim": 6, "mask_zero": True}, seq,
               {"type": "lstm", "units": 3} if _sequences(seq) else {"type": "dense", "units": 2},
               {"type": "dense", "units": 2, "activation": "softmax"}]
-    x = _padded_ids(np.random.default_rng(4), 12, 7, 20)
+    x = (_padded_ids if padding == "after" else _ids_masked_anywhere)(np.random.default_rng(4), 12, 7, 20)
     _compare(_model(layers, (7,)), x)
+    sequences = [layers[0], seq, {"type": "flatten"}]       # every step's output, masked ones too
+    _compare(_model(sequences, (7,)), x)
     flat = [layers[0], {**seq, "return_sequences": False} if "units" in seq else recurrent, layers[-1]]
     _compare(_model(flat, (7,)), x)
 
@@ -207,6 +229,16 @@ def test_masking_and_masked_average_pooling_export():
     layers = [{"type": "masking"}, {"type": "dense", "units": 4, "activation": "relu"},
               {"type": "global_average_pooling1d"}, {"type": "dense", "units": 1}]
     _compare(_model(layers, (5, 3)), x)
+
+
+def test_masking_before_recurrent_layers_with_masked_steps_anywhere():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(8, 6, 3)).astype(np.float32)
+    x[rng.random((8, 6)) < 0.4] = 0
+    x[0] = 0
+    layers = [{"type": "masking"}, {"type": "gru", "units": 4, "return_sequences": True},
+              {"type": "lstm", "units": 3, "go_backwards": True}, {"type": "dense", "units": 2}]
+    _compare(_model(layers, (6, 3)), x)
 
 
 def test_preprocessing_is_folded_in_front():

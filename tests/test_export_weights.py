@@ -77,7 +77,7 @@ def test_a_truncated_safetensors_file_is_a_checkpoint_error(tmp_path):
         safetensors.decode(data[:-8])
 
 
-@pytest.mark.parametrize("name", ["tiny_convnet", "tiny_recurrent"])
+@pytest.mark.parametrize("name", ["tiny_convnet", "tiny_recurrent", "tiny_functional"])
 def test_a_keras_3_file_imports_and_predicts_like_keras(name):
     pytest.importorskip("h5py")
     from dltrain.export import keras, weights

@@ -159,7 +159,7 @@ def test_the_fine_tuning_configs_export_to_onnx_like_predict(chain, stage, tmp_p
     ort = pytest.importorskip("onnxruntime")
     from dltrain import api
 
-    path = api.export(chain / stage, "onnx", tmp_path / "m.onnx")
+    path = api.export(chain / stage, "onnx", tmp_path / "m.onnx").path
     x = np.load(CONFIGS.parent / "datasets" / "digits.npz")["x"][:64]
     np.save(tmp_path / "x.npy", x)
     expected = api.predict(chain / stage, [tmp_path / "x.npy"]).outputs

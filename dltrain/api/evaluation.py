@@ -23,11 +23,13 @@ def evaluate(run, which="best", data=None, device=None):
                                     loaded.meta)
 
 
-def export(run, format="onnx", output=None, which="best"):
-    """Write a trained run as ONNX or safetensors (dltrain/export); return the file written."""
+def export(run, format="onnx", output=None, which="best", text_input="strings"):
+    """Write a trained run as ONNX or safetensors (dltrain/export); return an ``Exported`` (the
+    file written, and for ONNX what its input is: a text model's raw strings, or with
+    ``text_input="ids"`` the token ids)."""
     from dltrain.export import export as export_run
 
-    return export_run(LoadedRun(run, which), format, output)
+    return export_run(LoadedRun(run, which), format, output, text_input)
 
 
 def _evaluation_split(loaded, data=None):

@@ -10,13 +10,20 @@ from dltrain.cli.app import CONTEXT, handle_errors
               help="onnx: the model with its preprocessing, for onnxruntime; safetensors: the weights.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="The file to write (default RUN/model.FORMAT).")
 @click.option("--checkpoint", default="best", show_default=True, help="best, last or a checkpoint file.")
+@click.option("--text-input", type=click.Choice(["strings", "ids"]), default="strings", show_default=True,
+              help="A text model's ONNX input: raw strings (text_vectorization inside), or its token ids/counts "
+                   "(for runtimes without string operators).")
 @handle_errors
-def export(run, format_, output, checkpoint):
+def export(run, format_, output, checkpoint, text_input):
     """Write a trained RUN as an ONNX model or a safetensors file of its weights."""
     from dltrain import api
 
-    path = api.export(run, format_, output, checkpoint)
-    click.echo(f"wrote {path}")
+    exported = api.export(run, format_, output, checkpoint, text_input)
+    click.echo(f"wrote {exported.path}")
+    if exported.input:
+        described = exported.input
+        shape = ", ".join(map(str, described["shape"]))
+        click.echo(f"input {described['name']!r}: {described['dtype']} ({shape}): {described['expects']}")
 
 
 

@@ -1,18 +1,19 @@
 """A trained run as an ONNX model: preprocessing, the layer graph, and the output activation.
 
 The exported model takes what ``dltrain predict`` reads from a file (raw features, images,
-series windows) and gives what it reports (probabilities for a classifier, also when the loss
-fused the final activation or read logits). Steps that turn text into numbers
-(text_vectorization) have no ONNX operator: such a model takes their output (token ids or
-multi-hot vectors), and says so in its metadata, with the vocabulary.
+series windows, texts) and gives what it reports (probabilities for a classifier, also when the
+loss fused the final activation or read logits). A text model's input is a (batch,) string
+tensor, text_vectorization written as string operators (onnx_text.py); where that step cannot
+be written so (``split: character``), the model takes the step's output (token ids or counts)
+and says so in its metadata ("input"), with the vocabulary.
 """
 import json
 
 import numpy as np
 
 from dltrain.errors import ConfigError
-from dltrain.export import onnx_layers
-from dltrain.export.onnx_graph import Graph
+from dltrain.export import onnx_layers, onnx_text
+from dltrain.export.onnx_graph import OPSET, Graph
 
 INPUT, OUTPUT = "input", "output"
 RECURRENT = onnx_layers.RECURRENT
@@ -50,15 +51,33 @@ def _log(g, step, x, hint):
 
 
 STEPS = {"rescale": _rescale, "standardize": _standardize, "min_max": _min_max, "clip": _clip, "log": _log}
-#: steps whose output is the exported model's input (nothing in ONNX turns text into ids)
+#: steps that turn texts into numbers: the first step, written as string operators if it can be
 ENCODERS = {"text_vectorization"}
 
 
-def _preprocessing(g, pipeline, x):
-    """Fold the saved steps in; (output, the steps folded, the encoder steps left to the user)."""
+def _encoder(pipeline):
+    steps = pipeline.steps if pipeline is not None else []
+    return steps[0] if steps and steps[0].registered_name in ENCODERS else None
+
+
+def text_input(pipeline, strings=True):
+    """The text step the exported model starts with (its input is then strings), or None: no
+    such step, one that cannot be written as ONNX nodes, or ``strings`` false (token ids asked for)."""
+    first = _encoder(pipeline)
+    return first if strings and first is not None and onnx_text.unsupported(first) is None else None
+
+
+def _preprocessing(g, pipeline, x, text):
+    """Fold the saved steps in (``text``: the text step written as string operators, or None);
+    (output, the steps folded, the encoder steps left to the user)."""
     folded, left = [], []
     for i, step in enumerate(pipeline.steps):
         name = step.registered_name
+        if step is text:
+            x = onnx_text.text_vectorization(g, step, x, f"preprocessing/{i}_{name}")
+            folded.append({"type": name, "standardize": step.standardize, "split": step.split,
+                           "output_mode": step.output_mode, "vocabulary": f"{len(step.vocabulary)} tokens"})
+            continue
         if name in ENCODERS and not folded:
             left.append(step)
             continue
@@ -80,8 +99,9 @@ def _plain(value):
 
 # -- the model -------------------------------------------------------------------------------
 
-def convert(loaded):
-    """(ONNX ModelProto bytes, output name) of a ``LoadedRun`` (api.LoadedRun)."""
+def convert(loaded, strings=True):
+    """(ONNX ModelProto bytes, output name) of a ``LoadedRun`` (api.LoadedRun); a text model
+    takes raw strings unless ``strings`` is false (then the text step's output)."""
     experiment, loss = loaded.experiment, loaded.experiment.loss
     final = None
     if getattr(loss, "from_logits", False):                 # predict reports probabilities
@@ -89,22 +109,25 @@ def convert(loaded):
 
         final = build("activation", loss.fuses)
     return model_bytes(loaded.model, experiment.pipeline, final, str(experiment.config.get("name", "dltrain")),
-                       lambda folded, encoders: _metadata(loaded, folded, encoders))
+                       lambda folded, encoders: _metadata(loaded, folded, encoders, strings), strings)
 
 
-def model_bytes(model, pipeline=None, final=None, name="dltrain", metadata=None):
+def model_bytes(model, pipeline=None, final=None, name="dltrain", metadata=None, strings=True):
     """ONNX bytes of a built ``Model`` after ``pipeline``'s steps, ending in activation ``final``."""
     from dltrain import __version__
     from dltrain.data.dataset import Pipeline
 
-    g = Graph(model.dtype)
-    x, folded, encoders = _preprocessing(g, pipeline or Pipeline(), INPUT)
+    pipeline = pipeline or Pipeline()
+    text = text_input(pipeline, strings)
+    g = Graph(model.dtype, onnx_text.OPSET if text is not None else OPSET)
+    x, folded, encoders = _preprocessing(g, pipeline, INPUT, text)
     y = layer_graph(g, model, x)
     if final is not None:
         y = onnx_layers.activation(g, final, y, "output_activation")
     y = g.identity(y, OUTPUT)
     record = metadata(folded, encoders) if metadata else {}
-    return g.serialize(name, [(INPUT, np.float32, ["batch", *model.input_shape])],
+    given = (INPUT, object, ["batch"]) if text is not None else (INPUT, np.float32, ["batch", *model.input_shape])
+    return g.serialize(name, [given],
                        [(y, model.dtype, ["batch", *model.output_shape])], record, __version__), y
 
 
@@ -126,15 +149,28 @@ def layer_graph(g, model, x):
     return tensors[getattr(model, "written_output", model.output)]
 
 
-def _metadata(loaded, folded, encoders):
+def input_description(model, pipeline, strings=True):
+    """What the exported model's input is: name, shape, dtype and what it expects."""
+    if text_input(pipeline, strings) is not None:
+        return {"name": INPUT, "shape": ["batch"], "dtype": "string",
+                "expects": "raw texts, one per sample, as `dltrain predict` reads them"}
+    encoder = _encoder(pipeline)
+    description = {"name": INPUT, "shape": ["batch", *model.input_shape], "dtype": "float32",
+                   "expects": "raw inputs, as `dltrain predict` reads them"}
+    if encoder is not None:
+        why = onnx_text.unsupported(encoder) or "token ids were asked for (--text-input ids)"
+        description["expects"] = (f"the output of {encoder.registered_name} (token ids or counts), not "
+                                  f"texts: {why}")
+    return description
+
+
+def _metadata(loaded, folded, encoders, strings):
     experiment = loaded.experiment
     source_state = loaded.meta.get("source_state") or {}
     kinds = source_state.get("kinds") or {}
     classifier = experiment.loss.fuses is not None or experiment.loss.target == "sparse"
     record = {
-        "input": json.dumps({"name": INPUT, "shape": ["batch", *loaded.model.input_shape], "dtype": "float32",
-                             "expects": (f"the output of {encoders[0].registered_name} (token ids or counts)"
-                                         if encoders else "raw inputs, as `dltrain predict` reads them")}),
+        "input": json.dumps(input_description(loaded.model, experiment.pipeline, strings)),
         "preprocessing": json.dumps(folded),
         "task": "classification" if classifier else "regression",
         "dltrain_run": str(loaded.run_dir),
@@ -145,7 +181,7 @@ def _metadata(loaded, folded, encoders):
     names = loaded.class_names or getattr(experiment.sources.get("train"), "class_names", None)
     if names:
         record["class_names"] = json.dumps([str(n) for n in names])
-    for step in encoders:
+    for step in [s for s in experiment.pipeline.steps if s.registered_name in ENCODERS]:
         vocabulary = getattr(step, "vocabulary", None)
         if vocabulary is not None:
             record["vocabulary"] = json.dumps(vocabulary)

@@ -5,12 +5,14 @@ wants i, o, f, c. GRU blocks are z, r, h in both; dltrain's ``reset_after`` (Ker
 is ONNX's ``linear_before_reset = 1`` with the recurrent bias as ONNX's Rb, and without it the
 recurrent bias is zero. ONNX kernels are (directions, gates * units, features), transposed.
 
-Masks: a masked step leaves dltrain's state unchanged. The operators take ``sequence_lens``
-instead, the number of real steps counted from the front, so the export is exact when the
-padding comes after the real steps (as text_vectorization pads). With ``return_sequences`` the
-padded steps output zeros in ONNX; where dltrain outputs the carried state instead (a forward
-layer without ``zero_output_for_mask``) the export selects it with a Where. The output mask of a
-go_backwards layer is its input mask, unreversed, as in dltrain and Keras.
+Masks: a masked step leaves dltrain's state unchanged, wherever it is. The operators take
+``sequence_lens`` instead, the number of real steps counted from the front, so each sample's
+real steps are first moved to the front in order (TopK of a key that sorts masked steps last,
+then GatherElements): the last states are then exactly dltrain's, for any mask. With
+``return_sequences`` each input step t takes the state of the operator's step that dltrain holds
+there: forward, that of the last real step up to t; backward, that of the first real step from t
+on (zeros before any), or zeros at masked steps with ``zero_output_for_mask``. The output mask of
+a go_backwards layer is its input mask, unreversed, as in dltrain and Keras.
 """
 import numpy as np
 
@@ -37,30 +39,65 @@ def onnx_weights(layer):
 
 
 def _run(g, hint, layers, x, mask, direction):
-    """Y (T, D, B, U) and Y_h (D, B, U) of the operator over x (B, T, F)."""
+    """Y (T, D, B, U) and Y_h (D, B, U) of the operator over x (B, T, F), its real steps first."""
     op, *_ , attributes = onnx_weights(layers[0])
     parts = [onnx_weights(layer) for layer in layers]
     w = g.const(np.stack([p[1] for p in parts]), f"{hint}/W")
     r = g.const(np.stack([p[2] for p in parts]), f"{hint}/R")
     b = g.const(np.stack([p[3] for p in parts]), f"{hint}/B")
-    xt = g.op("Transpose", [x], hint, perm=[1, 0, 2])                       # (T, B, F)
     lengths = ""
     if mask is not None:
+        x = _real_steps_first(g, hint, x, mask)
         lengths = g.op("Cast", [g.op("ReduceSum", [g.op("Cast", [mask], hint, to=6),
                                                    g.ints([1], f"{hint}/steps")], hint, keepdims=0)],
                        hint, to=6)                                          # (B,) int32
+    xt = g.op("Transpose", [x], hint, perm=[1, 0, 2])                       # (T, B, F)
     outputs = 3 if op == "LSTM" else 2
     y, y_h, *_ = g.op(op, [xt, w, r, b, lengths], hint, outputs=outputs, direction=direction,
                       hidden_size=layers[0].units, **attributes)
     return y, y_h
 
 
-def _carried(g, hint, y, y_h, mask):
-    """Y (T, B, U) with the padded steps holding the last real step's state (dltrain's output)."""
-    if mask is None:
-        return y
-    steps = g.op("Unsqueeze", [g.op("Transpose", [mask], hint, perm=[1, 0]), g.ints([2], f"{hint}/axis")], hint)
-    return g.op("Where", [steps, y, y_h], hint)                              # (T, B, 1) ? (T, B, U) : (1, B, U)
+def _real_steps_first(g, hint, x, mask):
+    """x (B, T, F) with each sample's real steps moved to the front, in their order."""
+    steps = _steps(g, hint, mask)
+    real = g.op("Cast", [mask], hint, to=7)                                  # (B, T) int64, 1 real
+    position = g.op("Range", [g.const(np.int64(0), f"{hint}/zero"), steps, g.const(np.int64(1), f"{hint}/one")], hint)
+    key = g.op("Add", [g.op("Mul", [g.op("Sub", [g.const(np.int64(1), f"{hint}/one"), real], hint), steps], hint),
+                       position], hint)                                       # masked steps sort last
+    _, order = g.op("TopK", [key, g.op("Unsqueeze", [steps, g.ints([0], f"{hint}/axis0")], hint)], hint, outputs=2,
+                    axis=1, largest=0, sorted=1)                             # (B, T)
+    index = g.op("Expand", [g.op("Unsqueeze", [order, g.ints([2], f"{hint}/axis2")], hint),
+                            g.op("Shape", [x], hint)], hint)
+    return g.op("GatherElements", [x, index], hint, axis=1)
+
+
+def _steps(g, hint, mask):
+    return g.op("Squeeze", [g.op("Shape", [mask], hint, start=1, end=2)], hint)    # T, int64 scalar
+
+
+def _at_input_steps(g, hint, steps, mask, backward, zero_masked):
+    """(B, T, U) from one direction's operator output ``steps`` (T, B, U) over the real steps
+    moved first: at input step t, the state dltrain holds there (see the module's docstring)."""
+    real = g.op("Cast", [mask], hint, to=7)                                  # (B, T)
+    if backward:       # the operator's step of the first real step from t on
+        index = g.op("CumSum", [real, g.ints(1, f"{hint}/axis")], hint, exclusive=1)
+        count = g.op("ReduceSum", [real, g.ints([1], f"{hint}/steps")], hint, keepdims=1)     # (B, 1)
+        valid = g.op("Less", [index, count], hint)
+    else:              # the operator's step of the last real step up to t
+        index = g.op("Sub", [g.op("CumSum", [real, g.ints(1, f"{hint}/axis")], hint),
+                             g.const(np.int64(1), f"{hint}/one")], hint)
+        valid = g.op("GreaterOrEqual", [index, g.const(np.int64(0), f"{hint}/zero")], hint)
+    if zero_masked:
+        valid = g.op("And", [valid, mask], hint)
+    last = g.op("Sub", [_steps(g, hint, mask), g.const(np.int64(1), f"{hint}/one")], hint)
+    index = g.op("Min", [g.op("Max", [index, g.const(np.int64(0), f"{hint}/zero")], hint), last], hint)
+    ordered = g.op("Transpose", [steps], hint, perm=[1, 0, 2])               # (B, T, U)
+    index = g.op("Expand", [g.op("Unsqueeze", [index, g.ints([2], f"{hint}/axis2")], hint),
+                            g.op("Shape", [ordered], hint)], hint)
+    picked = g.op("GatherElements", [ordered, index], hint, axis=1)
+    keep = g.op("Unsqueeze", [g.op("Cast", [valid], hint, to=g.type_code), g.ints([2], f"{hint}/axis2")], hint)
+    return g.op("Mul", [picked, keep], hint)                                 # 0 where nothing is held
 
 
 def _reverse_time(g, hint, x, axis):
@@ -68,7 +105,7 @@ def _reverse_time(g, hint, x, axis):
                           g.ints([axis], f"{hint}/axis"), g.ints([-1], f"{hint}/step")], hint)
 
 
-def _direction_output(g, hint, layer, y, y_h, index, mask, carried):
+def _direction_output(g, hint, layer, y, y_h, index, mask, backward, zero_masked):
     """One direction's output in dltrain's layout: (B, U), or (B, T, U) for return_sequences."""
     if not layer.return_sequences:
         return g.op("Squeeze", [g.op("Slice", [y_h, g.ints([index], f"{hint}/d0"), g.ints([index + 1], f"{hint}/d1"),
@@ -77,10 +114,8 @@ def _direction_output(g, hint, layer, y, y_h, index, mask, carried):
     steps = g.op("Squeeze", [g.op("Slice", [y, g.ints([index], f"{hint}/s0"), g.ints([index + 1], f"{hint}/s1"),
                                             g.ints([1], f"{hint}/saxis")], hint),
                              g.ints([1], f"{hint}/ssqueeze")], hint)         # (T, B, U)
-    if carried:
-        last = g.op("Slice", [y_h, g.ints([index], f"{hint}/h0"), g.ints([index + 1], f"{hint}/h1"),
-                              g.ints([0], f"{hint}/haxis")], hint)           # (1, B, U)
-        steps = _carried(g, hint, steps, last, mask)
+    if mask is not None:
+        return _at_input_steps(g, hint, steps, mask, backward, zero_masked)
     return g.op("Transpose", [steps], hint, perm=[1, 0, 2])                  # (B, T, U)
 
 
@@ -88,8 +123,7 @@ def convert_recurrent(g, node, x, in_shape, out_shape, mask):
     layer = node.layer
     direction = "reverse" if layer.go_backwards else "forward"
     y, y_h = _run(g, node.name, [layer], x, mask, direction)
-    carried = not (layer.go_backwards or layer.zero_output_for_mask)
-    out = _direction_output(g, node.name, layer, y, y_h, 0, mask, carried)
+    out = _direction_output(g, node.name, layer, y, y_h, 0, mask, layer.go_backwards, layer.zero_output_for_mask)
     if layer.go_backwards and layer.return_sequences:
         out = _reverse_time(g, node.name, out, 1)      # dltrain's output runs in reading order
     return out, (mask if layer.return_sequences else None)     # unreversed with go_backwards, as Keras
@@ -104,8 +138,8 @@ def convert_bidirectional(g, node, x, in_shape, out_shape, mask):
         raise ConfigError(f"layer '{node.name}' (bidirectional over a go_backwards layer) cannot be exported to ONNX",
                           fix="drop go_backwards from the wrapped layer (bidirectional reads both ways already).")
     y, y_h = _run(g, node.name, [fwd, bwd], x, mask, "bidirectional")
-    y_f = _direction_output(g, node.name, fwd, y, y_h, 0, mask, carried=not fwd.zero_output_for_mask)
-    y_b = _direction_output(g, node.name, fwd, y, y_h, 1, mask, carried=False)
+    y_f = _direction_output(g, node.name, fwd, y, y_h, 0, mask, False, fwd.zero_output_for_mask)
+    y_b = _direction_output(g, node.name, fwd, y, y_h, 1, mask, True, bwd.zero_output_for_mask)
     mode = layer.merge_mode
     if mode == "concat":
         out = g.op("Concat", [y_f, y_b], node.name, axis=-1)

@@ -13,10 +13,14 @@ import numpy as np
 #: TensorProto.DataType of the numpy dtypes an exported graph uses
 DATA_TYPES = {np.dtype(np.float32): 1, np.dtype(np.uint8): 2, np.dtype(np.int8): 3,
               np.dtype(np.int32): 6, np.dtype(np.int64): 7, np.dtype(np.bool_): 9,
-              np.dtype(np.float64): 11}
+              np.dtype(np.float64): 11, np.dtype(object): 8}
 
 # AttributeProto.AttributeType
-FLOAT, INT, STRING, TENSOR, FLOATS, INTS = 1, 2, 3, 4, 6, 7
+FLOAT, INT, STRING, TENSOR, GRAPH, FLOATS, INTS, STRINGS = 1, 2, 3, 4, 5, 6, 7, 8
+
+
+class Subgraph(bytes):
+    """The bytes of a GraphProto, to pass as a node attribute (Loop's ``body``)."""
 
 
 def varint(value):
@@ -62,18 +66,25 @@ def packed_floats(field, values):
 # -- messages --------------------------------------------------------------------------------
 
 def tensor(name, array):
-    """TensorProto: dims 1, data_type 2, name 8, raw_data 9 (little-endian bytes)."""
+    """TensorProto: dims 1, data_type 2, string_data 6 (strings, UTF-8), name 8, raw_data 9
+    (little-endian bytes of numbers)."""
     array = np.asarray(array)
+    if array.dtype == object or array.dtype.kind == "U":
+        return (packed_ints(1, array.shape) + int_field(2, DATA_TYPES[np.dtype(object)])
+                + b"".join(bytes_field(6, str(v)) for v in array.ravel()) + bytes_field(8, name))
     little = array.astype(array.dtype.newbyteorder("<"), copy=False)
     return (packed_ints(1, array.shape) + int_field(2, DATA_TYPES[array.dtype])
             + bytes_field(8, name) + bytes_field(9, np.ascontiguousarray(little).tobytes()))
 
 
 def attribute(name, value):
-    """AttributeProto: name 1, f 2, i 3, s 4, t 5, floats 7, ints 8, type 20.
+    """AttributeProto: name 1, f 2, i 3, s 4, t 5, g 6, floats 7, ints 8, strings 9, type 20.
 
-    ``value`` is an int, a float, a str, a numpy array (a tensor), or a list of ints or floats."""
+    ``value`` is an int, a float, a str, a numpy array (a tensor), a ``Subgraph``, or a list of
+    ints, floats or strs."""
     out = bytes_field(1, name)
+    if isinstance(value, Subgraph):
+        return out + bytes_field(6, bytes(value)) + int_field(20, GRAPH)
     if isinstance(value, bool) or isinstance(value, (int, np.integer)):
         return out + int_field(3, value) + int_field(20, INT)
     if isinstance(value, (float, np.floating)):
@@ -83,15 +94,19 @@ def attribute(name, value):
     if isinstance(value, np.ndarray):
         return out + bytes_field(5, tensor("", value)) + int_field(20, TENSOR)
     values = list(value)
+    if values and all(isinstance(v, str) for v in values):
+        return out + b"".join(bytes_field(9, v) for v in values) + int_field(20, STRINGS)
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
         return out + packed_ints(8, values) + int_field(20, INTS)
     return out + packed_floats(7, values) + int_field(20, FLOATS)
 
 
-def node(op_type, inputs, outputs, name, **attributes):
-    """NodeProto: input 1, output 2, name 3, op_type 4, attribute 5."""
+def node(op_type, inputs, outputs, name, domain="", **attributes):
+    """NodeProto: input 1, output 2, name 3, op_type 4, attribute 5, domain 7."""
     out = b"".join(bytes_field(1, i) for i in inputs) + b"".join(bytes_field(2, o) for o in outputs)
     out += bytes_field(3, name) + bytes_field(4, op_type)
+    if domain:
+        out += bytes_field(7, domain)
     for attr_name in sorted(attributes):
         if attributes[attr_name] is not None:
             out += bytes_field(5, attribute(attr_name, attributes[attr_name]))
@@ -115,13 +130,16 @@ def graph(name, nodes, initializers, inputs, outputs):
             + b"".join(bytes_field(11, i) for i in inputs) + b"".join(bytes_field(12, o) for o in outputs))
 
 
-def model(graph_bytes, opset, ir_version, producer, version, metadata, doc=""):
+def model(graph_bytes, opsets, ir_version, producer, version, metadata, doc=""):
     """ModelProto: ir_version 1, producer_name 2, producer_version 3, doc_string 6, graph 7,
-    opset_import 8 (OperatorSetIdProto: domain 1, version 2), metadata_props 14 (key 1, value 2)."""
+    opset_import 8 (OperatorSetIdProto: domain 1, version 2), metadata_props 14 (key 1, value 2).
+    ``opsets`` maps each domain ("" is the default one) to its version."""
     out = int_field(1, ir_version) + bytes_field(2, producer) + bytes_field(3, version)
     if doc:
         out += bytes_field(6, doc)
-    out += bytes_field(7, graph_bytes) + bytes_field(8, bytes_field(1, "") + int_field(2, opset))
+    out += bytes_field(7, graph_bytes)
+    for domain, opset in opsets.items():
+        out += bytes_field(8, bytes_field(1, domain) + int_field(2, opset))
     for k, v in metadata.items():
         out += bytes_field(14, bytes_field(1, k) + bytes_field(2, v))
     return out

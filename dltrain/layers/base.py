@@ -54,8 +54,9 @@ class Layer:
     #: the communicator of a data-parallel run, set on every layer that reduces over the batch
     #: (``synchronized`` batch normalization); None on one process
     comm = None
-    #: false (``trainable: false`` in the config): the layer is frozen; the model computes no
-    #: gradient for its parameters where it can skip it, and hands none to the optimizer
+    #: false (``trainable: false`` in the config): the layer is frozen; the model runs no backward
+    #: through it where nothing trainable is below it, the layer's own backward computes only
+    #: the input gradient (each layer with weights checks this flag), and the optimizer gets none
     trainable = True
     #: a frozen layer of this kind runs in inference mode also in training (batch normalization)
     inference_when_frozen = False

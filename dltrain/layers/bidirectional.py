@@ -91,6 +91,8 @@ class Bidirectional(Layer):
             g_f, g_b = grad_y * y_b, grad_y * y_f
         if self.forward_layer.return_sequences:
             g_b = g_b[:, ::-1]
+        for _, inner in self._pair:                   # frozen wrapper: the inner layers' grad_x only
+            inner.trainable = self.trainable
         grad_x = self.forward_layer.backward(g_f) + self.backward_layer.backward(g_b)
         for prefix, inner in self._pair:
             for key, value in inner.grads.items():

@@ -175,10 +175,7 @@ class Conv2D(Layer):
         y = y.reshape(b, *out_hw, self.filters)
         return y if self.rank == 2 else y[:, 0]
 
-    def _backward(self, grad_y):
-        grad_y = grad_y if self.rank == 2 or self._blocks is not None else grad_y[:, None]
-        b, f = grad_y.shape[0], grad_y.shape[-1]
-        g = grad_y.reshape(-1, f)                                       # (N, F)
+    def _weight_grads(self, g, b):
         if self._short_rows:
             grad_weights = _per_image_weight_grad(self._cols, g, b)      # (K[+1], N) @ (N, F) -> (K[+1], F)
         else:
@@ -189,6 +186,13 @@ class Conv2D(Layer):
             ones = self._workspace.ones(len(g), g.dtype, array_module(g))
             self.grads["bias"] = ones @ g                                # (N,) @ (N, F) -> (F,)
         self.grads["kernel"] = grad_weights.reshape(self.params["kernel"].shape)
+
+    def _backward(self, grad_y):
+        grad_y = grad_y if self.rank == 2 or self._blocks is not None else grad_y[:, None]
+        b, f = grad_y.shape[0], grad_y.shape[-1]
+        g = grad_y.reshape(-1, f)                                       # (N, F)
+        if self.trainable:                                               # frozen: grad_x only
+            self._weight_grads(g, b)
         if not self.input_grad:                                          # the model's first layer
             return None
         kernel, strides, _ = self._window()

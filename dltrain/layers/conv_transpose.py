@@ -82,7 +82,7 @@ class Conv2DTranspose(Layer):
     def backward(self, grad_y):
         before, out, full = self._crop
         b, f = grad_y.shape[0], grad_y.shape[-1]
-        if self.use_bias:
+        if self.use_bias and self.trainable:
             self.grads["bias"] = grad_y.sum(axis=(0, 1, 2))             # (F,)
         grad_full = array_module(grad_y).zeros((b, *full, f), dtype=grad_y.dtype)
         grad_full[:, before[0]:before[0] + out[0], before[1]:before[1] + out[1]] = grad_y
@@ -91,7 +91,8 @@ class Conv2DTranspose(Layer):
         grad_cols = windows.im2col(grad_full, self._kernel, h_w, self._strides, self._dilation)
         grad_cols = grad_cols.reshape(n, -1)                            # (N, K)
         weights = self.params["kernel"].reshape(-1, c)                  # (K, C)
-        self.grads["kernel"] = (grad_cols.T @ self._x).reshape(self.params["kernel"].shape)  # (K, N) @ (N, C)
+        if self.trainable:                                              # frozen: grad_x only
+            self.grads["kernel"] = (grad_cols.T @ self._x).reshape(self.params["kernel"].shape)  # (K, N) @ (N, C)
         grad_x = grad_cols @ weights                                    # (N, K) @ (K, C) -> (N, C)
         return grad_x.reshape(b, *h_w, c)
 

@@ -46,11 +46,12 @@ class Dense(Layer):
         return y
 
     def backward(self, grad_y):
-        x2 = self._x.reshape(-1, self._x.shape[-1])        # (N, F), N = B * steps
-        g2 = grad_y.reshape(-1, self.units)                # (N, U)
-        self.grads["kernel"] = x2.T @ g2                   # (F, N) @ (N, U) -> (F, U)
-        if self.use_bias:
-            self.grads["bias"] = g2.sum(axis=0)            # (U,)
+        if self.trainable:                                 # frozen: the input gradient only
+            x2 = self._x.reshape(-1, self._x.shape[-1])    # (N, F), N = B * steps
+            g2 = grad_y.reshape(-1, self.units)            # (N, U)
+            self.grads["kernel"] = x2.T @ g2               # (F, N) @ (N, U) -> (F, U)
+            if self.use_bias:
+                self.grads["bias"] = g2.sum(axis=0)        # (U,)
         if not self.input_grad:
             return None
         return grad_y @ self.params["kernel"].T            # (B, ..., U) @ (U, F) -> (B, ..., F)

@@ -26,18 +26,19 @@ def depthwise_forward(x_pad, kernel, out_hw, strides, dilation):
     return y.reshape(*y.shape[:3], c * m)
 
 
-def depthwise_backward(grad_y, x_pad, kernel, strides, dilation):
-    """(grad of x_pad, grad of kernel) for grad_y (B, Ho, Wo, C * M)."""
+def depthwise_backward(grad_y, x_pad, kernel, strides, dilation, kernel_grad=True):
+    """(grad of x_pad, grad of kernel or None without ``kernel_grad``) for grad_y (B, Ho, Wo, C * M)."""
     kh, kw, c, m = kernel.shape
     out_hw = grad_y.shape[1:3]
     g = grad_y.reshape(*grad_y.shape[:3], c, m)                        # (B, Ho, Wo, C, M)
     xp = array_module(grad_y)
-    grad_kernel = xp.empty_like(kernel)
+    grad_kernel = xp.empty_like(kernel) if kernel_grad else None
     grad_x = xp.zeros_like(x_pad)
     for i in range(kh):
         for j in range(kw):
-            x_ij = windows.window(x_pad, i, j, out_hw, strides, dilation)   # (B, Ho, Wo, C)
-            grad_kernel[i, j] = xp.einsum("bhwc,bhwcm->cm", x_ij, g)
+            if kernel_grad:
+                x_ij = windows.window(x_pad, i, j, out_hw, strides, dilation)   # (B, Ho, Wo, C)
+                grad_kernel[i, j] = xp.einsum("bhwc,bhwcm->cm", x_ij, g)
             windows.window(grad_x, i, j, out_hw, strides, dilation)[...] += \
                 xp.einsum("bhwcm,cm->bhwc", g, kernel[i, j])
     return grad_x, grad_kernel
@@ -66,8 +67,10 @@ class _Depthwise(Layer):
                                  self._strides, self._dilation)
 
     def _depthwise_backward(self, grad):
-        grad_x, self.grads["depthwise_kernel"] = depthwise_backward(
-            grad, self._x_pad, self.params["depthwise_kernel"], self._strides, self._dilation)
+        grad_x, grad_kernel = depthwise_backward(grad, self._x_pad, self.params["depthwise_kernel"],
+                                                 self._strides, self._dilation, kernel_grad=self.trainable)
+        if self.trainable:                                   # frozen: the input gradient only
+            self.grads["depthwise_kernel"] = grad_kernel
         return windows.unpad(grad_x, self._pads)
 
 
@@ -115,7 +118,7 @@ class DepthwiseConv2D(_Depthwise):
         return y
 
     def backward(self, grad_y):
-        if self.use_bias:
+        if self.use_bias and self.trainable:
             self.grads["bias"] = grad_y.sum(axis=(0, 1, 2))
         return self._depthwise_backward(grad_y)
 
@@ -179,9 +182,10 @@ class SeparableConv2D(_Depthwise):
         g = grad_y.reshape(-1, f)                                # (N, F)
         mid = self._mid.reshape(-1, self._mid.shape[-1])         # (N, C*M)
         pointwise = self.params["pointwise_kernel"][0, 0]
-        self.grads["pointwise_kernel"] = (mid.T @ g)[None, None]   # (C*M, N) @ (N, F)
-        if self.use_bias:
-            self.grads["bias"] = g.sum(axis=0)
+        if self.trainable:                                       # frozen: grad_x only
+            self.grads["pointwise_kernel"] = (mid.T @ g)[None, None]   # (C*M, N) @ (N, F)
+            if self.use_bias:
+                self.grads["bias"] = g.sum(axis=0)
         grad_mid = (g @ pointwise.T).reshape(self._mid.shape)     # (N, F) @ (F, C*M)
         return self._depthwise_backward(grad_mid)
 

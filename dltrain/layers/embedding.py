@@ -71,6 +71,8 @@ class Embedding(Layer):
         """
         xp = array_module(grad_y)
         ids = self._ids_cache
+        if not self.trainable:                                        # frozen: nothing to compute
+            return xp.zeros(ids.shape, dtype=grad_y.dtype)
         if grad_y.ndim == 3:                                          # (B, T, D) -> (T, D, B)
             by_column, ids = grad_y.transpose(1, 2, 0), ids.T.reshape(-1)          # ids (T*B,)
             columns = [by_column[:, j] for j in range(self.output_dim)]            # (T, B) each

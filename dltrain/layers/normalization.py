@@ -32,10 +32,11 @@ class _Normalization(Layer):
         return y
 
     def _affine_backward(self, grad_y, sum_axes):
-        if self.center:
+        if self.center and self.trainable:                # frozen: the input gradient only
             self.grads["beta"] = grad_y.sum(axis=sum_axes)
         if self.scale:
-            self.grads["gamma"] = (grad_y * self._xhat).sum(axis=sum_axes)
+            if self.trainable:
+                self.grads["gamma"] = (grad_y * self._xhat).sum(axis=sum_axes)
             return grad_y * self.params["gamma"]
         return grad_y
 

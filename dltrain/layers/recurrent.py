@@ -179,7 +179,8 @@ class Recurrent(Layer):
         # every product over all steps is ONE 2-D GEMM, which OpenBLAS spreads over its threads
         # (a stack of 500 small products runs one at a time): 8.5 -> 4.2-4.9 ms each at 2 threads
         memory = self._operand[:, :-1]                                   # (K, T, B)
-        self._weight_grads(xp.matmul(grad_pre, memory.reshape(memory.shape[0], -1).T).T, grad_pre)
+        if self.trainable:                                               # frozen: grad_x only
+            self._weight_grads(xp.matmul(grad_pre, memory.reshape(memory.shape[0], -1).T).T, grad_pre)
         # (F, width) @ (width, T*B) -> (F, T, B)
         grad_xt = xp.matmul(self._input_weights(), grad_pre).reshape(-1, *self._steps_batch)
         if self.go_backwards:

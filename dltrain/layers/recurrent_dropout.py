@@ -115,6 +115,8 @@ def backward(layer, x, seq_mask, drop, caches, grad_states):
         else:
             dh_prev = _gru_backward(layer, cache, dh, drop, grad_pre, t, grad_recurrent, grad_recurrent_bias)
         dh_next = dh_prev + dh_carry
+    if not layer.trainable:          # frozen: no weight gradients (the per-step sums are small)
+        return grad_pre @ p["kernel"].T, {}
     flat_x, flat_pre = x.reshape(-1, x.shape[-1]), grad_pre.reshape(-1, grad_pre.shape[-1])
     grads = {"kernel": flat_x.T @ flat_pre, "recurrent_kernel": grad_recurrent, "bias": flat_pre.sum(axis=0)}
     if grad_recurrent_bias is not None:

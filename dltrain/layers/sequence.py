@@ -79,6 +79,7 @@ class TimeDistributed(Layer):
         return y.reshape(-1, self._steps, *y.shape[1:])
 
     def backward(self, grad_y):
+        self.inner.trainable = self.trainable          # frozen wrapper: the inner grad_x only
         grad_x = self.inner.backward(grad_y.reshape(-1, *grad_y.shape[2:]))
         self.grads = self.inner.grads
         return grad_x.reshape(-1, self._steps, *grad_x.shape[1:])

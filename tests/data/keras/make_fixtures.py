@@ -1,5 +1,6 @@
 """Writes the .keras fixtures beside this file with Keras 3 (run once, in a venv with keras and
-jax: KERAS_BACKEND=jax python make_fixtures.py). Each NAME.keras comes with NAME.npz holding
+jax: KERAS_BACKEND=jax python make_fixtures.py [NAME ...], all of them without names; the
+initial weights are Keras's own random ones, so a rerun writes other numbers). Each NAME.keras comes with NAME.npz holding
 the input x it was given and Keras's own predictions y, and NAME.yaml, the same model as a
 dltrain `model:` section (same layer names)."""
 import os
@@ -49,9 +50,33 @@ def recurrent(rng):
     return model, rng.integers(0, 12, (5, 6)).astype("float32")
 
 
+def functional(rng):
+    """The functional API: a shared hidden layer, two branches and a skip from the input, added."""
+    inputs = keras.Input((6,), name="features")
+    hidden = layers.Dense(8, activation="relu", name="hidden")(inputs)
+    left = layers.Dense(5, activation="tanh", name="left")(hidden)
+    right = layers.Dense(5, name="right")(hidden)
+    skip = layers.Dense(5, use_bias=False, name="skip")(inputs)
+    merged = layers.Add(name="merge")([left, right, skip])
+    normed = layers.LayerNormalization(name="norm")(merged)
+    outputs = layers.Dense(3, activation="softmax", name="out")(normed)
+    model = keras.Model(inputs, outputs, name="tiny_functional")
+    return model, rng.normal(0, 1, (5, 6)).astype("float32")
+
+
+BUILDERS = {"tiny_convnet": convnet, "tiny_recurrent": recurrent, "tiny_functional": functional}
+
+
 if __name__ == "__main__":
+    import sys
+
     rng = np.random.default_rng(0)
-    for build in (convnet, recurrent):
+    for name, build in BUILDERS.items():
+        if sys.argv[1:] and name not in sys.argv[1:]:
+            continue
+        if name == "tiny_functional":          # written later than the other two, on its own stream
+            rng = np.random.default_rng(2)
+            keras.utils.set_random_seed(2)
         model, x = build(rng)
         _randomize(model, rng)
         y = np.asarray(model.predict(x, verbose=0))
