@@ -47,6 +47,37 @@ def test_truncated_altered_and_missing_checkpoints_are_checkpoint_errors(tmp_pat
         checkpoint.load(tmp_path / "nothing.npz")
 
 
+def test_the_seal_covers_bytes_no_zip_reader_checks(tmp_path):
+    """A timestamp byte of a member's local header: np.load and the zip CRCs never look at it."""
+    path = tmp_path / "c.npz"
+    checkpoint.save(path, {"a": np.ones(10, np.float32)}, {"epoch": 1})
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0xFF                                     # the first member's modification time
+    path.write_bytes(bytes(data))
+    with np.load(path, allow_pickle=False) as f:         # what the zip format itself notices: nothing
+        assert f["a"].sum() == 10
+    with pytest.raises(CheckpointError, match="c.npz.*fails its checksum"):
+        checkpoint.load(path)
+
+
+def test_a_stripped_seal_is_refused_and_an_unsealed_older_checkpoint_is_read(tmp_path):
+    path = tmp_path / "c.npz"
+    checkpoint.save(path, {"a": np.ones(10, np.float32)}, {"epoch": 1})
+    arrays = dict(np.load(path, allow_pickle=False))
+    np.savez(path, **arrays)                             # the same members, no seal: refused
+    with pytest.raises(CheckpointError, match="seal at its end .* is missing or damaged"):
+        checkpoint.load(path)
+    record = json.loads(arrays.pop("meta").tobytes())
+    del record["file_checksum"]                          # as a dltrain before seals wrote it
+    np.savez(path, meta=np.frombuffer(json.dumps(record).encode(), np.uint8), **arrays)
+    loaded, meta = checkpoint.load(path)                 # checked by its CRCs and array digest
+    assert meta["epoch"] == 1 and loaded["a"].sum() == 10
+    loaded["a"][0] = 5
+    np.savez(path, meta=np.frombuffer(json.dumps(record).encode(), np.uint8), **loaded)
+    with pytest.raises(CheckpointError, match="fails its checksum"):
+        checkpoint.load(path)
+
+
 def _resave(tmp_path, data):
     good = tmp_path / "good.npz"
     good.write_bytes(data)

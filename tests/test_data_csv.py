@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import yaml
 
-from dltrain.data.sources import Csv
+from dltrain.data.csv_source import Csv
 from dltrain.errors import DataError
 
 ROWS = ["size;colour;weight;kind", "1.5;red;;cat", "2.5;blue;3.0;dog", "\"3,5\";red;4.0;cat",

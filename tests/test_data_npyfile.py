@@ -1,5 +1,9 @@
 """Every .npy/.npz read checks header, dtype and shape against the bytes there and a size bound
-before it allocates (dltrain/data/npyfile.py): data sources and checkpoints alike."""
+before it allocates (dltrain/data/npyfile.py): data sources and checkpoints alike.
+
+The findings' tests (a data .npz and a checkpoint declaring a huge shape) go through api.fit and
+checkpoint.load only, and npyfile is imported inside the tests that use it, so this file also
+runs against the code before npyfile existed: there those two fail (MemoryError), not the import."""
 import io
 import json
 import zipfile
@@ -8,7 +12,6 @@ import numpy as np
 import pytest
 
 from dltrain import api
-from dltrain.data import npyfile
 from dltrain.errors import CheckpointError, DataError
 from dltrain.training import checkpoint
 from training_helpers import DIGITS, digits_config
@@ -27,6 +30,8 @@ def write_npz(path, members, compress=False):
 
 
 def test_reads_what_numpy_writes(tmp_path):
+    from dltrain.data import npyfile
+
     arrays = {"a": np.arange(12, dtype=np.int16).reshape(3, 4), "b": np.asfortranarray(np.ones((2, 5))),
               "c": np.zeros((0, 3), np.float32), "d": np.array(7.5)}
     for compress, save in ((False, np.savez), (True, np.savez_compressed)):
@@ -51,6 +56,8 @@ def test_a_data_npz_declaring_a_huge_shape_is_a_data_error_not_an_allocation(tmp
 
 
 def test_compressed_member_claiming_more_than_deflate_can_give_is_refused(tmp_path):
+    from dltrain.data import npyfile
+
     write_npz(tmp_path / "bomb.npz", {"x": npy_bytes((4,), data=b"\0" * 16)}, compress=True)
     raw = bytearray((tmp_path / "bomb.npz").read_bytes())
     with zipfile.ZipFile(tmp_path / "bomb.npz") as z:
@@ -70,6 +77,8 @@ def test_compressed_member_claiming_more_than_deflate_can_give_is_refused(tmp_pa
     ((-3, 2), b"", "invalid shape"),
 ])
 def test_npy_header_inconsistent_with_the_file_names_it(tmp_path, shape, data, words):
+    from dltrain.data import npyfile
+
     path = tmp_path / "x.npy"
     path.write_bytes(npy_bytes(shape, data=data))
     with pytest.raises(npyfile.FormatError, match=words):
@@ -77,12 +86,16 @@ def test_npy_header_inconsistent_with_the_file_names_it(tmp_path, shape, data, w
 
 
 def test_object_dtype_is_refused_before_reading(tmp_path):
+    from dltrain.data import npyfile
+
     write_npz(tmp_path / "o.npz", {"x": npy_bytes((2,), descr="|O")})
     with pytest.raises(npyfile.FormatError, match="pickle"):
         npyfile.read_npz(tmp_path / "o.npz")
 
 
 def test_a_size_bound_applies_to_arrays_read_into_memory(tmp_path, monkeypatch):
+    from dltrain.data import npyfile
+
     np.savez(tmp_path / "x.npz", x=np.zeros(1000, np.float64))
     monkeypatch.setattr(npyfile, "MAX_ARRAY_BYTES", 4000)
     with pytest.raises(npyfile.FormatError, match="8,000 bytes, more than the 4,000 allowed"):
@@ -113,6 +126,8 @@ def test_a_checkpoint_member_declaring_a_huge_shape_is_a_checkpoint_error(run):
 
 
 def test_the_checkpoint_record_has_a_size_bound(run, monkeypatch):
+    from dltrain.data import npyfile
+
     last = run / "checkpoints" / "last.npz"
     size = len(json.dumps(checkpoint.load(last)[1]))
     monkeypatch.setattr(npyfile, "MAX_RECORD_BYTES", size // 2)

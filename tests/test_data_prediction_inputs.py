@@ -87,6 +87,18 @@ def test_labels_out_of_range_name_the_file_and_row(iris_run, tmp_path, cli):
     assert "seven.csv, row 3" in said(result) and "outside the model's 3 classes" in said(result)
 
 
+def test_a_huge_label_is_named_as_written_and_no_layer_width_is_suggested(iris_run, tmp_path, cli):
+    # before: 1e300 became int64's minimum ("fix the negative labels"); 1e18 suggested a last
+    # layer of 1000000000000000001 units
+    for value, words in (("1e300", "the label '1e300' is beyond float32's range"),
+                         ("1e18", "the test label 1000000000000000000 is outside the model's 3 classes")):
+        rows = lines(IRIS)
+        rows[3] = rows[3].rsplit(",", 1)[0] + "," + value
+        result = cli("evaluate", iris_run, "--data", write(tmp_path / "huge.csv", rows))
+        assert result.exit_code == 3 and words in said(result) and "huge.csv, row 3" in said(result)
+        assert "units" not in said(result) and "negative" not in said(result)
+
+
 def test_fit_names_the_data_file_and_row_of_a_bad_label(tmp_path):
     config = iris_config(tmp_path)
     rows = (tmp_path / "iris.csv").read_text().splitlines()
@@ -108,14 +120,25 @@ def test_regression_labels_may_be_fractional(tmp_path):
     assert api.fit(tmp_path / "r.yaml", run_dir=tmp_path / "run").history
 
 
-def test_json_is_strict_with_null_for_undefined_metrics(iris_run, cli, monkeypatch):
-    from dltrain.data.prediction_inputs import scores
-
-    monkeypatch.setattr(api, "evaluate", lambda *a, **k: scores(
-        {"loss": 0.5, "precision": float("nan"), "auc": float("inf")}, "best.npz", {"epoch": 3}))
-    result = cli("evaluate", iris_run, "--json")
-    assert json.loads(result.output, parse_constant=lambda c: pytest.fail(f"not JSON: {c}")) == \
-        {"loss": 0.5, "precision": None, "auc": None}
+def test_json_is_strict_with_null_for_undefined_metrics(tmp_path, cli):
+    # old main: `"auc": NaN`, which no JSON parser reads. AUC is undefined on data of one class.
+    rows = IRIS.read_text().splitlines()
+    header, body = rows[0], [r.rsplit(",", 1) for r in rows[1:] if r]
+    names = sorted({label for _, label in body})
+    (tmp_path / "binary.csv").write_text("\n".join([header] + [f"{x},{int(label == names[-1])}"
+                                                                for x, label in body]) + "\n")
+    (tmp_path / "negatives.csv").write_text("\n".join([header] + [f"{x},0" for x, label in body
+                                                                  if label != names[-1]]) + "\n")
+    config = yaml.safe_load(iris_config(tmp_path).read_text())
+    config["data"]["train"]["path"] = str(tmp_path / "binary.csv")
+    config["model"]["layers"][-1] = {"type": "dense", "units": 1, "activation": "sigmoid"}
+    config.update(loss="binary_crossentropy", metrics=["accuracy", "auc"])
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert cli("fit", tmp_path / "b.yaml", "--run-dir", tmp_path / "run", "--quiet").exit_code == 0
+    result = cli("evaluate", tmp_path / "run", "--data", tmp_path / "negatives.csv", "--json")
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    assert scores["auc"] is None and 0 <= scores["accuracy"] <= 1
 
 
 def test_evaluate_says_which_checkpoint_it_scored(iris_run, cli):

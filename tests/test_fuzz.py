@@ -4,11 +4,11 @@ the contract's set (0, 2, 3, 4, 5, 130), no traceback (an exception escaping the
 test, with the case that caused it), the offending file is named, and no file outside the run
 directory changes. Checkpoints are also damaged at every byte position.
 
-Measured (2 shared cores, load average ~8): 5,293 cases in 42 s: 700 CLI runs (csv 120,
+Measured (2 shared cores, load average ~6): 5,415 cases in 30 s: 700 CLI runs (csv 120,
 npz/npy 100, image 60, text 60, configs through check/summary 150 and through fit 20, damaged
 checkpoints through evaluate/predict/summary 40, command lines 150) and every byte of a
-4,593-byte checkpoint inverted (3,967 detected and named, 626 harmless: zip bytes nothing reads,
-the arrays and record loaded identical). Cases are derandomized: the same ones every run.
+4,715-byte checkpoint inverted, each one detected and named (2.4 s; before checkpoints were
+sealed, 626 positions of zip bytes nothing reads went unnoticed). Cases are derandomized: the same ones every run.
 `pytest -s` prints the counts.
 """
 import io
@@ -16,6 +16,7 @@ import os
 import shutil
 import string
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -301,31 +302,30 @@ def test_fuzzed_configs_through_fit(runs, data):
 # -- checkpoints ---------------------------------------------------------------------------------
 
 def test_every_byte_of_a_small_checkpoint(runs):
-    """Each byte of the iris run's last.npz inverted in turn: loading either fails with a
-    CheckpointError naming the file, or gives exactly the original arrays and record (bytes the
-    zip format does not read, such as a timestamp)."""
+    """Each byte of the iris run's last.npz inverted in turn: every one is detected, a
+    CheckpointError naming the file. Before checkpoints were sealed, 626 of 4,593 positions (zip
+    bytes nothing reads, such as timestamps) loaded as if nothing had happened."""
     original = runs["iris"] / "checkpoints" / "last.npz"
-    arrays, meta = checkpoint.load(original)
+    checkpoint.load(original)
     payload = original.read_bytes()
+    undetected = []
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "last.npz"
-        detected = harmless = 0
         for i in range(len(payload)):
             damaged = bytearray(payload)
             damaged[i] ^= 0xFF
             path.write_bytes(bytes(damaged))
             try:
-                got, got_meta = checkpoint.load(path)
+                checkpoint.load(path)
             except CheckpointError as error:
-                assert "last.npz" in str(error)
-                detected += 1
+                assert "last.npz" in str(error), (i, str(error))
                 continue
-            assert got_meta == meta and got.keys() == arrays.keys()
-            assert all(np.array_equal(got[k], arrays[k]) for k in arrays), i
-            harmless += 1
+            undetected.append(i)
     COUNTS["checkpoint bytes"] = len(payload)
-    print(f"\ncheckpoint of {len(payload)} bytes: {detected} damaged bytes detected, {harmless} harmless")
-    assert detected > len(payload) * 0.8
+    print(f"\ncheckpoint of {len(payload)} bytes: {len(payload) - len(undetected)} damaged bytes "
+          f"detected in {time.perf_counter() - started:.1f} s")
+    assert not undetected, f"{len(undetected)} positions undetected, e.g. {undetected[:10]}"
 
 
 @fuzz(40)

@@ -93,6 +93,15 @@ SIGNAL_AT = textwrap.dedent('''
             os.kill(os.getpid(), signal.SIGTERM)
             return manifest(*a, **k)
         rundir.manifest = hooked
+    elif phase == "validation":              # during the last (2nd) epoch's validation
+        evaluate, seen = trainer.Trainer.evaluate, []
+        def hooked(self, split, *a, **k):
+            if split.name != "test":
+                seen.append(split.name)
+                if len(seen) == 2:
+                    os.kill(os.getpid(), signal.SIGTERM)
+            return evaluate(self, split, *a, **k)
+        trainer.Trainer.evaluate = hooked
     else:                                    # during the final test evaluation
         evaluate = trainer.Trainer.evaluate
         def hooked(self, split, *a, **k):
@@ -105,10 +114,11 @@ SIGNAL_AT = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.parametrize("phase", ["start-up", "test evaluation"])
+@pytest.mark.parametrize("phase", ["start-up", "validation", "test evaluation"])
 def test_sigterm_in_every_phase_exits_130_and_says_interrupted(tmp_path, phase):
     # old main: at start-up SIGTERM killed the process silently (run.json "running"); during the
-    # test evaluation it was ignored (the handlers were gone) or killed it
+    # last epoch's validation and the test evaluation it was ignored (the handlers were gone) or
+    # killed it
     config = digits_config(tmp_path, epochs=2, training={})
     data = yaml.safe_load(config.read_text())
     data["data"]["test"] = {"split": 0.2}
@@ -122,14 +132,20 @@ def test_sigterm_in_every_phase_exits_130_and_says_interrupted(tmp_path, phase):
 
 
 def rewrite_record(path, change):
-    """Re-save a checkpoint with its record changed by ``change(meta)`` (checksum kept valid)."""
+    """Re-save a checkpoint with its record changed by ``change(meta)``, its array checksum kept
+    valid. Written as a plain .npz without a seal (as a dltrain before seals wrote it), so the
+    same test runs against the old code too; a fresh file: previous.npz may be a hard link."""
     import numpy as np
 
     from dltrain.training import checkpoint
 
-    arrays, meta = checkpoint.load(path)
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(arrays.pop("meta").tobytes())
+    meta.pop("file_checksum", None)
     record = change({**meta, "sha256": checkpoint.digest(arrays)})
-    np.savez(path, meta=np.frombuffer(json.dumps(record).encode(), dtype=np.uint8), **arrays)
+    path.unlink()
+    np.savez(path, meta=np.frombuffer(json.dumps(record).encode(), np.uint8), **arrays)
 
 
 @pytest.fixture
@@ -140,14 +156,18 @@ def trained(tmp_path):
     return config, run
 
 
+def config_data(config):
+    return yaml.safe_load(config.read_text())["data"]["train"]["path"]
+
+
 def test_a_checkpoint_of_another_format_version_is_named(trained):
     # old main: read as if it were this version
     config, run = trained
     for name in ("last.npz", "best.npz", "previous.npz"):
         if (run / "checkpoints" / name).exists():
             rewrite_record(run / "checkpoints" / name, lambda m: {**m, "format_version": 2})
-    for args in (["evaluate", run], ["fit", config, "--run-dir", run, "--resume", "auto", "--set", "training.epochs=5",
-                                     "--allow-config-change"]):
+    for args in (["fit", config, "--run-dir", run, "--resume", "auto", "--set", "training.epochs=5",
+                  "--allow-config-change"], ["evaluate", run, "--data", config_data(config)]):
         result = run_cli(*args)
         assert result.returncode == 5, result.stderr
         said = " ".join(result.stderr.split())
@@ -170,11 +190,21 @@ def test_every_missing_key_is_named_and_resume_exits_5(trained):
     assert "Traceback" not in said
 
 
-def test_a_damaged_zip_header_byte_falls_back_to_previous_with_a_warning(trained):
+@pytest.mark.parametrize("where", ["central directory", "timestamp", "seal"])
+def test_a_damaged_zip_header_byte_falls_back_to_previous_with_a_warning(trained, where):
+    # central directory: the first member's compression method there (old main: NotImplementedError
+    # traceback, exit 1, and --resume auto did not fall back); timestamp: its local header's
+    # modification time, a byte no zip reader checks (before the seal: loaded as if sound); seal:
+    # the last byte of the file, the seal's own digest
+    import zipfile
+
     config, run = trained
     last = run / "checkpoints" / "last.npz"
+    with zipfile.ZipFile(last) as archive:
+        central = archive.start_dir
+    position = {"central directory": central + 10, "timestamp": 10, "seal": -1}[where]
     damaged = bytearray(last.read_bytes())
-    damaged[2] ^= 0xFF                                  # the first member's local header signature
+    damaged[position] ^= 0xFF
     last.write_bytes(bytes(damaged))
     evaluated = run_cli("evaluate", run, "--checkpoint", "last")
     assert evaluated.returncode == 5 and "last.npz" in evaluated.stderr
@@ -202,3 +232,18 @@ def test_sigterm_while_the_data_loads_exits_130(tmp_path):
     assert done.returncode == 130, done.stderr
     assert "SIGTERM received" in done.stderr and "Traceback" not in done.stderr
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_retention_past_epoch_999_keeps_the_newest(tmp_path):
+    # old main: epoch_1000.npz sorts before epoch_999.npz as text, so keep_last 1 deleted the newest
+    config = digits_config(tmp_path, epochs=2, callbacks=[
+        {"type": "model_checkpoint", "save_best_only": False, "keep_last": 1, "every_n_epochs": 1}])
+    run = tmp_path / "run"
+    assert run_cli("fit", config, "--run-dir", run, "--quiet").returncode == 0
+    (run / "checkpoints" / "previous.npz").unlink()     # pretend 998 epochs are done
+    rewrite_record(run / "checkpoints" / "last.npz",
+                   lambda meta: {**meta, "epoch": 998, "history": (meta["history"] * 499)[:998]})
+    result = run_cli("fit", config, "--run-dir", run, "--resume", "auto", "--set", "training.epochs=1000",
+                     "--allow-config-change", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (run / "checkpoints").glob("epoch_*.npz")) == ["epoch_1000.npz"]

@@ -6,7 +6,8 @@ import pytest
 
 from dltrain.data.idx import Idx
 from dltrain.data.images import ImageFolder
-from dltrain.data.sources import Csv, Npz, for_file
+from dltrain.data.csv_source import Csv
+from dltrain.data.sources import Npz, for_file
 from dltrain.data.text import TextCsv, TextFolder, TextLines
 from dltrain.data.timeseries import Timeseries
 from dltrain.errors import DataError

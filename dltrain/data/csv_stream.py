@@ -1,54 +1,79 @@
-"""Large numeric CSVs for predict, read in chunks by numpy's C parser instead of whole as cells.
+"""Large numeric CSVs for predict and evaluate, parsed by numpy's C reader instead of held whole
+as cells.
 
 ``table.Table`` holds every cell of a file as a string (100,000 rows x 30 columns: ~340 MiB and
 ~10 s, most of it string work); a file to predict on whose feature columns are all numeric is
-read here instead, ``CHUNK_BYTES`` of lines at a time, each chunk parsed with ``np.loadtxt`` and
-only the feature columns kept as float32. The fast path gives way to the full reader (which has
-the exact messages, missing-value fills and categories) whenever a chunk is anything but plain
-finite numbers: a quote, an empty or NA cell, a ragged row, a value that is not a number.
+read here instead: ``np.loadtxt`` reads the open file in its own chunks straight into float32
+(the same values as parsing float64 and rounding: it parses each number as a double), and only
+the feature columns are kept. A later file with numeric labels (evaluate --data, validation and
+test files) is parsed as float64, so labels keep their digits, and split as the full reader does. The fast path gives way to the full reader (which has the exact
+messages, missing-value fills and categories) whenever the file is anything but plain finite
+numbers (quoted or not, as a spreadsheet's "save as CSV" may quote every cell): an empty or NA
+cell, a ragged row, a value that is not a number, one beyond float32's range (inf here).
 """
+import warnings
+
 import numpy as np
 
-from dltrain.data import csv_columns, table
+from dltrain.data import csv_columns, csv_labels, table
 from dltrain.errors import DltrainError
 
-CHUNK_BYTES = 4 << 20        # text read per chunk (then to the end of its line)
 HEAD_ROWS = 101               # the rows Table looks at to detect a header
 
 
 def features(source, path):
     """(rows, features) float32 of a CSV to predict on, or None when the full reader is needed."""
+    parsed = _parse(source, path, needed=False, dtype=np.float32)
+    if parsed is None:
+        return None
+    values, columns, _ = parsed
+    values = values[:, columns] if columns != list(range(values.shape[1])) else values
+    if not np.isfinite(values).all():
+        return None                       # nan/inf cells, float32 overflow: the full reader says which
+    return np.ascontiguousarray(values)
+
+
+def labelled(source, path):
+    """(features float32, labels) of a later CSV with numeric labels (validation, test, evaluate
+    --data), as the full reader gives them (labels int64 when all are whole numbers, else
+    float32), or None when the full reader is needed."""
+    if source.fitted is None or source.fitted.get("class_names") is not None:
+        return None                       # labels named by strings: the full reader encodes them
+    parsed = _parse(source, path, needed=True, dtype=np.float64)   # labels keep a double's digits
+    if parsed is None:
+        return None
+    values, columns, label = parsed
+    x, y = values[:, columns], values[:, label]
+    if not (np.abs(x) <= csv_labels.FLOAT32_MAX).all() or not (np.abs(y) <= csv_labels.FLOAT32_MAX).all():
+        return None                       # nan/inf cells, float32 overflow: the full reader says which
+    return x.astype(np.float32), csv_labels.numeric_labels(y)
+
+
+def _parse(source, path, needed, dtype):
+    """(every column as ``dtype``, the feature positions, the label position or None) of a file
+    whose fitted feature columns are all numeric and whose cells are plain numbers, else None."""
     fitted = source.fitted
     if fitted is None or any(fitted["kinds"].get(name) != "numeric" for name in fitted["columns"]):
         return None
     try:
         head = table.Table(path, source.delimiter, source.header, limit=HEAD_ROWS)
-        label = csv_columns.label_column(head, fitted, source.label, needed=False)
+        label = csv_columns.label_column(head, fitted, source.label, needed=needed)
         columns = csv_columns.feature_columns(head, fitted, label)
     except DltrainError:
         return None                                   # the full reader reports it, with rows
-    blocks = []
+    if needed and label is None:
+        return None
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            header = head.has_header
-            while text := f.read(CHUNK_BYTES):
-                text += f.readline()                  # whole lines only
-                if '"' in text:
-                    return None                       # quoted fields may span lines: full reader
-                lines = text.splitlines()
-                if header:                            # the first non-blank line
-                    first = next(i for i, line in enumerate(lines + ["x"]) if line.strip())
-                    lines, header = lines[first + 1:], False
-                values = np.loadtxt(lines, delimiter=head.delimiter, comments=None, quotechar=None,
-                                    dtype=np.float64, ndmin=2)
-                if not values.size:
-                    continue
-                if values.shape[1] != len(head.names):
-                    return None
-                values = values[:, columns]
-                if not (np.abs(values) <= np.finfo(np.float32).max).all():
-                    return None                       # NA/nan/inf cells, float32 overflow: full reader
-                blocks.append(values.astype(np.float32))
+            if head.has_header:                       # past the first non-blank line
+                while (line := f.readline()) and not line.strip():
+                    pass
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")       # "input contained no data": None below
+                values = np.loadtxt(f, delimiter=head.delimiter, comments=None, quotechar='"',
+                                    dtype=dtype, ndmin=2)      # "1.5" as the csv module reads it
     except (ValueError, UnicodeDecodeError, OSError):
+        return None                       # an empty or NA cell, a ragged row, a word, a line break in quotes
+    if not values.size or values.shape[1] != len(head.names):
         return None
-    return np.concatenate(blocks) if blocks else None
+    return values, columns, label

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from dltrain.data import download
 from dltrain.data.idx import Idx
-from dltrain.data.sources import Csv, Npz, Source
+from dltrain.data.csv_source import Csv
+from dltrain.data.sources import Npz, Source
 from dltrain.errors import ConfigError, DataError
 from dltrain.registry import register, suggest
 

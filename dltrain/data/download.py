@@ -16,10 +16,7 @@ import contextlib
 import contextvars
 import gzip
 import hashlib
-import http.client
 import os
-import urllib.error
-import urllib.request
 import zlib
 from pathlib import Path
 
@@ -105,6 +102,10 @@ def fetch(url, target, content_sha256=None, file_sha256=None, progress=None, tim
 
 
 def _transfer(url, part, progress, timeout):
+    import http.client                # here: 30-45 ms of imports every command would pay otherwise
+    import urllib.error
+    import urllib.request
+
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT,
                                                    **({"Range": f"bytes={offset}-"} if offset else {})})

@@ -152,12 +152,16 @@ def check_labels(experiment, splits, sources=None):
         out = (y < 0) | (y >= units)
         if out.any():
             i = int(np.argmax(out.any(axis=1)))
-            value = int(y[i].reshape(-1)[0])
-            raise DataError(f"{_where(source, int(rows[i]))}: the {name} label {value} is outside "
+            value = y[i].reshape(-1)[0]
+            shown = str(int(value)) if abs(value) <= 2 ** 62 else repr(float(value))
+            wanted = float(np.nanmax(y)) + 1
+            raise DataError(f"{_where(source, int(rows[i]))}: the {name} label {shown} is outside "
                             f"the model's {units} classes (0..{units - 1})",
                             where=_config_where(experiment, name),
-                            fix=f"give the last layer {int(np.nanmax(y)) + 1} units, or fix the labels."
-                            if value >= 0 else "class labels are 0, 1, 2, ...: fix the negative labels.")
+                            fix="class labels are 0, 1, 2, ...: fix the negative labels." if value < 0 else
+                            f"give the last layer {int(wanted)} units, or fix the labels."
+                            if wanted <= max(100 * units, 10_000) else
+                            "fix the labels: class labels are 0, 1, 2, ..., one per class.")
 
 
 def _value(row):

@@ -268,37 +268,3 @@ def features(source, table, fitted, columns):
     x = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(table.cells), 0))
     check_finite(x, table.path, "the features", allow=source.allow_nonfinite)
     return x.astype(np.float32)
-
-
-def labels(table, label, fitted, learn=False):
-    """Integer class indices (string labels, by the fitted class names) or numeric targets."""
-    name = table.names[label]
-    missing = table.missing(label)
-    if missing.any():
-        r = int(np.argmax(missing))
-        raise DataError(f"{table.path}, {table.at(r)}, column {name!r}: the label is missing",
-                        fix="every training row needs a label.")
-    raw = table.cells[:, label]
-    if fitted.get("class_names") is None:
-        try:
-            y = raw.astype(np.float64)
-        except ValueError:
-            if not learn:
-                table.numbers(label)                  # raises, naming the first bad cell
-            fitted["class_names"] = sorted(set(raw.tolist()))
-        else:
-            if not np.isfinite(y).all():
-                r = int(np.argmax(~np.isfinite(y)))
-                raise DataError(f"{table.path}, {table.at(r)}, column {name!r}: {str(raw[r])!r} is not "
-                                "a finite number")
-            return y.astype(np.int64) if np.all(y == np.round(y)) else y.astype(np.float32)
-    names = np.asarray(fitted["class_names"], dtype=str)
-    order = np.argsort(names)
-    codes = np.searchsorted(names[order], raw)
-    unknown = (codes >= len(names)) | (names[order][np.minimum(codes, len(names) - 1)] != raw)
-    if unknown.any():
-        r = int(np.argmax(unknown))
-        raise DataError(f"{table.path}, {table.at(r)}, column {name!r}: label {str(raw[r])!r} is not "
-                        "one of the training classes", expected=", ".join(names[:20]),
-                        fix="fix the label, or retrain with that class in the training data.")
-    return order[np.minimum(codes, len(names) - 1)].astype(np.int64)
