@@ -179,6 +179,15 @@ def test_predict_writes_csv_json_and_npy(digits_run, samples):
     assert [r["prediction"] for r in records] == list(probabilities.argmax(axis=1))
 
 
+@pytest.mark.parametrize("suffix", ["csv", "npy"])
+def test_predict_to_a_folder_that_does_not_exist_says_it_once_with_the_fix(digits_run, samples, suffix):
+    # before: "cannot write predictions to X: cannot write X: ..." and a fix about the run directory
+    out = samples / "no-such-folder" / f"p.{suffix}"
+    result = invoke("predict", digits_run, samples / "samples.npy", "--output", out)
+    assert_user_error(result, 5, f"cannot write predictions to {out}: No such file or directory", "--output")
+    assert result.output.count("cannot write") == 1 and "run directory" not in result.output
+
+
 def test_predict_top_k(digits_run, samples):
     result = invoke("predict", digits_run, samples / "samples.npy", "--top-k", "3")
     assert result.exit_code == 0, result.output

@@ -9,7 +9,7 @@ import dltrain.catalogue  # noqa: F401  (every kind can be built by name from he
 from dltrain import device as devices
 from dltrain.api.loading import LoadedRun
 from dltrain.data import prediction_inputs
-from dltrain.errors import CheckpointError, ConfigError, DataError
+from dltrain.errors import ConfigError, DataError
 
 
 @dataclass
@@ -115,16 +115,15 @@ def write_predictions(predictions, output, format=None, top_k=None):
     format = format or (output.suffix.lstrip(".").lower() or "csv")
     if format not in ("csv", "json", "npy"):
         raise ConfigError(f"unknown output format {format!r}", expected="csv, json or npy")
-    try:
-        if format == "npy":
-            with atomic_open(output) as f:
-                np.save(f, predictions.outputs)
-            return output
-        with atomic_open(output, "w") as f:
-            if format == "json":
-                json.dump(prediction_inputs.strict(predictions.records(top_k)), f, indent=1, allow_nan=False)
-            else:                                   # column by column: no dict per row
-                prediction_output.write_csv(f, predictions, top_k)
-    except CheckpointError as error:
-        raise CheckpointError(f"cannot write predictions to {output}: {error.message}") from None
+    where = {"what": f"predictions to {output}",
+             "fix": "give --output a path in a folder that exists and that you can write to."}
+    if format == "npy":
+        with atomic_open(output, **where) as f:
+            np.save(f, predictions.outputs)
+        return output
+    with atomic_open(output, "w", **where) as f:
+        if format == "json":
+            json.dump(prediction_inputs.strict(predictions.records(top_k)), f, indent=1, allow_nan=False)
+        else:                                   # column by column: no dict per row
+            prediction_output.write_csv(f, predictions, top_k)
     return output

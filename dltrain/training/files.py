@@ -13,8 +13,10 @@ TEMP_MARK = ".tmp-"
 
 
 @contextmanager
-def atomic_open(path, mode="wb"):
-    """A file object whose content replaces ``path`` only when the block finishes without error."""
+def atomic_open(path, mode="wb", what=None, fix="check free disk space and permissions of the run directory."):
+    """A file object whose content replaces ``path`` only when the block finishes without error.
+
+    A failure is a CheckpointError "cannot write WHAT: reason" (``what`` defaults to the path)."""
     path = Path(path)
     temp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}")
     try:
@@ -26,8 +28,7 @@ def atomic_open(path, mode="wb"):
         _fsync_dir(path.parent)
     except OSError as error:
         _remove_quietly(temp)
-        raise CheckpointError(f"cannot write {path}: {error.strerror or error}",
-                              fix="check free disk space and permissions of the run directory.") from None
+        raise CheckpointError(f"cannot write {what or path}: {error.strerror or error}", fix=fix) from None
     except BaseException:
         _remove_quietly(temp)
         raise
