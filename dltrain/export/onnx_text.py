@@ -53,26 +53,37 @@ def unsupported(step):
     return None
 
 
-def _replace(g, x, old, new, hint):
-    """Every ``old`` in the strings ``x`` replaced by ``new`` (StringSplit at it, then a Loop that
-    concatenates the pieces with ``new`` between them)."""
-    pieces, counts = g.op("StringSplit", [x], hint, outputs=2, delimiter=old)       # (B, K) and (B,)
+def _rejoin(g, x, pieces, hint, piece_at):
+    """The strings of ``x`` rebuilt from their ``pieces`` (B, K): a Loop over the K columns that
+    appends ``piece_at(body, i, count)`` (B,) to each text (``count``: K, for the body)."""
     count = g.op("Squeeze", [g.op("Shape", [pieces], hint, start=1, end=2)], hint)    # K
     empty = g.op("Expand", [g.const(np.array([""], dtype=object), f"{hint}/empty"), g.op("Shape", [x], hint)], hint)
     body = Graph(g.dtype, g.opset, parent=g)
     i, go, text = body.name(f"{hint}/i"), body.name(f"{hint}/go"), body.name(f"{hint}/text")
-    piece = body.op("Gather", [pieces, i], hint, axis=1)                           # (B,)
-    if new:                           # a separator before each of a text's pieces but its first
-        between = body.op("And", [body.op("Greater", [i, body.ints(0, f"{hint}/zero")], hint),
-                                  body.op("Less", [i, counts], hint)], hint)                  # (B,)
-        separator = body.op("Gather", [body.const(np.array(["", new], dtype=object), f"{hint}/separators"),
-                                       body.op("Cast", [between], hint, to=7)], hint, axis=0)
-        piece = body.op("StringConcat", [separator, piece], hint)
-    joined = body.op("StringConcat", [text, piece], hint)
+    joined = body.op("StringConcat", [text, piece_at(body, i, count)], hint)
     go_on = body.op("Identity", [go], hint)
     loop = body.body(f"{hint}/join", [(i, np.int64, []), (go, np.bool_, []), (text, object, ["batch"])],
                      [(go_on, np.bool_, []), (joined, object, ["batch"])])
     return g.op("Loop", [count, "", empty], hint, body=loop)
+
+
+def _replace(g, x, old, new, hint):
+    """Every ``old`` in the strings ``x`` replaced by ``new`` (StringSplit at it, then the pieces
+    concatenated with ``new`` between them)."""
+    pieces, counts = g.op("StringSplit", [x], hint, outputs=2, delimiter=old)       # (B, K) and (B,)
+
+    def piece_at(body, i, count):
+        piece = body.op("Gather", [pieces, i], hint, axis=1)                       # (B,)
+        if not new:
+            return piece
+        # a separator before each of a text's pieces but its first
+        between = body.op("And", [body.op("Greater", [i, body.ints(0, f"{hint}/zero")], hint),
+                                  body.op("Less", [i, counts], hint)], hint)                  # (B,)
+        separator = body.op("Gather", [body.const(np.array(["", new], dtype=object), f"{hint}/separators"),
+                                       body.op("Cast", [between], hint, to=7)], hint, axis=0)
+        return body.op("StringConcat", [separator, piece], hint)
+
+    return _rejoin(g, x, pieces, hint, piece_at)
 
 
 @lru_cache(maxsize=1)
@@ -108,31 +119,27 @@ def _final_sigma(g, x, hint):
     ends = g.op("RegexFullMatch", [pieces], hint, pattern=f"(?s).*{cased}{ignorable}*")   # cased before
     starts = g.op("RegexFullMatch", [pieces], hint, pattern=f"{ignorable}*{cased}(?s).*")  # cased after
     only = g.op("RegexFullMatch", [pieces], hint, pattern=f"{ignorable}*")           # skipped whole
-    count = g.op("Squeeze", [g.op("Shape", [pieces], hint, start=1, end=2)], hint)    # K
-    empty = g.op("Expand", [g.const(np.array([""], dtype=object), f"{hint}/empty"), g.op("Shape", [x], hint)], hint)
-    body = Graph(g.dtype, g.opset, parent=g)
-    i, go, text = body.name(f"{hint}/i"), body.name(f"{hint}/go"), body.name(f"{hint}/text")
-    one = body.ints(1, f"{hint}/one")
-    after = body.op("Min", [body.op("Add", [i, one], hint), body.op("Sub", [count, one], hint)], hint)
 
-    def at(tensor, index):                                                              # (B,)
-        return body.op("Gather", [tensor, index], hint, axis=1)
+    def piece_at(body, i, count):
+        one = body.ints(1, f"{hint}/one")
+        after = body.op("Min", [body.op("Add", [i, one], hint), body.op("Sub", [count, one], hint)], hint)
 
-    last = body.op("Sub", [counts, one], hint)                                          # (B,) last piece
-    before = body.op("Or", [at(ends, i), body.op("And", [at(only, i), body.op("Greater", [
-        i, body.ints(0, f"{hint}/zero")], hint)], hint)], hint)        # a piece, or the sigma before it
-    next_cased = body.op("Or", [at(starts, after), body.op("And", [at(only, after), body.op("Less", [
-        body.op("Add", [i, one], hint), last], hint)], hint)], hint)   # a piece, or the sigma after it
-    final = body.op("And", [before, body.op("Not", [next_cased], hint)], hint)
-    between = body.op("Cast", [body.op("Less", [i, last], hint)], hint, to=7)         # a sigma follows
-    form = body.op("Mul", [between, body.op("Add", [one, body.op("Cast", [final], hint, to=7)], hint)], hint)
-    sigma = body.op("Gather", [body.const(np.array(["", SMALL, FINAL], dtype=object), f"{hint}/forms"), form],
-                    hint, axis=0)
-    joined = body.op("StringConcat", [body.op("StringConcat", [text, at(pieces, i)], hint), sigma], hint)
-    go_on = body.op("Identity", [go], hint)
-    loop = body.body(f"{hint}/join", [(i, np.int64, []), (go, np.bool_, []), (text, object, ["batch"])],
-                     [(go_on, np.bool_, []), (joined, object, ["batch"])])
-    return g.op("Loop", [count, "", empty], hint, body=loop)
+        def at(tensor, index):                                                          # (B,)
+            return body.op("Gather", [tensor, index], hint, axis=1)
+
+        last = body.op("Sub", [counts, one], hint)                                      # (B,) last piece
+        before = body.op("Or", [at(ends, i), body.op("And", [at(only, i), body.op("Greater", [
+            i, body.ints(0, f"{hint}/zero")], hint)], hint)], hint)    # a piece, or the sigma before it
+        next_cased = body.op("Or", [at(starts, after), body.op("And", [at(only, after), body.op("Less", [
+            body.op("Add", [i, one], hint), last], hint)], hint)], hint)   # a piece, or the sigma after it
+        final = body.op("And", [before, body.op("Not", [next_cased], hint)], hint)
+        between = body.op("Cast", [body.op("Less", [i, last], hint)], hint, to=7)     # a sigma follows
+        form = body.op("Mul", [between, body.op("Add", [one, body.op("Cast", [final], hint, to=7)], hint)], hint)
+        sigma = body.op("Gather", [body.const(np.array(["", SMALL, FINAL], dtype=object), f"{hint}/forms"), form],
+                        hint, axis=0)
+        return body.op("StringConcat", [at(pieces, i), sigma], hint)
+
+    return _rejoin(g, x, pieces, hint, piece_at)
 
 
 def lower(g, x, hint):
