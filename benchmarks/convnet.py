@@ -43,21 +43,22 @@ def parse():
     return parser.parse_args()
 
 
-def make_data():
+def make_data(comm=None, used=SAMPLES):
+    """(x, y): all samples, or with ``comm`` (a rank of several) only the rank's shard of the
+    first ``used`` (the rows its rounds train on)."""
     import numpy as np
 
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (SAMPLES, 28, 28, 1), dtype=np.uint8)    # 47 MB, as MNIST
-    y = rng.integers(0, CLASSES, SAMPLES).astype(np.int64)
+    lo, hi = harness.shard(used, comm)
+    x = harness.drawn(lambda k: rng.integers(0, 256, (k, 28, 28, 1), dtype=np.uint8), SAMPLES, (lo, hi))  # 47 MB, as MNIST
+    y = rng.integers(0, CLASSES, SAMPLES).astype(np.int64)[lo:hi]
     return x, y
 
 
 def dltrain_runner(x, y, comm=None):
     """run(steps) trains ``steps`` global batches through dltrain's Trainer (with ``comm``: this
-    rank's share of each); returns seconds per step. ``run.trainer`` is the Trainer."""
-    import numpy as np
-
-    from dltrain.data.dataset import Split
+    rank's share of each, (x, y) its shard of the rows it trains on); returns seconds per step.
+    ``run.trainer`` is the Trainer."""
     from dltrain.data.preprocessing import Rescale
     from dltrain.losses import SparseCategoricalCrossentropy
 
@@ -67,7 +68,7 @@ def dltrain_runner(x, y, comm=None):
 
     def run(steps):
         epoch[0] += 1
-        split = Split(x, y, np.arange(steps * BATCH))
+        split = harness.split_of(x, y, steps * BATCH, comm)
         started = time.perf_counter()
         trainer.train_epoch(split, epoch[0])
         return (time.perf_counter() - started) / steps
@@ -114,14 +115,14 @@ def torch_runner(x, y, threads):
 def main():
     args = parse()
     harness.prepare(args)
-    x, y = make_data()
-    if args.rank_round:                             # one rank of a --workers round
+    if args.rank_round:                             # one rank of a --workers round: its shard
         def make(comm):
-            run = dltrain_runner(x, y, comm)
+            run = dltrain_runner(*make_data(comm, args.steps * BATCH), comm)
             return functools.partial(run, args.steps), run.trainer
         return harness.rank_round(make)
     if args.peaks:                                  # memory only: 1, 2 and 4 ranks
         return harness.peaks(args, __file__)
+    x, y = make_data()
     job = harness.Job(args, __file__) if args.workers > 1 else None
     times, dltrain_peak = harness.alternate(        # each run: args.steps batches, seconds per step
         job or functools.partial(dltrain_runner(x, y), args.steps),

@@ -89,6 +89,50 @@ def dltrain_trainer(model_config, loss, batch_size, preprocessing=(), comm=None)
                    streams, batch_size=batch_size, comm=comm)
 
 
+def shard(n, comm=None):
+    """The rows [lo, hi) of an n-row split that ``comm``'s rank holds (parallel/shards.py: each
+    rank 1/N of them); all of them on one process."""
+    if comm is None or comm.size == 1:
+        return 0, n
+    from dltrain.parallel.shards import shard_bounds
+
+    bounds = shard_bounds(n, comm.size)
+    return int(bounds[comm.rank]), int(bounds[comm.rank + 1])
+
+
+def drawn(draw, n, rows, chunk=2048):
+    """Rows ``rows`` = (lo, hi) of the n-row array that ``draw(k)`` (k rows of random numbers)
+    gives chunk by chunk: every chunk is drawn, so the numbers are the same whichever rows are
+    kept, but only the kept ones are ever held (a rank of a --workers round: its shard)."""
+    import numpy as np
+
+    lo, hi = rows
+    out = None
+    for start in range(0, n, chunk):
+        part = draw(min(chunk, n - start))
+        if out is None:
+            out = np.empty((hi - lo,) + part.shape[1:], part.dtype)
+        first, last = max(lo, start), min(hi, start + len(part))
+        if first < last:
+            out[first - lo:last - lo] = part[first - start:last - start]
+    return out
+
+
+def split_of(x, y, n, comm=None):
+    """The Split a round trains on: on one process the first ``n`` rows of (x, y); on a rank of
+    several, (x, y) are its shard of those n rows (``shard``) and the split is spread over the
+    ranks, as ``dltrain fit`` spreads in-memory training data."""
+    import numpy as np
+
+    from dltrain.data.dataset import Split
+
+    if comm is None or comm.size == 1:
+        return Split(x, y, np.arange(n))
+    from dltrain.parallel.shards import ShardedSplit
+
+    return ShardedSplit(x, y, n, comm)
+
+
 def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -155,9 +199,16 @@ def timed(comm):
     class Timed(Communicator):
         def __init__(self):
             self.rank, self.size, self.seconds, self.calls = comm.rank, comm.size, 0.0, 0
+            self.exchange_seconds = 0.0
 
-        def share(self, n):
-            return comm.share(n)
+        def share_of(self, rank, n):
+            return comm.share_of(rank, n)
+
+        def exchange(self, send, send_counts, recv_counts):
+            started = time.perf_counter()
+            received = comm.exchange(send, send_counts, recv_counts)
+            self.exchange_seconds += time.perf_counter() - started
+            return received
 
         def allreduce_sum(self, buffer):
             started = time.perf_counter()

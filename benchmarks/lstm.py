@@ -29,26 +29,29 @@ def parse():
     return parser.parse_args()
 
 
-def make_data(batches):
+def make_data(batches, comm=None):
+    """(x, y): every batch's samples, or with ``comm`` (a rank of several) only its shard."""
     import numpy as np
 
     rng = np.random.default_rng(0)
-    x = rng.integers(1, VOCAB, (batches * BATCH, STEPS)).astype(np.int64)
-    y = rng.integers(0, 2, len(x)).astype(np.int64)
+    n = batches * BATCH
+    lo, hi = harness.shard(n, comm)
+    x = harness.drawn(lambda k: rng.integers(1, VOCAB, (k, STEPS)).astype(np.int64), n, (lo, hi))
+    y = rng.integers(0, 2, n).astype(np.int64)[lo:hi]
     return x, y
 
 
-def dltrain_runner(x, y, cell="lstm", comm=None):
+def dltrain_runner(x, y, cell="lstm", comm=None, samples=None):
     """A function that trains one round (every global batch of x; with ``comm``, this rank's
-    share of each) through dltrain's Trainer; ``run.trainer`` is the Trainer."""
-    from dltrain.data.dataset import Split
+    share of each, (x, y) its shard of ``samples``) through dltrain's Trainer; ``run.trainer``
+    is the Trainer."""
     from dltrain.losses import BinaryCrossentropy
 
     trainer = harness.dltrain_trainer({"input_shape": [STEPS], "layers": [
         {"type": "embedding", "input_dim": VOCAB, "output_dim": DIM},
         {"type": cell, "units": UNITS},
         {"type": "dense", "units": 1, "activation": "sigmoid"}]}, BinaryCrossentropy(), BATCH, comm=comm)
-    split = Split(x, y.reshape(-1, 1).astype("float32"))
+    split = harness.split_of(x, y.reshape(-1, 1).astype("float32"), samples or len(x), comm)
     epoch = [0]
 
     def run():
@@ -106,14 +109,14 @@ def torch_runner(x, y, threads, cell="lstm"):
 def main():
     args = parse()
     harness.prepare(args)
-    x, y = make_data(args.batches)
-    if args.rank_round:                             # one rank of a --workers round
+    if args.rank_round:                             # one rank of a --workers round: its shard
         def make(comm):
-            run = dltrain_runner(x, y, args.cell, comm)
+            run = dltrain_runner(*make_data(args.batches, comm), args.cell, comm, args.batches * BATCH)
             return run, run.trainer
         return harness.rank_round(make)
     if args.peaks:                                  # memory only: 1, 2 and 4 ranks
         return harness.peaks(args, __file__)
+    x, y = make_data(args.batches)
     job = harness.Job(args, __file__) if args.workers > 1 else None
     times, dltrain_peak = harness.alternate(        # each run: every batch of x, its seconds
         job or dltrain_runner(x, y, args.cell), lambda: torch_runner(x, y, args.torch_threads, args.cell),

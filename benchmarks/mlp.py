@@ -28,26 +28,28 @@ def parse():
     return parser.parse_args()
 
 
-def make_data(samples=SAMPLES):
+def make_data(samples=SAMPLES, comm=None):
+    """(x, y): all samples, or with ``comm`` (a rank of several) only the rank's shard of them."""
     import numpy as np
 
     rng = np.random.default_rng(0)
-    x = rng.random((samples, FEATURES), dtype=np.float32)          # 60,000: 188 MB, like MNIST / 255
-    y = rng.integers(0, CLASSES, samples).astype(np.int64)
+    lo, hi = harness.shard(samples, comm)
+    x = harness.drawn(lambda k: rng.random((k, FEATURES), dtype=np.float32), samples, (lo, hi))  # 188 MB, like MNIST / 255
+    y = rng.integers(0, CLASSES, samples).astype(np.int64)[lo:hi]
     return x, y
 
 
-def dltrain_epoch_runner(x, y, comm=None):
+def dltrain_epoch_runner(x, y, comm=None, samples=None):
     """A function that trains one epoch through dltrain's Trainer (with ``comm``: this rank's
-    share of every global batch) and returns its seconds; ``run.trainer`` is the Trainer."""
-    from dltrain.data.dataset import Split
+    share of every global batch, (x, y) its shard of ``samples``) and returns its seconds;
+    ``run.trainer`` is the Trainer."""
     from dltrain.losses import SparseCategoricalCrossentropy
 
     trainer = harness.dltrain_trainer({"input_shape": [FEATURES], "layers": [
         {"type": "dense", "units": HIDDEN, "activation": "relu"},
         {"type": "dense", "units": CLASSES, "activation": "softmax"}]},
         SparseCategoricalCrossentropy(), BATCH, comm=comm)
-    split = Split(x, y)
+    split = harness.split_of(x, y, samples or len(x), comm)
     epoch = [0]
 
     def run():
@@ -94,14 +96,14 @@ def torch_epoch_runner(x, y, threads):
 def main():
     args = parse()
     harness.prepare(args)
-    x, y = make_data(args.samples)
-    if args.rank_round:                             # one rank of a --workers round
+    if args.rank_round:                             # one rank of a --workers round: its shard
         def make(comm):
-            run = dltrain_epoch_runner(x, y, comm)
+            run = dltrain_epoch_runner(*make_data(args.samples, comm), comm, args.samples)
             return run, run.trainer
         return harness.rank_round(make)
     if args.peaks:                                  # memory only: 1, 2 and 4 ranks
         return harness.peaks(args, __file__)
+    x, y = make_data(args.samples)
     job = harness.Job(args, __file__) if args.workers > 1 else None
     run_dltrain = job or dltrain_epoch_runner(x, y)      # each run: one epoch, its seconds
     times, dltrain_peak = harness.alternate(

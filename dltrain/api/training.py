@@ -12,6 +12,7 @@ from dltrain.config.resolve import dump
 from dltrain.data import prediction_inputs
 from dltrain.errors import Interrupted
 from dltrain.experiment import Experiment, relative_paths
+from dltrain.parallel import shards
 from dltrain.parallel.communicator import SingleProcess
 from dltrain.training import rundir
 from dltrain.training.trainer import Trainer
@@ -57,6 +58,7 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
     caught = signals.Signals()
     with caught:                            # a signal while the data loads: handled at the first batch
         splits = _prepare(experiment, callbacks)
+    splits = {name: shards.spread(split, comm) for name, split in splits.items()}   # 1/N of the rows each
     run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
     writer = RunWriter(run_dir) if comm.is_root else NullWriter(run_dir)
     writer.lock()                           # one fit per run directory, held to the end

@@ -26,6 +26,10 @@ class Split:
             return gather(self.x, rows), (None if self.y is None else gather(self.y, rows))
         return self.x[rows], (None if self.y is None else self.y[rows])
 
+    def take_share(self, positions, comm):
+        """Raw (x, y) of this process's share (``comm.share``) of the batch at ``positions``."""
+        return self.take(positions[comm.share(len(positions))])
+
     def arrays(self):
         return self.take(np.arange(len(self)))
 

@@ -3,12 +3,16 @@
 Every process (a *rank*, 0 .. size - 1) runs the same loop on its share of each global batch.
 The loop meets the others at four points, each a method here:
 
-- ``share(n)``: which rows of an n-sample global batch this rank takes (a contiguous slice);
+- ``share(n)``: which rows of an n-sample global batch this rank takes (a contiguous slice;
+  ``share_of(rank, n)`` any rank's);
 - ``allreduce_sum(buffer)``: sum a flat float array over all ranks, in place: once per step,
   the gradient sums and the loss's sum and count (parallel/buffer.py packs them);
 - ``allgather(value)``: every rank's value (metric states merged at an epoch's end);
 - ``any(flag)``: True on every rank when it is True on one (stop, a signal, a NaN), so that
-  all ranks take the same decision at the same step.
+  all ranks take the same decision at the same step;
+- ``exchange(send, send_counts, recv_counts)``: an all-to-all of bytes, once per batch when the
+  training data is spread over the ranks (parallel/shards.py: the rows of each rank's share
+  that another rank holds).
 
 Rank 0 alone writes the run directory (``is_root``; the trainer gives other ranks a writer that
 writes nothing). ``SingleProcess`` is the one-process case: every collective returns at once.
@@ -45,7 +49,11 @@ class Communicator:
     def share(self, n):
         """The slice of an n-row global batch that this rank trains on: contiguous, sizes that
         differ by at most one, rank order (so the shares concatenate to the batch)."""
-        return slice(self.rank * n // self.size, (self.rank + 1) * n // self.size)
+        return self.share_of(self.rank, n)
+
+    def share_of(self, rank, n):
+        """``share(n)`` of rank ``rank``."""
+        return slice(rank * n // self.size, (rank + 1) * n // self.size)
 
     def allreduce_sum(self, buffer):
         """Replace ``buffer`` (a flat float array) with its sum over all ranks."""
@@ -63,6 +71,11 @@ class Communicator:
         """Rank 0's arrays copied into every rank's ``arrays`` (a dict of arrays), in place."""
         raise NotImplementedError
 
+    def exchange(self, send, send_counts, recv_counts):
+        """All-to-all of bytes: ``send`` (flat uint8) holds ``send_counts[r]`` bytes for each rank
+        r in rank order; returns the ``recv_counts[r]`` bytes from each rank r, in rank order."""
+        raise NotImplementedError
+
     def local(self):
         """The communicator of the ranks on this machine (rank: the node-local rank). This
         default: every rank is on one machine, as the test-only thread ranks are."""
@@ -72,7 +85,7 @@ class Communicator:
 class SingleProcess(Communicator):
     """One process: the share is the whole batch and every collective does nothing."""
 
-    def share(self, n):
+    def share_of(self, rank, n):
         return slice(0, n)
 
     def allreduce_sum(self, buffer):
@@ -86,3 +99,6 @@ class SingleProcess(Communicator):
 
     def broadcast(self, arrays):
         pass
+
+    def exchange(self, send, send_counts, recv_counts):
+        return send

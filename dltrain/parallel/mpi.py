@@ -9,6 +9,8 @@ allreduce forever.
 import os
 import sys
 
+import numpy as np
+
 from dltrain.errors import ConfigError
 from dltrain.parallel.communicator import Communicator, SingleProcess, through_host
 
@@ -78,6 +80,12 @@ class MPICommunicator(Communicator):
         for key in sorted(arrays):          # the same order on every rank
             through_host(arrays[key], lambda host: self.comm.Bcast(host, root=0))
 
+    def exchange(self, send, send_counts, recv_counts):
+        received = np.empty(sum(recv_counts), np.uint8)
+        self.comm.Alltoallv([send, (send_counts, _offsets(send_counts)), self._MPI.BYTE],
+                            [received, (recv_counts, _offsets(recv_counts)), self._MPI.BYTE])
+        return received
+
     def local(self):
         """The ranks that share this machine's memory (MPI_COMM_TYPE_SHARED): whatever started
         the job (mpiexec, srun, a hostfile), rank r of it is the node-local rank."""
@@ -88,6 +96,10 @@ class MPICommunicator(Communicator):
     def abort(self, code):
         """End every rank of the job now with exit ``code``."""
         self.comm.Abort(code)
+
+
+def _offsets(counts):
+    return np.concatenate([[0], np.cumsum(counts[:-1])]).astype(np.int64).tolist()
 
 
 def world():

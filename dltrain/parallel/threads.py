@@ -8,6 +8,8 @@ exception on one rank breaks the barrier, so the others stop instead of waiting 
 """
 import threading
 
+import numpy as np
+
 from dltrain.parallel.communicator import Communicator, through_host
 
 TIMEOUT = 120.0
@@ -74,6 +76,13 @@ class ThreadRank(Communicator):
 
     def any(self, flag):
         return any(self._exchange(bool(flag)))
+
+    def exchange(self, send, send_counts, recv_counts):
+        starts = [sum(send_counts[:r]) for r in range(self.size)]
+        parts = self._exchange([send[start:start + count].copy() for start, count in zip(starts, send_counts)])
+        received = [parts[source][self.rank] for source in range(self.size)]
+        assert [len(part) for part in received] == list(recv_counts), "exchange: counts disagree"
+        return np.concatenate(received) if received else np.empty(0, np.uint8)
 
     def broadcast(self, arrays):
         root = self._exchange({k: v.copy() for k, v in arrays.items()} if self.rank == 0 else None)[0]

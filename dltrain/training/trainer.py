@@ -77,7 +77,9 @@ class Trainer:
             getattr(callback, name)(*args)
 
     def _batch(self, split, positions, rng=None):
-        x, y = split.take(positions)
+        """This process's share of the batch at ``positions`` (global), preprocessed, on the
+        device (a split spread over the ranks gathers it with the others: parallel/shards.py)."""
+        x, y = split.take_share(positions, self.comm)
         return self.to_device(self.pipeline.transform(x, rng).astype(self.model.dtype, copy=False),
                               self.target_fn(y))
 
@@ -125,7 +127,7 @@ class Trainer:
             share = self.comm.share(len(positions))
             if self.comm.size > 1:           # random layers draw for the global batch, keep `share`
                 replicas.share_batch(self._random_layers, share, len(positions))
-            x, y = self._batch(train, positions[share], self._augmentation_rng(epoch, batch))
+            x, y = self._batch(train, positions, self._augmentation_rng(epoch, batch))
             value = step.run(x, y, len(positions), metrics, epoch, batch, self._signalled())
             if self.checksums is not None:
                 self.checksums.check(self.step + 1)
@@ -150,7 +152,7 @@ class Trainer:
         total, seen = 0.0, 0
         for start in range(0, len(split), batch_size):
             positions = np.arange(start, min(start + batch_size, len(split)))
-            x, y = self._batch(split, positions[self.comm.share(len(positions))])
+            x, y = self._batch(split, positions)
             out = self.model.forward(x, training=False, logits=fused)
             value = loss.sum(out, y, logits=fused)
             # mean * count, not the sum: the float64 total of float32 means, as before the sums
