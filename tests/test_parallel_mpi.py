@@ -226,6 +226,56 @@ def test_a_rank_that_raises_ends_the_job_with_its_exit_code(tmp_path):
     assert "rank 1: DataError: row 7 of broken.csv" in done.stderr
 
 
+RAISE_ON_RANK_1_BEFORE_MPI = '''
+import sys, time
+import numpy as np
+import click
+from dltrain.cli.app import handle_errors
+from dltrain.errors import DataError
+from dltrain.parallel import mpi
+
+@click.command()
+@handle_errors
+def job():
+    comm = mpi.world()                      # as `dltrain fit` under mpiexec: MPI not started yet
+    assert "mpi4py.MPI" not in sys.modules and (comm.rank, comm.size) == mpi.rank_of_job()
+    if comm.rank == 1:                      # fails while loading its data, before any collective
+        time.sleep(0.3)
+        raise DataError("row 7 of broken.csv has 3 columns, the header has 4")
+    time.sleep(1.0)                         # rank 0 loads longer, then meets the others
+    comm.allreduce_sum(np.ones(3))          # would wait here forever
+job()
+'''
+
+
+def test_a_rank_that_raises_before_mpi_has_started_ends_the_job_with_its_exit_code(tmp_path):
+    """A fit starts MPI after its data is loaded; a rank that fails while loading starts it to
+    end the job, which happens once every rank has reached MPI_Init."""
+    script = tmp_path / "job.py"
+    script.write_text(RAISE_ON_RANK_1_BEFORE_MPI)
+    started = time.monotonic()
+    done = subprocess.run([str(Path(sys.executable).parent / "mpiexec"), "-n", "2", sys.executable,
+                           str(script)], capture_output=True, text=True, timeout=60, env=ENV)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert time.monotonic() - started < 10
+    assert done.stderr.count("rank 1: DataError: row 7 of broken.csv") == 1, done.stderr
+
+
+def test_a_data_error_on_every_rank_under_workers_exits_3_and_leaves_no_process(tmp_path):
+    broken = tmp_path / "broken.csv"
+    broken.write_text("a,b,label\n1,2,0\n3,4\n5,6,1\n")
+    marker = tmp_path / "data-error-run-marker"
+    config = write_config(tmp_path, {**CONVNET, "data": {"train": {"type": "csv", "path": str(broken), "label": "label"}},
+                                     "model": {"input_shape": [2], "layers": [{"type": "dense", "units": 2, "activation": "softmax"}]}})
+    started = time.monotonic()
+    done = fit(config, marker, workers=2, check=False)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert time.monotonic() - started < 20
+    assert "broken.csv" in done.stderr and "Traceback" not in done.stderr
+    time.sleep(0.5)
+    assert _ranks(str(marker)) == []
+
+
 def test_a_config_error_under_workers_exits_2_with_one_message(tmp_path):
     """Checked in the launching process before mpiexec starts: one message, not one per rank."""
     config = write_config(tmp_path, {**CONVNET, "optimizer": {"type": "adamm"}})

@@ -106,3 +106,40 @@ def test_training_on_spread_data_is_bit_for_bit_training_on_the_whole_split():
         assert [{k: v for k, v in h.items() if k != "seconds"} for h in history_a] == \
             [{k: v for k, v in h.items() if k != "seconds"} for h in history_b]
         assert all(np.array_equal(params_a[key], params_b[key]) for key in params_a)
+
+
+def test_spread_all_keeps_one_copy_for_splits_of_the_same_arrays_and_gives_the_rest_back():
+    """A training split and the validation split taken off it: each rank keeps the rows either
+    needs, once; arrays nothing else holds are shrunk in place (no whole-array copy), an array
+    something else holds is copied and left intact; every share is what the whole split gives."""
+    n = 90
+    order = RNG.permutation(n)
+
+    def loaded(kept_elsewhere):
+        """The splits as fit has them: arrays held by the splits alone (but ``kept_elsewhere``)."""
+        x, y = np.random.default_rng(1).random((n, 4)), np.random.default_rng(2).integers(0, 3, n)
+        return {"train": Split(x, y, np.sort(order[:70])), "validation": Split(x, y, np.sort(order[70:]), "validation"),
+                "test": Split(kept_elsewhere, y[:n].copy(), None, "test"), "none": None}
+
+    def rank(comm):
+        kept_elsewhere = RNG.random((n, 2))
+        splits = loaded(kept_elsewhere)
+        wholes = {name: Split(s.x.copy(), s.y.copy(), s.indices, s.name) for name, s in splits.items()
+                  if s is not None and name != "test"}
+        spread = shards.spread_all(splits, comm)
+        assert spread["none"] is None
+        assert spread["train"].x is spread["validation"].x          # one copy of the rows
+        assert spread["train"].x is splits["train"].x               # shrunk in place ...
+        assert len(spread["train"].x) < n                           # ... to this rank's rows
+        assert spread["test"].x is not kept_elsewhere and kept_elsewhere.shape == (n, 2)   # copied, intact
+        results = []
+        for name, whole in wholes.items():
+            for positions in (order[:len(whole)] % len(whole), np.arange(len(whole))):
+                a, b = whole.take_share(positions, comm), spread[name].take_share(positions, comm)
+                results.append(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]))
+        return all(results), len(spread["train"].x)
+
+    for size in (2, 3):
+        results = ThreadGroup(size).run(rank)
+        assert all(same for same, _ in results)
+        assert sum(rows for _, rows in results) == n                # every row on exactly one rank

@@ -42,7 +42,6 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
     from dltrain.data import kfold
     from dltrain.training import resume as resuming, signals
 
-    _tune_allocator()
     if resume not in (None, "auto"):
         config = config or resuming.config_of(resume)
         run_dir = run_dir or resuming.run_of(resume)
@@ -58,7 +57,8 @@ def fit(config, overrides=(), run_dir=None, overwrite=False, callbacks=(), fold=
     caught = signals.Signals()
     with caught:                            # a signal while the data loads: handled at the first batch
         splits = _prepare(experiment, callbacks)
-    splits = {name: shards.spread(split, comm) for name, split in splits.items()}   # 1/N of the rows each
+    splits = shards.spread_all(splits, comm)     # each rank 1/N of the rows
+    _tune_allocator()       # now, not before the data loads: what loading freed goes back to the system
     run_dir = Path(run_dir) if run_dir else Path("runs") / str(experiment.config["name"])
     writer = RunWriter(run_dir) if comm.is_root else NullWriter(run_dir)
     writer.lock()                           # one fit per run directory, held to the end

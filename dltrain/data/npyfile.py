@@ -80,12 +80,15 @@ def check_length(what, dtype, shape, have, bound=None):
     return need
 
 
+READ_BYTES = 16 << 20
+
+
 def _fill(f, dtype, shape, fortran, nbytes, what):
     array = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
     buffer = memoryview(array.reshape(-1, order="A").view(np.uint8)) if nbytes else memoryview(b"")
     done = 0
-    while done < nbytes:
-        got = f.readinto(buffer[done:])
+    while done < nbytes:     # in pieces: a zip member's readinto reads (and copies) whatever it is asked for at once
+        got = f.readinto(buffer[done:done + READ_BYTES])
         if not got:
             raise FormatError(f"{what}: the data ends after {done:,} of {nbytes:,} bytes (truncated)")
         done += got

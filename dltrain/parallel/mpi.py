@@ -19,6 +19,7 @@ INSTALL = "pip install 'dltrain[mpi]'"
 # the launchers' own variables: MPICH/Hydra and Intel MPI, Open MPI, PMIx, MVAPICH; Slurm's srun
 # sets PMI_SIZE too with --mpi=pmi2 (its PMI-2 plugin also serves MPICH's PMI-1 client)
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")
+_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK")
 
 SRUN = ("srun --mpi=pmi2 dltrain fit ... (Slurm's PMI-2, which MPICH's mpi4py speaks), or mpiexec -n N "
         "dltrain fit ... inside the allocation; --ntasks=1 for one process")
@@ -34,6 +35,16 @@ def launched_size(environ=None):
     return 1
 
 
+def launched_rank(environ=None):
+    """This process's rank as the MPI launcher announced it in the environment, or None."""
+    environ = os.environ if environ is None else environ
+    for name in _RANK_VARIABLES:
+        value = environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return None
+
+
 def refuse_srun_without_pmi(environ=None):
     """A ConfigError when Slurm's srun started this process as one task of several but gave it
     no PMI the MPI library can join (``srun`` with --mpi=none or pmix): each task would train
@@ -47,6 +58,16 @@ def refuse_srun_without_pmi(environ=None):
                           fix=SRUN)
 
 
+def _importable():
+    """A ConfigError naming the install command unless mpi4py can be imported (not importing it:
+    that would start MPI)."""
+    import importlib.util
+
+    if importlib.util.find_spec("mpi4py") is None:
+        raise ConfigError("training on several processes needs mpi4py, which is not installed",
+                          fix=f"{INSTALL}  (mpi4py and the MPICH wheel)")
+
+
 def mpi4py():
     """The mpi4py.MPI module, or a ConfigError that names the install command."""
     try:
@@ -58,23 +79,48 @@ def mpi4py():
 
 
 class MPICommunicator(Communicator):
-    """Every rank of ``MPI_COMM_WORLD``: one Allreduce per step on the flat gradient buffer."""
+    """Every rank of ``MPI_COMM_WORLD``: one Allreduce per step on the flat gradient buffer.
+
+    When the launcher announced this process's rank and the world's size (``launched_rank``,
+    ``launched_size``), MPI itself starts at the first collective, not here: a fit loads its data
+    and spreads it over the ranks (parallel/shards.py) before the MPI runtime takes its own
+    memory (~12 MiB a process), so a rank's peak is not the loading peak plus the runtime."""
 
     def __init__(self, comm=None):
-        MPI = mpi4py()
-        self._MPI = MPI
-        self.comm = comm or MPI.COMM_WORLD
-        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        self._local = None
+        self._comm, self._local = comm, None
+        rank, size = launched_rank(), launched_size()
+        if comm is None and rank is not None and size > 1:
+            _importable()
+            self.rank, self.size = rank, size
+        else:
+            self._start()
+
+    def _start(self):
+        self._MPI = mpi4py()
+        self._comm = self._comm or self._MPI.COMM_WORLD
+        self.rank, self.size = self._comm.Get_rank(), self._comm.Get_size()
+
+    @property
+    def comm(self):
+        """The mpi4py communicator; MPI starts on first use (MPI_Init, once every rank is here)."""
+        if self._comm is None:
+            self._start()
+        return self._comm
+
+    @property
+    def MPI(self):
+        """The mpi4py.MPI module (MPI started first if it has not)."""
+        self.comm
+        return self._MPI
 
     def allreduce_sum(self, buffer):
-        through_host(buffer, lambda host: self.comm.Allreduce(self._MPI.IN_PLACE, host, op=self._MPI.SUM))
+        through_host(buffer, lambda host: self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM))
 
     def allgather(self, value):
         return self.comm.allgather(value)
 
     def any(self, flag):
-        return bool(self.comm.allreduce(bool(flag), op=self._MPI.LOR))
+        return bool(self.comm.allreduce(bool(flag), op=self.MPI.LOR))
 
     def broadcast(self, arrays):
         for key in sorted(arrays):          # the same order on every rank
@@ -82,15 +128,15 @@ class MPICommunicator(Communicator):
 
     def exchange(self, send, send_counts, recv_counts):
         received = np.empty(sum(recv_counts), np.uint8)
-        self.comm.Alltoallv([send, (send_counts, _offsets(send_counts)), self._MPI.BYTE],
-                            [received, (recv_counts, _offsets(recv_counts)), self._MPI.BYTE])
+        self.comm.Alltoallv([send, (send_counts, _offsets(send_counts)), self.MPI.BYTE],
+                            [received, (recv_counts, _offsets(recv_counts)), self.MPI.BYTE])
         return received
 
     def local(self):
         """The ranks that share this machine's memory (MPI_COMM_TYPE_SHARED): whatever started
         the job (mpiexec, srun, a hostfile), rank r of it is the node-local rank."""
         if self._local is None:
-            self._local = MPICommunicator(self.comm.Split_type(self._MPI.COMM_TYPE_SHARED))
+            self._local = MPICommunicator(self.comm.Split_type(self.MPI.COMM_TYPE_SHARED))
         return self._local
 
     def abort(self, code):
@@ -112,17 +158,26 @@ def world():
 
 
 def rank_of_job():
-    """(rank, size) of this process in an MPI job that has started, else (0, 1)."""
+    """(rank, size) of this process in an MPI job (started, or announced by its launcher to a
+    process that has not started MPI yet), else (0, 1)."""
     MPI = sys.modules.get("mpi4py.MPI")
-    if MPI is None or not MPI.Is_initialized() or MPI.Is_finalized():
-        return 0, 1
-    return MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
+    if MPI is not None and MPI.Is_initialized() and not MPI.Is_finalized():
+        return MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
+    if MPI is None and launched_size() > 1 and launched_rank() is not None:
+        return launched_rank(), launched_size()
+    return 0, 1
 
 
 def abort_job(code):
     """On one rank of a job of several: end every rank now with exit ``code`` (MPI_Abort), so
-    the others never wait for this one in a collective. Does nothing on one process."""
+    the others never wait for this one in a collective. Does nothing on one process. A rank that
+    fails before MPI has started (loading its data) starts it first: MPI_Init returns once every
+    rank has reached it, so the job ends when the slowest rank has loaded its data."""
     if rank_of_job()[1] > 1:
         sys.stdout.flush()
         sys.stderr.flush()
-        sys.modules["mpi4py.MPI"].COMM_WORLD.Abort(code)
+        try:
+            from mpi4py import MPI
+        except ImportError:
+            return
+        MPI.COMM_WORLD.Abort(code)

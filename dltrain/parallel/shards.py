@@ -15,7 +15,11 @@ split on several ranks, the split itself otherwise (one process; a memory-mapped
 every rank already reads row by row from the file, data/arrays.gather; object arrays, whose
 rows are not bytes).
 """
+import sys
+
 import numpy as np
+
+from dltrain.data.arrays import chunk_rows
 
 
 def shard_bounds(n, size):
@@ -29,23 +33,85 @@ def spreadable(split):
 
 
 def spread(split, comm):
-    """``split`` as this rank's shard of it (a ShardedSplit) on several ranks, where it can be."""
+    """``split`` as this rank's shard of it (a ShardedSplit) on several ranks, where it can be;
+    the split's arrays are left as they are (the shard's rows are copied)."""
     if comm.size == 1 or not spreadable(split):
         return split
-    bounds = shard_bounds(len(split), comm.size)
-    mine = split.indices[bounds[comm.rank]:bounds[comm.rank + 1]]
+    mine = split.indices[_bounds_of(split, comm)]
     return ShardedSplit(split.x[mine], None if split.y is None else split.y[mine], len(split), comm, split.name)
 
 
-class ShardedSplit:
-    """This rank's rows of a split of ``n`` rows (``x`` and ``y``: the shard's rows, in position
-    order); ``take_share`` is collective: every rank calls it with the same positions."""
+def spread_all(splits, comm):
+    """{name: split} with every split that can be spread replaced by this rank's shard of it.
 
-    def __init__(self, x, y, n, comm, name="train"):
+    Splits that view the same arrays (a training set and the validation split taken off it) keep
+    one copy of the rows any of them needs here. When nothing but these splits holds an array
+    and it owns its memory (what the sources load), those rows are moved to its front in place
+    and the rest is given back to the system (``_keep_rows``), so the rank never holds the whole
+    array and its shard at once; otherwise the rows are copied."""
+    if comm.size == 1:
+        return dict(splits)
+    groups = {}
+    for name, split in splits.items():
+        if spreadable(split):
+            groups.setdefault((id(split.x), id(split.y)), []).append(name)
+    result = dict(splits)
+    for names in groups.values():
+        members = [splits[name] for name in names]
+        local = [split.indices[_bounds_of(split, comm)] for split in members]
+        rows = np.unique(np.concatenate(local)) if local else np.zeros(0, np.int64)
+        x, y, probe = members[0].x, members[0].y, np.empty(0)
+        counts = sys.getrefcount(x), sys.getrefcount(y), sys.getrefcount(probe)    # each from a local name
+        in_place = _alone(x, members, counts[0], counts[2])
+        x = _keep_rows(x, rows, in_place)
+        if y is members[0].x:                  # the same array as inputs and targets
+            y = x
+        elif y is not None:
+            in_place = _alone(y, members, counts[1], counts[2])
+            y = _keep_rows(y, rows, in_place)
+        for name, split, wanted in zip(names, members, local):
+            result[name] = ShardedSplit(x, y, len(split), comm, split.name, np.searchsorted(rows, wanted))
+    return result
+
+
+def _bounds_of(split, comm):
+    bounds = shard_bounds(len(split), comm.size)
+    return slice(int(bounds[comm.rank]), int(bounds[comm.rank + 1]))
+
+
+def _alone(array, holders, references, probe_references):
+    """Whether nothing but the splits ``holders`` refers to ``array``: its reference count, taken
+    by the caller from a local name, against that of a new array taken the same way (so the
+    interpreter's own references cancel, whatever its version)."""
+    held = sum((h.x is array) + (h.y is array) for h in holders)
+    return references - held == probe_references and array.flags.owndata and array.flags.c_contiguous \
+        and array.flags.writeable
+
+
+def _keep_rows(array, rows, in_place):
+    """``array[rows]`` (``rows`` ascending); ``in_place``: the rows moved to the front of
+    ``array`` itself, and its memory beyond them given back (realloc)."""
+    if not in_place:
+        return array[rows]
+    step = chunk_rows(array)
+    for start in range(0, len(rows), step):     # rows[j] >= j: no row still to move is overwritten
+        part = rows[start:start + step]
+        array[start:start + len(part)] = array[part]
+    array.resize((len(rows),) + array.shape[1:], refcheck=False)
+    return array
+
+
+class ShardedSplit:
+    """This rank's shard of a split of ``n`` rows: shard position i is row ``rows[i]`` of ``x``
+    and ``y`` (default: x holds the shard's rows in order); ``take_share`` is collective: every
+    rank calls it with the same positions."""
+
+    def __init__(self, x, y, n, comm, name="train", rows=None):
         self.x, self.y, self.n, self.comm, self.name = x, y, n, comm, name
         self.bounds = shard_bounds(n, comm.size)
-        if len(x) != self.bounds[comm.rank + 1] - self.bounds[comm.rank]:
-            raise ValueError(f"rank {comm.rank} holds {len(x)} rows; its shard of {n} has "
+        self.rows = np.arange(len(x)) if rows is None else np.asarray(rows)    # of x, by shard position
+        if len(self.rows) != self.bounds[comm.rank + 1] - self.bounds[comm.rank]:
+            raise ValueError(f"rank {comm.rank} holds {len(self.rows)} rows; its shard of {n} has "
                              f"{self.bounds[comm.rank + 1] - self.bounds[comm.rank]}")
         self.arrays_ = [a for a in (x, y) if a is not None]
         self.row_bytes = [a[0:1].nbytes if len(a) else int(np.prod(a.shape[1:])) * a.itemsize
@@ -67,9 +133,8 @@ class ShardedSplit:
         sends, send_counts = [], []
         for rank in range(comm.size):               # the rows of each rank's share that are mine
             wanted = positions[comm.share_of(rank, len(positions))]
-            rows = wanted[self.owner(wanted) == comm.rank] - lo
-            sends.append(rows)
-            send_counts.append(len(rows) * width)
+            sends.append(self.rows[wanted[self.owner(wanted) == comm.rank] - lo])
+            send_counts.append(len(sends[-1]) * width)
         wanted = positions[comm.share(len(positions))]
         owners = self.owner(wanted)
         recv_counts = np.bincount(owners, minlength=comm.size) * width
