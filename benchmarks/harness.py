@@ -241,18 +241,18 @@ def rank_round(make_runner):
     run()
     if world.size > 1:
         world.comm.Barrier()
-    comm.seconds, comm.calls = 0.0, 0
+    comm.seconds, comm.calls, comm.exchange_seconds = 0.0, 0, 0.0
     started = time.perf_counter()
     result = run()
     wall = time.perf_counter() - started
     buffer_mib = GradientBuffer(trainer.model.parameters()).flat.nbytes / 2**20
-    mine = (comm.seconds, comm.calls, wall, own_peak_mib(), recurrent_helper.peak_mib())
+    mine = (comm.seconds, comm.calls, wall, own_peak_mib(), recurrent_helper.peak_mib(), comm.exchange_seconds)
     ranks = comm.allgather(mine)
     if comm.rank == 0:
         print(json.dumps({"time": result, "allreduce_seconds": [r[0] for r in ranks],
                           "allreduce_calls": [r[1] for r in ranks], "wall": [r[2] for r in ranks],
                           "peak_mib": [r[3] for r in ranks], "helper_mib": [r[4] for r in ranks],
-                          "buffer_mib": buffer_mib}), flush=True)
+                          "buffer_mib": buffer_mib, "exchange_seconds": [r[5] for r in ranks]}), flush=True)
 
 
 class Job:
@@ -298,6 +298,11 @@ class Job:
         print(f"  all-reduce ({calls} per round, one per step; waiting for the slower rank included): "
               f"{', '.join(f'{s * 100:.1f}%' for s in shares)} of the round by rank "
               f"(median over rounds), {per_call * 1e3:.2f} ms per call on the rank that waits most")
+        exchange = [statistics.median(r["exchange_seconds"][rank] / r["wall"][rank] for r in timed_results)
+                    for rank in range(len(last["wall"]))]
+        print(f"  all-to-all of the batch rows (the data spread over the ranks, one per step; waiting "
+              f"for the slower rank included): "
+              f"{', '.join(f'{s * 100:.1f}%' for s in exchange)} of the round by rank (median over rounds)")
         single = self.run(1)
         print(f"  peak RSS by rank {', '.join(f'{p:.1f}' for p in last['peak_mib'])} MiB; 1 process "
               f"(same script, same threads per process) {single['peak_mib'][0]:.1f} MiB + gradient buffer "

@@ -9,6 +9,7 @@ ends the job with its exit code, quickly, and leaves no process behind.
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -98,6 +99,38 @@ def test_two_ranks_with_half_batches_train_what_one_process_trains(tmp_path, con
     with np.load(tmp_path / "one" / "checkpoints" / "last.npz") as a, \
             np.load(tmp_path / "two" / "checkpoints" / "last.npz") as b:
         assert set(a.files) == set(b.files)
+
+
+SPREAD_TAKES = '''
+import numpy as np
+from dltrain.data.dataset import Split
+from dltrain.parallel import mpi, shards
+
+comm = mpi.world()
+rng = np.random.default_rng(0)
+n = 1003
+whole = Split(rng.random((n, 7), dtype=np.float32), rng.integers(0, 5, n), np.arange(n))
+spread = shards.spread(whole, comm)
+order = rng.permutation(n)
+batches = [order[s:s + 64] for s in range(0, n, 64)] + [order[:1]]
+same = True
+for batch in batches:
+    a, b = whole.take_share(batch, comm), spread.take_share(batch, comm)
+    same &= np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[0].dtype == b[0].dtype
+print(f"rank {comm.rank}: {'same' if same else 'DIFFERENT'} rows", flush=True)
+'''
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_spread_data_gives_every_rank_its_share_through_real_all_to_alls(tmp_path, ranks):
+    """parallel/shards.py over real MPI (Alltoallv): every rank's share, for a short last batch too."""
+    script = tmp_path / "spread.py"
+    script.write_text(SPREAD_TAKES)
+    done = subprocess.run([str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks), sys.executable,
+                           str(script)], capture_output=True, text=True, timeout=60, env=ENV)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.findall(r"rank (\d+): (same|DIFFERENT) rows", done.stdout)    # ranks' lines may interleave
+    assert sorted(found) == [(str(r), "same") for r in range(ranks)], done.stdout
 
 
 def test_a_small_last_batch_with_an_empty_share_on_one_rank(tmp_path):

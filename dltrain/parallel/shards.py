@@ -114,8 +114,8 @@ class ShardedSplit:
             raise ValueError(f"rank {comm.rank} holds {len(self.rows)} rows; its shard of {n} has "
                              f"{self.bounds[comm.rank + 1] - self.bounds[comm.rank]}")
         self.arrays_ = [a for a in (x, y) if a is not None]
-        self.row_bytes = [a[0:1].nbytes if len(a) else int(np.prod(a.shape[1:])) * a.itemsize
-                          for a in self.arrays_]
+        self.row_bytes = [int(np.prod(a.shape[1:], dtype=np.int64)) * a.itemsize for a in self.arrays_]
+        self.width = sum(self.row_bytes)
 
     def __len__(self):
         return self.n
@@ -128,35 +128,44 @@ class ShardedSplit:
         """Raw (x, y) of this rank's share of the batch at ``positions`` of the split, the rows
         other ranks hold received from them (``comm``: the split's own, whatever is passed)."""
         positions = np.asarray(positions, dtype=np.int64)
-        comm, width = self.comm, sum(self.row_bytes)
-        lo = self.bounds[comm.rank]
-        sends, send_counts = [], []
-        for rank in range(comm.size):               # the rows of each rank's share that are mine
-            wanted = positions[comm.share_of(rank, len(positions))]
-            sends.append(self.rows[wanted[self.owner(wanted) == comm.rank] - lo])
-            send_counts.append(len(sends[-1]) * width)
-        wanted = positions[comm.share(len(positions))]
-        owners = self.owner(wanted)
-        recv_counts = np.bincount(owners, minlength=comm.size) * width
-        received = comm.exchange(self._pack(np.concatenate(sends)), send_counts, recv_counts.tolist())
-        packed = np.empty((len(wanted), width), np.uint8)
-        packed[np.argsort(owners, kind="stable")] = received.reshape(len(wanted), width)
-        return self._unpack(packed)
+        comm, n = self.comm, len(positions)
+        owners = self.owner(positions)
+        starts = [comm.share_of(rank, n).start for rank in range(comm.size)] + [n]
+        destinations = np.repeat(np.arange(comm.size), np.diff(starts))
+        mine = owners == comm.rank        # in batch order, so already grouped by destination
+        send_counts = np.bincount(destinations[mine], minlength=comm.size) * self.width
+        share = owners[starts[comm.rank]:starts[comm.rank + 1]]
+        recv_counts = np.bincount(share, minlength=comm.size) * self.width
+        rows = self.rows[positions[mine] - self.bounds[comm.rank]]
+        received = comm.exchange(self._pack(rows, send_counts // max(self.width, 1)), send_counts.tolist(),
+                                 recv_counts.tolist())
+        # from each rank in turn its rows of the share, in batch order: where each one goes
+        return self._unpack(received, recv_counts // max(self.width, 1), np.argsort(share, kind="stable"))
 
-    def _pack(self, rows):
-        """The shard's ``rows`` of every array, side by side, one row of bytes per row."""
-        out = np.empty((len(rows), sum(self.row_bytes)), np.uint8)
-        column = 0
-        for array, width in zip(self.arrays_, self.row_bytes):
-            out[:, column:column + width] = np.ascontiguousarray(array[rows]).view(np.uint8).reshape(len(rows), width)
-            column += width
-        return out.reshape(-1)
+    def _blocks(self, buffer, counts):
+        """(rank, array index, typed view) of each block of ``buffer``: for each rank in turn, its
+        ``counts[rank]`` rows of every array, one array after the other."""
+        offset = 0
+        for rank, count in enumerate(counts):
+            for i, (array, width) in enumerate(zip(self.arrays_, self.row_bytes)):
+                block = buffer[offset:offset + count * width].view(array.dtype)
+                yield rank, i, block.reshape((int(count),) + array.shape[1:])
+                offset += count * width
 
-    def _unpack(self, packed):
-        parts, column = [], 0
-        for array, width in zip(self.arrays_, self.row_bytes):
-            part = np.ascontiguousarray(packed[:, column:column + width]).view(array.dtype)
-            parts.append(part.reshape((len(packed),) + array.shape[1:]))
-            column += width
+    def _pack(self, rows, counts):
+        """The shard's ``rows`` (grouped by the rank they go to, ``counts`` of them each) of every
+        array, as bytes: per rank, each array's rows in one block (copies of whole rows)."""
+        out = np.empty(len(rows) * self.width, np.uint8)
+        firsts = np.concatenate([[0], np.cumsum(counts)])
+        for rank, i, block in self._blocks(out, counts):
+            np.take(self.arrays_[i], rows[firsts[rank]:firsts[rank + 1]], axis=0, out=block, mode="clip")
+        return out
+
+    def _unpack(self, received, counts, where):
+        """Each array's rows of the share out of ``received`` (``_pack``'s layout): the i-th row
+        received goes to row where[i]."""
+        parts = [np.empty((len(where),) + a.shape[1:], a.dtype) for a in self.arrays_]
+        firsts = np.concatenate([[0], np.cumsum(counts)])
+        for rank, i, block in self._blocks(received, counts):
+            parts[i][where[firsts[rank]:firsts[rank + 1]]] = block
         return parts[0], (parts[1] if self.y is not None else None)
-
