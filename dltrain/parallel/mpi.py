@@ -58,6 +58,9 @@ def refuse_srun_without_pmi(environ=None):
                           fix=SRUN)
 
 
+_DEFERRED = []      # the communicators created before MPI started (rank_of_job, abort_job)
+
+
 def _importable():
     """A ConfigError naming the install command unless mpi4py can be imported (not importing it:
     that would start MPI)."""
@@ -92,6 +95,7 @@ class MPICommunicator(Communicator):
         if comm is None and rank is not None and size > 1:
             _importable()
             self.rank, self.size = rank, size
+            _DEFERRED.append(self)            # this process is a rank of a job, MPI not started yet
         else:
             self._start()
 
@@ -158,13 +162,14 @@ def world():
 
 
 def rank_of_job():
-    """(rank, size) of this process in an MPI job (started, or announced by its launcher to a
-    process that has not started MPI yet), else (0, 1)."""
+    """(rank, size) of this process in an MPI job (started, or one whose communicator exists and
+    will start MPI at its first collective), else (0, 1): a command that never joins the job
+    (``evaluate`` under mpiexec) is a process of its own."""
     MPI = sys.modules.get("mpi4py.MPI")
     if MPI is not None and MPI.Is_initialized() and not MPI.Is_finalized():
         return MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
-    if MPI is None and launched_size() > 1 and launched_rank() is not None:
-        return launched_rank(), launched_size()
+    if MPI is None and _DEFERRED:
+        return _DEFERRED[0].rank, _DEFERRED[0].size
     return 0, 1
 
 
