@@ -136,14 +136,13 @@ class ShardedSplit:
         starts = [comm.share_of(rank, n).start for rank in range(comm.size)] + [n]
         destinations = np.repeat(np.arange(comm.size), np.diff(starts))
         mine = owners == comm.rank        # in batch order, so already grouped by destination
-        send_counts = np.bincount(destinations[mine], minlength=comm.size) * self.width
+        sent = np.bincount(destinations[mine], minlength=comm.size)         # rows to each rank
         share = owners[starts[comm.rank]:starts[comm.rank + 1]]
-        recv_counts = np.bincount(share, minlength=comm.size) * self.width
+        got = np.bincount(share, minlength=comm.size)                       # rows from each rank
         rows = self.rows[positions[mine] - self.bounds[comm.rank]]
-        received = comm.exchange(self._pack(rows, send_counts // max(self.width, 1)), send_counts.tolist(),
-                                 recv_counts.tolist())
+        received = comm.exchange(self._pack(rows, sent), (sent * self.width).tolist(), (got * self.width).tolist())
         # from each rank in turn its rows of the share, in batch order: where each one goes
-        return self._unpack(received, recv_counts // max(self.width, 1), np.argsort(share, kind="stable"))
+        return self._unpack(received, got, np.argsort(share, kind="stable"))
 
     def _blocks(self, buffer, counts):
         """(rank, array index, typed view) of each block of ``buffer``: for each rank in turn, its
