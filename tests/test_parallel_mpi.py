@@ -354,3 +354,51 @@ def test_workers_without_the_mpi_extra_names_the_install_command(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "pip install 'dltrain[mpi]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+PEAK_AT_EXIT = '''
+import atexit, os, sys
+
+def report():
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    print(f"peak {os.environ.get('PMI_RANK', '-')} {int(peak) / 1024:.1f}", file=sys.stderr, flush=True)
+
+atexit.register(report)
+from dltrain.cli import main
+sys.argv = ["dltrain", *sys.argv[1:]]
+main()
+'''
+
+
+@pytest.mark.slow
+def test_a_rank_of_dltrain_fit_peaks_under_one_process_plus_the_gradient_buffer(tmp_path):
+    """The must-hold on `dltrain fit` itself: 2 ranks on an MLP whose data (30,000 x 784 float32,
+    90 MiB, read from an .npz by every rank) dominates; each rank keeps half of it, and MPI starts
+    after it is loaded, so its runtime does not add to the loading peak."""
+    from dltrain.parallel import launch
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x=rng.random((30_000, 784), dtype=np.float32), y=rng.integers(0, 10, 30_000))
+    config = write_config(tmp_path, {
+        "name": "peak", "seed": 1, "data": {"train": {"type": "npz", "path": str(tmp_path / "data.npz")},
+                                            "validation": {"split": 0.1}},
+        "model": {"input_shape": [784], "layers": [{"type": "dense", "units": 512, "activation": "relu"},
+                                                   {"type": "dense", "units": 10, "activation": "softmax"}]},
+        "loss": "sparse_categorical_crossentropy", "optimizer": "rmsprop", "training": {"epochs": 1, "batch_size": 128}})
+    script = tmp_path / "peak.py"
+    script.write_text(PEAK_AT_EXIT)
+    env = launch.rank_environment(2, ENV)
+
+    def peaks(*prefix):
+        done = subprocess.run([*prefix, sys.executable, str(script), "fit", str(config), "--run-dir",
+                               str(tmp_path / f"run{len(prefix)}"), "--quiet"],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return [float(value) for value in re.findall(r"peak \S+ ([\d.]+)", done.stderr)]
+
+    (single,) = peaks()
+    ranks = peaks(str(Path(sys.executable).parent / "mpiexec"), "-n", "2")
+    buffer = (784 * 512 + 512 + 512 * 10 + 10 + 4) * 4 / 2**20
+    print("peaks: 1 process", single, "+ buffer", round(buffer, 2), "ranks", ranks)
+    assert len(ranks) == 2 and max(ranks) <= single + buffer, (single, ranks)
