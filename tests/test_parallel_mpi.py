@@ -26,6 +26,7 @@ pytest.importorskip("mpi4py", reason="the mpi extra is not installed: pip instal
 if not (Path(sys.executable).parent / "mpiexec").exists():
     pytest.skip("no mpiexec beside this Python (the mpich wheel of dltrain[mpi])", allow_module_level=True)
 
+MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 CONVNET = {
@@ -71,6 +72,14 @@ def assert_same_parameters(a, b, rtol=1e-5):
         difference = float(np.linalg.norm((a[key] - b[key]).astype(np.float64)))
         assert difference <= rtol * max(float(np.linalg.norm(a[key].astype(np.float64))), 1e-6), \
             (key, difference)
+
+
+def run_script(tmp_path, text, ranks=2):
+    """``text`` saved as a script and run as an MPI job of ``ranks`` through the wheel's mpiexec."""
+    script = tmp_path / "job.py"
+    script.write_text(text)
+    return subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, str(script)],
+                          capture_output=True, text=True, timeout=60, env=ENV)
 
 
 def write_config(tmp_path, config, name="c.yaml"):
@@ -124,10 +133,7 @@ print(f"rank {comm.rank}: {'same' if same else 'DIFFERENT'} rows", flush=True)
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_spread_data_gives_every_rank_its_share_through_real_all_to_alls(tmp_path, ranks):
     """parallel/shards.py over real MPI (Alltoallv): every rank's share, for a short last batch too."""
-    script = tmp_path / "spread.py"
-    script.write_text(SPREAD_TAKES)
-    done = subprocess.run([str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks), sys.executable,
-                           str(script)], capture_output=True, text=True, timeout=60, env=ENV)
+    done = run_script(tmp_path, SPREAD_TAKES, ranks)
     assert done.returncode == 0, done.stderr[-2000:]
     found = re.findall(r"rank (\d+): (same|DIFFERENT) rows", done.stdout)    # ranks' lines may interleave
     assert sorted(found) == [(str(r), "same") for r in range(ranks)], done.stdout
@@ -249,11 +255,8 @@ job()
 
 
 def test_a_rank_that_raises_ends_the_job_with_its_exit_code(tmp_path):
-    script = tmp_path / "job.py"
-    script.write_text(RAISE_ON_RANK_1)
     started = time.monotonic()
-    done = subprocess.run([str(Path(sys.executable).parent / "mpiexec"), "-n", "2", sys.executable,
-                           str(script)], capture_output=True, text=True, timeout=60, env=ENV)
+    done = run_script(tmp_path, RAISE_ON_RANK_1)
     assert done.returncode == 3, done.stderr[-2000:]
     assert time.monotonic() - started < 10
     assert "rank 1: DataError: row 7 of broken.csv" in done.stderr
@@ -284,11 +287,8 @@ job()
 def test_a_rank_that_raises_before_mpi_has_started_ends_the_job_with_its_exit_code(tmp_path):
     """A fit starts MPI after its data is loaded; a rank that fails while loading starts it to
     end the job, which happens once every rank has reached MPI_Init."""
-    script = tmp_path / "job.py"
-    script.write_text(RAISE_ON_RANK_1_BEFORE_MPI)
     started = time.monotonic()
-    done = subprocess.run([str(Path(sys.executable).parent / "mpiexec"), "-n", "2", sys.executable,
-                           str(script)], capture_output=True, text=True, timeout=60, env=ENV)
+    done = run_script(tmp_path, RAISE_ON_RANK_1_BEFORE_MPI)
     assert done.returncode == 3, done.stderr[-2000:]
     assert time.monotonic() - started < 10
     assert done.stderr.count("rank 1: DataError: row 7 of broken.csv") == 1, done.stderr
@@ -398,7 +398,7 @@ def test_a_rank_of_dltrain_fit_peaks_under_one_process_plus_the_gradient_buffer(
         return [float(value) for value in re.findall(r"peak \S+ ([\d.]+)", done.stderr)]
 
     (single,) = peaks()
-    ranks = peaks(str(Path(sys.executable).parent / "mpiexec"), "-n", "2")
+    ranks = peaks(MPIEXEC, "-n", "2")
     buffer = (784 * 512 + 512 + 512 * 10 + 10 + 4) * 4 / 2**20
     print("peaks: 1 process", single, "+ buffer", round(buffer, 2), "ranks", ranks)
     assert len(ranks) == 2 and max(ranks) <= single + buffer, (single, ranks)

@@ -27,18 +27,19 @@ SRUN = ("srun --mpi=pmi2 dltrain fit ... (Slurm's PMI-2, which MPICH's mpi4py sp
 
 def launched_size(environ=None):
     """The world size an MPI launcher announced in the environment (1 when there is none)."""
-    environ = os.environ if environ is None else environ
-    for name in _SIZE_VARIABLES:
-        value = environ.get(name, "")
-        if value.isdigit():
-            return int(value)
-    return 1
+    size = _announced(_SIZE_VARIABLES, environ)
+    return 1 if size is None else size
 
 
 def launched_rank(environ=None):
     """This process's rank as the MPI launcher announced it in the environment, or None."""
+    return _announced(_RANK_VARIABLES, environ)
+
+
+def _announced(names, environ=None):
+    """The first of the launchers' variables ``names`` set to a number, as an int, or None."""
     environ = os.environ if environ is None else environ
-    for name in _RANK_VARIABLES:
+    for name in names:
         value = environ.get(name, "")
         if value.isdigit():
             return int(value)
@@ -114,7 +115,8 @@ class MPICommunicator(Communicator):
     @property
     def MPI(self):
         """The mpi4py.MPI module (MPI started first if it has not)."""
-        self.comm
+        if self._comm is None:
+            self._start()
         return self._MPI
 
     def allreduce_sum(self, buffer):

@@ -6,9 +6,8 @@ it reads. Instead rank s keeps the rows at positions ``[s*n//N, (s+1)*n//N)`` of
 *shard*), and for each batch every rank sends each other rank the rows of that rank's share that
 lie in its shard: one ``Communicator.exchange`` per batch carries every array of the split
 (inputs and labels; per rank, each array's rows in one block), so a row travels once. Every
-rank knows the whole
-batch (the order comes from (seed, epoch)), so every rank computes what it sends and receives;
-no counts travel. The rows arrive in the batch's order: what a rank trains on is bit for bit
+rank knows the whole batch (the order comes from (seed, epoch)), so every rank computes what it
+sends and receives; no counts travel. The rows arrive in the batch's order: what a rank trains on is bit for bit
 what it would take from the whole split.
 
 ``spread_all(splits, comm)`` is what ``fit`` uses (``spread(split, comm)`` for one split): a
